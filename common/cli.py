@@ -1,0 +1,225 @@
+"""The `python -m <domain>.<model> train|evaluate|predict` scaffolding.
+
+A model module declares its hyperparameters once as a dataclass deriving from
+`TrainConfig`; every field becomes a `train` flag (`batch_size` -> `--batch-size`,
+booleans get `--x/--no-x`, `metadata={"choices": ...}` restricts values). The value a
+run uses is: dataclass default, then the `--demo` preset, then (with `--resume`) the
+run's saved config.json, then flags given explicitly. Usage errors print one line and
+exit 2; a failed run prints one line and exits 1; Ctrl-C exits 130.
+"""
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy
+from common.errors import DlsuiteError, UsageError
+
+RUNS_ROOT = Path("runs")
+
+
+@dataclass
+class TrainConfig:
+    """The hyperparameters every trainer has; models subclass it and add their own."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 0.01
+    seed: int = 0
+
+    def validate(self):
+        """Raise UsageError for out-of-range values; subclasses extend it."""
+        if self.epochs < 1:
+            raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be positive, got {self.lr}")
+
+
+@dataclass
+class Command:
+    """One sub-command: `fn(ctx) -> dict | None`; a returned dict is printed as JSON."""
+
+    fn: typing.Callable
+    help: str
+    add_arguments: typing.Callable = None
+    trains: bool = False
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_config_arguments(parser, config_cls):
+    """Add one flag per dataclass field, defaulting to 'not given' (argparse.SUPPRESS)."""
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        kind = hints[f.name]
+        options = {"default": argparse.SUPPRESS, "help": f.metadata.get("help", "")}
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        options["help"] += f" (default: {default})"
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = kind if kind in (int, float, str) else str
+            if "choices" in f.metadata:
+                options["choices"] = f.metadata["choices"]
+            options["metavar"] = f.metadata.get("metavar", f.name.upper())
+        parser.add_argument(_flag(f.name), **options)
+
+
+def build_config(config_cls, explicit, demo=None, saved=None):
+    """Defaults <- demo preset <- saved config.json <- explicit flags; then validate."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    values = {}
+    for layer in (demo or {}, {k: v for k, v in (saved or {}).items() if k in names}, explicit):
+        values.update(layer)
+    config = config_cls(**values)
+    config.validate()
+    return config
+
+
+class Context:
+    """What a command function gets: parsed flags, the config, the run directory, the strategy."""
+
+    def __init__(self, prog, command, args, config, argv=()):
+        self.prog = prog
+        self.argv = list(argv)
+        self.command = command
+        self.args = args
+        self.config = config
+        self._strategy = None
+
+    @property
+    def data_dir(self):
+        return getattr(self.args, "data_dir", None)
+
+    @property
+    def demo(self):
+        return getattr(self.args, "demo", False)
+
+    @property
+    def run_dir(self):
+        return self.args.run_dir
+
+    @property
+    def strategy(self):
+        if self._strategy is None:
+            self._strategy = make_strategy(getattr(self.args, "strategy", "default"),
+                                           getattr(self.args, "devices", None))
+        return self._strategy
+
+    def run(self):
+        """The training Run for this command (train only), config.json written."""
+        from common.training import Run
+
+        run = Run(self.run_dir, resume=getattr(self.args, "resume", False), chief=is_chief(self.strategy))
+        run.write_config(self.config, command=" ".join(["python -m", self.prog, *self.argv]),
+                         replicas=self.strategy.num_replicas_in_sync)
+        return run
+
+
+def default_run_root(prog):
+    return RUNS_ROOT / prog.rsplit(".", 1)[-1]
+
+
+def latest_run(prog):
+    """The newest run directory under runs/<model>/, or None."""
+    root = default_run_root(prog)
+    runs = sorted(p for p in root.glob("*") if (p / "config.json").exists()) if root.is_dir() else []
+    return runs[-1] if runs else None
+
+
+def build_parser(prog, description, config_cls, commands):
+    parser = _Parser(prog=f"python -m {prog}", description=description)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(commands) + "}",
+                                parser_class=_Parser)
+    for name, cmd in commands.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p.add_argument("--data-dir", type=Path, help="directory holding the dataset's own layout")
+        p.add_argument("--run-dir", type=Path,
+                       help=f"run directory (default: new runs/{default_run_root(prog).name}/<time> for train, "
+                            "the newest one otherwise)")
+        p.add_argument("--demo", action="store_true", help="use the small offline generated dataset and demo preset")
+        if cmd.trains:
+            add_config_arguments(p, config_cls)
+            p.add_argument("--devices", type=_positive_int, help="number of replicas (GPUs, or logical CPUs)")
+            p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
+            p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or the newest)")
+        if cmd.add_arguments is not None:
+            cmd.add_arguments(p)
+    return parser
+
+
+def _resolve_run_dir(prog, args, trains):
+    if args.run_dir is not None:
+        return
+    if trains and not getattr(args, "resume", False):
+        args.run_dir = default_run_root(prog) / time.strftime("%Y%m%d-%H%M%S")
+        return
+    args.run_dir = latest_run(prog)
+    if args.run_dir is None:
+        raise UsageError(f"no run found under {default_run_root(prog)}; train first or pass --run-dir")
+
+
+def print_metrics(metrics):
+    """Print metrics as one JSON object on the last line of stdout."""
+    print(json.dumps(metrics, default=lambda o: o.item() if hasattr(o, "item") else str(o)), flush=True)
+
+
+def main(prog, description, config_cls, commands, demo=None, argv=None):
+    """Parse `argv`, build the context and run the chosen command; return the exit code."""
+    parser = build_parser(prog, description, config_cls, commands)
+    args = parser.parse_args(argv)
+    cmd = commands[args.command]
+    try:
+        _resolve_run_dir(prog, args, cmd.trains)
+        explicit = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
+        saved = None
+        if not cmd.trains or getattr(args, "resume", False):
+            path = Path(args.run_dir) / "config.json"
+            if not path.exists():
+                raise UsageError(f"{args.run_dir} is not a run directory (no config.json); pass the --run-dir of a train run")
+            saved = json.loads(path.read_text())
+        config = build_config(config_cls, explicit, demo if args.demo else None, saved)
+        if cmd.trains:
+            configure_devices(args.devices)
+        from common.training import set_seed
+
+        set_seed(config.seed)
+        argv = sys.argv[1:] if argv is None else argv
+        result = cmd.fn(Context(prog, args.command, args, config, argv))
+        if isinstance(result, dict):
+            print_metrics(result)
+        return 0
+    except DlsuiteError as e:
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry(prog, description, config_cls, commands, demo=None):
+    """`sys.exit(main(...))` for a module's `if __name__ == "__main__":` block."""
+    sys.exit(main(prog, description, config_cls, commands, demo=demo))

@@ -1,0 +1,174 @@
+"""Dataset download, cache and extraction, shared by every domain.
+
+`resolve_dataset` is what a domain reader calls: it returns a directory holding the
+dataset's own layout, taken from `--data-dir`, from the cache, or downloaded from
+the canonical address (SHA-1 checked). Offline it fails within seconds with one
+line naming what is missing, where it looked, the address, and the way out.
+"""
+import hashlib
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from common.errors import DatasetError
+
+CACHE_ENV = "DLSUITE_CACHE"
+DEFAULT_TIMEOUT_S = 5.0
+_CHUNK = 1 << 20
+
+
+def cache_root():
+    """The dataset cache: `$DLSUITE_CACHE`, else `~/.cache/dlsuite`."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dlsuite")
+
+
+def shared_data_dir():
+    """`../shared/data` beside the project checkout (real test data), or None if absent."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+def sha1_of(path):
+    """Hex SHA-1 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url, sha1, cache_dir=None, timeout=DEFAULT_TIMEOUT_S):
+    """Download `url` into `cache_dir` (default `cache_root()`) and return its path.
+
+    A cached file with the right SHA-1 is reused. The body streams to a temporary file
+    that is renamed into place only after its SHA-1 matches; on a mismatch nothing is
+    left behind and `DatasetError` names both hashes. Connection failures raise
+    `DatasetError` after at most `timeout` seconds of silence, with no retries.
+    """
+    cache_dir = Path(cache_dir or cache_root())
+    target = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
+    if target.exists() and (sha1 is None or sha1_of(target) == sha1):
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
+    try:
+        digest = hashlib.sha1()
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    for chunk in iter(lambda: response.read(_CHUNK), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+            except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
+                reason = getattr(e, "reason", None) or e
+                raise DatasetError(
+                    f"cannot download {url} ({reason}); put the files in a directory and pass "
+                    f"--data-dir, or copy {target.name} into {cache_dir}"
+                ) from None
+        if sha1 is not None and digest.hexdigest() != sha1:
+            raise DatasetError(
+                f"SHA-1 mismatch for {url}: expected {sha1}, got {digest.hexdigest()}; "
+                "the download is corrupt or the file changed upstream (nothing was cached)"
+            )
+        os.replace(tmp, target)
+        return target
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _safe_members(names, dest):
+    root = dest.resolve()
+    for name in names:
+        path = (root / name).resolve()
+        if path != root and root not in path.parents:
+            raise DatasetError(f"archive entry {name!r} escapes the target directory {dest}; refusing to extract")
+
+
+def extract(archive, dest):
+    """Extract a zip or tar archive into `dest` (created) and return `dest`.
+
+    Entries that would land outside `dest` (absolute paths, `..`, links pointing out)
+    raise `DatasetError` before anything is written. Extraction goes to a temporary
+    sibling directory that is renamed into place, so a failure leaves no half tree.
+    """
+    archive, dest = Path(archive), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                _safe_members(z.namelist(), tmp)
+                z.extractall(tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as t:
+                members = t.getmembers()
+                _safe_members([m.name for m in members], tmp)
+                for m in members:
+                    if m.issym() or m.islnk():
+                        _safe_members([str(Path(m.name).parent / m.linkname)], tmp)
+                t.extractall(tmp, filter="data")
+        else:
+            raise DatasetError(f"{archive} is not a zip or tar archive (corrupt download?); delete it and retry")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+        return dest
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+        raise DatasetError(f"corrupt archive {archive} ({e}); delete it and retry") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def find_layout(root, required):
+    """Return `root` or the first sub-directory (two levels deep) holding every `required` path."""
+    root = Path(root)
+    candidates = [root] + sorted(p for p in root.glob("*") if p.is_dir())
+    candidates += sorted(p for p in root.glob("*/*") if p.is_dir())
+    for c in candidates:
+        if all((c / r).exists() for r in required):
+            return c
+    return None
+
+
+def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint="",
+                    timeout=DEFAULT_TIMEOUT_S):
+    """Return a directory holding the dataset's own layout (all `required` relative paths).
+
+    With `data_dir` the files must be there (or one or two levels below). Otherwise the
+    extracted copy in `cache_root()/name` is used, downloading and extracting `url`
+    first when needed. `hint` names the offline alternative (e.g. "--demo").
+    """
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise DatasetError(f"--data-dir {data_dir} does not exist or is not a directory")
+        found = find_layout(data_dir, required)
+        if found is None:
+            missing = next(r for r in required if not (data_dir / r).exists())
+            raise DatasetError(f"{name}: {data_dir / missing} not found; --data-dir must hold {', '.join(required)}")
+        return found
+    extracted = cache_root() / name
+    found = find_layout(extracted, required) if extracted.is_dir() else None
+    if found is not None:
+        return found
+    if url is None:
+        raise DatasetError(f"{name} is not in {extracted}; pass --data-dir" + (f" or use {hint}" if hint else ""))
+    try:
+        archive = download(url, sha1, cache_root() / "downloads", timeout=timeout)
+    except DatasetError as e:
+        raise DatasetError(
+            f"{name} not found in {extracted} and the download failed: {e}" + (f"; or use {hint}" if hint else "")
+        ) from None
+    extract(archive, extracted)
+    found = find_layout(extracted, required)
+    if found is None:
+        raise DatasetError(f"{archive} does not contain {', '.join(required)}; is it the right archive?")
+    return found

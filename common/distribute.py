@@ -1,0 +1,131 @@
+"""The tf.distribute strategy every trainer runs under.
+
+`configure_devices` must run before TensorFlow creates its runtime (before any op):
+on a machine without GPUs it splits the CPU into N logical devices so that
+MirroredStrategy really runs N replicas. `make_strategy` then picks the strategy
+from a flag value and `TF_CONFIG`. Batch sizes given on the command line are
+global (summed over replicas); `per_replica_batch_size` is the one place that
+divides them.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+from common.errors import UsageError
+
+STRATEGIES = ("auto", "default", "one-device", "mirrored", "multi-worker")
+
+
+def _gpus():
+    return tf.config.list_physical_devices("GPU")
+
+
+def configure_devices(devices=None):
+    """Make at least `devices` logical devices of the local accelerator type available.
+
+    With GPUs nothing is split (`devices` picks the first N GPUs in `make_strategy`).
+    Without, the first physical CPU becomes `devices` logical CPUs. Idempotent when at
+    least that many logical CPUs already exist; raises `UsageError` (one line) when
+    TensorFlow's runtime is already initialised with fewer.
+    """
+    if devices is None:
+        return
+    if devices < 1:
+        raise UsageError(f"--devices must be at least 1, got {devices}")
+    gpus = _gpus()
+    if gpus:
+        if devices > len(gpus):
+            raise UsageError(f"--devices {devices} asks for more GPUs than the {len(gpus)} visible")
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current and len(current) >= devices:
+        return
+    if devices == 1 and not current:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
+        )
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have >= devices:
+            return
+        raise UsageError(
+            f"--devices {devices}: TensorFlow already started with {have} CPU device(s); "
+            "call common.distribute.configure_devices before any TensorFlow op"
+        ) from None
+
+
+def _local_devices(devices):
+    gpus = tf.config.list_logical_devices("GPU")
+    pool = gpus or tf.config.list_logical_devices("CPU")
+    n = devices or len(pool)
+    if n > len(pool):
+        raise UsageError(f"--devices {n}: only {len(pool)} device(s) are available")
+    return [d.name for d in pool[:n]]
+
+
+def make_strategy(name="auto", devices=None):
+    """Return a `tf.distribute.Strategy` for `--strategy name --devices N`.
+
+    auto: MultiWorkerMirroredStrategy when `TF_CONFIG` is set, MirroredStrategy when
+    more than one GPU is visible (or `devices` > 1), else the default strategy.
+    default: no distribution. one-device: the first device. mirrored: N local
+    devices (all GPUs, or N logical CPUs). multi-worker: from `TF_CONFIG`.
+    """
+    if name not in STRATEGIES:
+        raise UsageError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    configure_devices(devices)
+    if name == "auto":
+        if os.environ.get("TF_CONFIG"):
+            name = "multi-worker"
+        elif (devices or 1) > 1 or (devices is None and len(_gpus()) > 1):
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one-device":
+        return tf.distribute.OneDeviceStrategy(_local_devices(1)[0])
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(_local_devices(devices))
+    if not os.environ.get("TF_CONFIG"):
+        raise UsageError("--strategy multi-worker needs TF_CONFIG describing the cluster and this task")
+    try:
+        json.loads(os.environ["TF_CONFIG"])
+    except ValueError:
+        raise UsageError("TF_CONFIG is not valid JSON") from None
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief(strategy):
+    """True on the worker that writes run outputs (always true outside multi-worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def per_replica_batch_size(global_batch, strategy):
+    """Split a global batch size over the strategy's replicas; it must divide evenly."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise UsageError(
+            f"--batch-size {global_batch} does not split evenly over {replicas} replicas; "
+            f"use a multiple of {replicas}"
+        )
+    return global_batch // replicas
+
+
+def scale_loss(loss):
+    """Scale a per-replica mean loss for a custom `train_step`.
+
+    Gradients are summed over replicas; dividing by the number of replicas makes the
+    update equal to the single-replica one. Keras `Loss` objects already do this.
+    """
+    return loss / tf.distribute.get_replica_context().num_replicas_in_sync

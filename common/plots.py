@@ -1,0 +1,60 @@
+"""PNG figures (matplotlib with the Agg backend), written atomically."""
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save_figure(fig, path, dpi=100):
+    """Save `fig` as PNG at `path` (temporary file, then rename) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def learning_curves(history, path, keys=None):
+    """Plot per-epoch metrics (a list of dicts with an `epoch` key), one panel per metric.
+
+    A metric and its `val_` twin share a panel.
+    """
+    keys = keys or sorted({k for h in history for k, v in h.items()
+                           if isinstance(v, (int, float)) and k not in ("epoch", "time_s")
+                           and not k.startswith("val_")})
+    if not keys:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+    epochs = [h["epoch"] for h in history]
+    for ax, key in zip(axes[0], keys):
+        for name in (key, f"val_{key}"):
+            values = [h.get(name, np.nan) for h in history]
+            if not np.all(np.isnan(values)):
+                ax.plot(epochs, values, marker=".", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    return save_figure(fig, path)
+
+
+def image_grid(images, path, ncols=8, titles=None):
+    """Save a grid of images (N, H, W, C) with values in [0, 1] (or uint8) as one PNG."""
+    images = np.asarray(images)
+    n = len(images)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.5 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            img = images[i]
+            ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    return save_figure(fig, path)

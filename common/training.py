@@ -1,0 +1,248 @@
+"""Run directories and the epoch loop every trainer goes through.
+
+A run directory holds `config.json` (every hyperparameter), `metrics.json` (one
+entry per epoch), `checkpoints/epoch-NNNN/` (model and optimizer state, written to
+a temporary directory and renamed, so an interrupted write never damages an
+earlier checkpoint), `tensorboard/`, `curves.png` and the final `model.keras`.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from common.distribute import is_chief
+from common.errors import DlsuiteError, UsageError
+
+CHECKPOINTS = "checkpoints"
+
+
+def set_seed(seed):
+    """Seed Python, NumPy, TensorFlow and Keras in one call."""
+    keras.utils.set_random_seed(int(seed))
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class Run:
+    """A run directory. `resume=True` requires an existing run with a checkpoint.
+
+    Only the chief writes into `path`; other multi-worker replicas write their
+    (identical) checkpoints into a scratch directory that is deleted.
+    """
+
+    def __init__(self, path, resume=False, chief=True):
+        self.path = Path(path)
+        self.resume = resume
+        self.chief = chief
+        if resume and self.latest_checkpoint() is None:
+            raise UsageError(f"--resume: no checkpoint in {self.path / CHECKPOINTS}; start without --resume")
+        if not resume and self.latest_checkpoint() is not None:
+            raise UsageError(
+                f"run directory {self.path} already holds checkpoints; pass --resume to continue it "
+                "or choose a new --run-dir"
+            )
+        if chief:
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._writer = None
+
+    # --- files -----------------------------------------------------------------
+    def file(self, name):
+        """Path of a file inside the run directory."""
+        return self.path / name
+
+    def write_json(self, name, obj):
+        if self.chief:
+            write_json(self.file(name), obj)
+
+    def write_config(self, config, **extra):
+        """Record every hyperparameter (a dataclass) plus `extra` facts in config.json."""
+        data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        self.write_json("config.json", {**data, **extra})
+
+    def load_config(self):
+        path = self.file("config.json")
+        if not path.exists():
+            raise DlsuiteError(f"{path} not found; is {self.path} a run directory made by train?")
+        return json.loads(path.read_text())
+
+    @property
+    def metrics(self):
+        path = self.file("metrics.json")
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def log_epoch(self, logs):
+        """Append one epoch's metrics to metrics.json and TensorBoard."""
+        history = [m for m in self.metrics if m["epoch"] != logs["epoch"]] + [logs]
+        self.write_json("metrics.json", history)
+        if not self.chief:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
+        with self._writer.as_default():
+            for key, value in logs.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    tf.summary.scalar(key, value, step=logs["epoch"])
+        self._writer.flush()
+
+    # --- checkpoints -----------------------------------------------------------
+    def checkpoints(self):
+        root = self.path / CHECKPOINTS
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir() if p.name.startswith("epoch-") and (p / "DONE").exists())
+
+    def latest_checkpoint(self):
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def save_checkpoint(self, epoch, objects, keep=3):
+        """Write `objects` (name -> trackable) as checkpoint `epoch`; keep the newest `keep`."""
+        root = self.path / CHECKPOINTS if self.chief else Path(tempfile.mkdtemp(prefix="dlsuite-worker-"))
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".epoch-"))
+        tf.train.Checkpoint(**objects).write(str(tmp / "state"))
+        (tmp / "DONE").write_text(str(epoch))
+        if not self.chief:
+            shutil.rmtree(root)
+            return
+        final = root / f"epoch-{epoch:04d}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in self.checkpoints()[:-keep]:
+            shutil.rmtree(old)
+
+    def restore(self, objects, checkpoint=None):
+        """Restore `objects` from `checkpoint` (default the latest); return its epoch.
+
+        Variables not yet created (an optimizer before its first step) are restored
+        when they are created.
+        """
+        checkpoint = checkpoint or self.latest_checkpoint()
+        if checkpoint is None:
+            raise DlsuiteError(f"no checkpoint in {self.path / CHECKPOINTS}; train first")
+        tf.train.Checkpoint(**objects).read(str(checkpoint / "state")).expect_partial()
+        return int((checkpoint / "DONE").read_text())
+
+
+def optimizers_of(model):
+    """The model's compiled optimizer plus any optimizer attributes (GAN-style models)."""
+    found = []
+    for value in [getattr(model, "optimizer", None), *vars(model).values()]:
+        if isinstance(value, keras.optimizers.Optimizer) and all(value is not f for f in found):
+            found.append(value)
+    return found
+
+
+def training_state(model):
+    """Name -> trackable for everything a checkpoint must hold to resume `model`."""
+    state = {"model": model}
+    for i, opt in enumerate(optimizers_of(model)):
+        state[f"optimizer_{i}"] = opt
+    return state
+
+
+class _Interrupt:
+    """Turn the first Ctrl-C into a flag checked between batches; a second one aborts."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self._previous = signal.getsignal(signal.SIGINT)
+        try:
+            signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this epoch's checkpoint (Ctrl-C again to abort now)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _verbose():
+    return 1 if sys.stdout.isatty() else 2
+
+
+def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=None,
+        callbacks=(), steps_per_epoch=None, save_model=True, verbose=None):
+    """Train `model` for `epochs` epochs into `run`, resuming when `run.resume` is set.
+
+    `train_data` is a `tf.data.Dataset` or a function `epoch -> Dataset` (so shuffles
+    can be seeded per epoch and a resumed run sees the same batches). After every
+    epoch the logs, plus whatever `on_epoch_end(epoch, logs)` returns (a dict of extra
+    metrics, e.g. a validation mAP), go to metrics.json and TensorBoard, and a
+    checkpoint is written. Ctrl-C finishes the current epoch, checkpoints, and
+    returns. Returns the list of per-epoch metric dicts.
+    """
+    state = training_state(model)
+    start = 0
+    if run.resume:
+        start = run.restore(state)
+        print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
+    make_data = train_data if callable(train_data) else (lambda epoch: train_data)
+    verbose = _verbose() if verbose is None else verbose
+    with _Interrupt() as interrupt:
+        for epoch in range(start, epochs):
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            tic = time.perf_counter()
+            history = model.fit(make_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
+                                validation_data=validation_data, steps_per_epoch=steps_per_epoch,
+                                callbacks=list(callbacks), verbose=verbose, shuffle=False)
+            logs = {"epoch": epoch + 1, "time_s": round(time.perf_counter() - tic, 3)}
+            logs.update({k: float(v[-1]) for k, v in history.history.items()})
+            if on_epoch_end is not None:
+                logs.update(on_epoch_end(epoch, logs) or {})
+            run.log_epoch(logs)
+            run.save_checkpoint(epoch + 1, state)
+            if interrupt.requested or getattr(model, "stop_training", False):
+                print(f"stopped after epoch {epoch + 1}; continue with --resume --run-dir {run.path}",
+                      file=sys.stderr)
+                break
+    if save_model and run.chief and run.metrics:
+        save_keras_model(model, run.file("model.keras"))
+        from common.plots import learning_curves
+
+        learning_curves(run.metrics, run.file("curves.png"))
+    return run.metrics
+
+
+def save_keras_model(model, path):
+    """Save the whole model as a .keras file atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)

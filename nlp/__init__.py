@@ -1,0 +1,2 @@
+"""nlp domain of dlsuite."""
+import common  # noqa: F401  (imports TensorFlow with its start-up noise silenced)

@@ -1,0 +1,2 @@
+"""recsys domain of dlsuite."""
+import common  # noqa: F401  (imports TensorFlow with its start-up noise silenced)

@@ -1,0 +1,2 @@
+"""rl domain of dlsuite."""
+import common  # noqa: F401  (imports TensorFlow with its start-up noise silenced)

@@ -1,0 +1,1 @@
+import common  # noqa: F401  (silences TensorFlow start-up before any test imports it)

@@ -1,0 +1,64 @@
+"""A tiny regression model wired through the spine, used by the spine's own tests."""
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import cli, training
+from common.errors import DatasetError
+
+
+@dataclass
+class ToyConfig(cli.TrainConfig):
+    epochs: int = 4
+    batch_size: int = 16
+    lr: float = 0.05
+    hidden: int = 8
+    optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"], "help": "optimizer"})
+
+
+def load(data_dir):
+    """Read x.npy / y.npy from data_dir, or generate y = sum(x) + noise (seeded) when None."""
+    if data_dir is None:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(128, 4)).astype("float32")
+        return x, (x.sum(1, keepdims=True) + 0.01 * rng.normal(size=(128, 1))).astype("float32")
+    if not (data_dir / "x.npy").exists():
+        raise DatasetError(f"{data_dir / 'x.npy'} not found")
+    return np.load(data_dir / "x.npy"), np.load(data_dir / "y.npy")
+
+
+def build(config):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(config.hidden, activation="tanh"),
+                              keras.layers.Dense(1)])
+    opt = keras.optimizers.Adam(config.lr) if config.optimizer == "adam" else keras.optimizers.SGD(config.lr)
+    model.compile(opt, "mse")
+    return model
+
+
+def train(ctx):
+    cfg = ctx.config
+    x, y = load(ctx.data_dir)
+    with ctx.strategy.scope():
+        model = build(cfg)
+    run = ctx.run()
+    data = lambda epoch: (tf.data.Dataset.from_tensor_slices((x, y))
+                          .shuffle(len(x), seed=cfg.seed + epoch).batch(cfg.batch_size))
+    history = training.fit(model, data, run, epochs=cfg.epochs, verbose=0)
+    return {"loss": history[-1]["loss"]}
+
+
+def evaluate(ctx):
+    x, y = load(ctx.data_dir)
+    model = build(ctx.config)
+    training.Run(ctx.run_dir, resume=True).restore({"model": model})
+    return {"mse": float(model.evaluate(x, y, verbose=0))}
+
+
+COMMANDS = {"train": cli.Command(train, "train the toy model", trains=True),
+            "evaluate": cli.Command(evaluate, "evaluate the toy model")}
+
+
+def main(argv=None):
+    return cli.main("tests.toy", "toy model", ToyConfig, COMMANDS, demo={"epochs": 2}, argv=argv)
