@@ -16,14 +16,22 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy
+from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy, per_replica_batch_size
 from common.errors import DlsuiteError, UsageError
 
 RUNS_ROOT = Path("runs")
 
 
 @dataclass
-class TrainConfig:
+class Config:
+    """Base of every command's hyperparameter dataclass."""
+
+    def validate(self):
+        """Raise UsageError for out-of-range values; subclasses extend it."""
+
+
+@dataclass
+class TrainConfig(Config):
     """The hyperparameters every trainer has; models subclass it and add their own."""
 
     epochs: int = 10
@@ -43,12 +51,23 @@ class TrainConfig:
 
 @dataclass
 class Command:
-    """One sub-command: `fn(ctx) -> dict | None`; a returned dict is printed as JSON."""
+    """One sub-command: `fn(ctx) -> dict | None`; a returned dict is printed as JSON.
+
+    `trains`: takes the config flags plus --devices/--strategy/--resume and gets a new
+    run directory. `configurable`: takes the config flags and gets a new run directory
+    without training under a strategy (e.g. value iteration). Otherwise the command
+    works on an existing run (`--run-dir`, default the newest) and its saved config.
+    """
 
     fn: typing.Callable
     help: str
     add_arguments: typing.Callable = None
     trains: bool = False
+    configurable: bool = False
+
+    @property
+    def fresh(self):
+        return self.trains or self.configurable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,18 +143,23 @@ class Context:
 
     @property
     def strategy(self):
+        """The tf.distribute strategy from --strategy/--devices; checks the global batch splits evenly."""
         if self._strategy is None:
-            self._strategy = make_strategy(getattr(self.args, "strategy", "default"),
-                                           getattr(self.args, "devices", None))
+            strategy = make_strategy(getattr(self.args, "strategy", "default"), getattr(self.args, "devices", None))
+            if hasattr(self.config, "batch_size"):
+                per_replica_batch_size(self.config.batch_size, strategy)
+            self._strategy = strategy
         return self._strategy
 
     def run(self):
-        """The training Run for this command (train only), config.json written."""
+        """The Run of a train/configurable command, with config.json written."""
         from common.training import Run
 
-        run = Run(self.run_dir, resume=getattr(self.args, "resume", False), chief=is_chief(self.strategy))
-        run.write_config(self.config, command=" ".join(["python -m", self.prog, *self.argv]),
-                         replicas=self.strategy.num_replicas_in_sync)
+        trains = hasattr(self.args, "strategy")
+        chief = is_chief(self.strategy) if trains else True
+        run = Run(self.run_dir, resume=getattr(self.args, "resume", False), chief=chief)
+        extra = {"replicas": self.strategy.num_replicas_in_sync} if trains else {}
+        run.write_config(self.config, command=" ".join(["python -m", self.prog, *self.argv]), **extra)
         return run
 
 
@@ -161,8 +185,9 @@ def build_parser(prog, description, config_cls, commands):
                        help=f"run directory (default: new runs/{default_run_root(prog).name}/<time> for train, "
                             "the newest one otherwise)")
         p.add_argument("--demo", action="store_true", help="use the small offline generated dataset and demo preset")
-        if cmd.trains:
+        if cmd.fresh:
             add_config_arguments(p, config_cls)
+        if cmd.trains:
             p.add_argument("--devices", type=_positive_int, help="number of replicas (GPUs, or logical CPUs)")
             p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
             p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or the newest)")
@@ -171,10 +196,10 @@ def build_parser(prog, description, config_cls, commands):
     return parser
 
 
-def _resolve_run_dir(prog, args, trains):
+def _resolve_run_dir(prog, args, fresh):
     if args.run_dir is not None:
         return
-    if trains and not getattr(args, "resume", False):
+    if fresh and not getattr(args, "resume", False):
         args.run_dir = default_run_root(prog) / time.strftime("%Y%m%d-%H%M%S")
         return
     args.run_dir = latest_run(prog)
@@ -193,10 +218,10 @@ def main(prog, description, config_cls, commands, demo=None, argv=None):
     args = parser.parse_args(argv)
     cmd = commands[args.command]
     try:
-        _resolve_run_dir(prog, args, cmd.trains)
+        _resolve_run_dir(prog, args, cmd.fresh)
         explicit = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
         saved = None
-        if not cmd.trains or getattr(args, "resume", False):
+        if not cmd.fresh or getattr(args, "resume", False):
             path = Path(args.run_dir) / "config.json"
             if not path.exists():
                 raise UsageError(f"{args.run_dir} is not a run directory (no config.json); pass the --run-dir of a train run")

@@ -172,3 +172,14 @@ def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint=
     if found is None:
         raise DatasetError(f"{archive} does not contain {', '.join(required)}; is it the right archive?")
     return found
+
+
+def shuffle_for_epoch(dataset, buffer_size, seed, epoch):
+    """Shuffle `dataset` in an order fixed by (`seed`, `epoch`).
+
+    Use it inside the `epoch -> Dataset` function given to `common.training.fit`: a
+    resumed run then sees the same batches, and 1 and N replicas see the same order
+    (tf.data's default `reshuffle_each_iteration=True` changes the order whenever Keras
+    iterates the dataset one extra time, which it does under MirroredStrategy).
+    """
+    return dataset.shuffle(buffer_size, seed=int(seed) * 100_003 + int(epoch), reshuffle_each_iteration=False)

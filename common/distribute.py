@@ -7,6 +7,7 @@ from a flag value and `TF_CONFIG`. Batch sizes given on the command line are
 global (summed over replicas); `per_replica_batch_size` is the one place that
 divides them.
 """
+import functools
 import json
 import os
 
@@ -67,6 +68,13 @@ def _local_devices(devices):
     return [d.name for d in pool[:n]]
 
 
+@functools.lru_cache(maxsize=None)
+def _mirrored(devices):
+    # One instance per device set and process: separate MirroredStrategy objects
+    # reuse collective instance keys and then abort on each other's shapes.
+    return tf.distribute.MirroredStrategy(list(devices))
+
+
 def make_strategy(name="auto", devices=None):
     """Return a `tf.distribute.Strategy` for `--strategy name --devices N`.
 
@@ -90,7 +98,7 @@ def make_strategy(name="auto", devices=None):
     if name == "one-device":
         return tf.distribute.OneDeviceStrategy(_local_devices(1)[0])
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(_local_devices(devices))
+        return _mirrored(tuple(_local_devices(devices)))
     if not os.environ.get("TF_CONFIG"):
         raise UsageError("--strategy multi-worker needs TF_CONFIG describing the cluster and this task")
     try:

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from common.distribute import is_chief
+from common.keras_compat import prepare_multi_worker
 from common.errors import DlsuiteError, UsageError
 
 CHECKPOINTS = "checkpoints"
@@ -209,6 +210,7 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
     """
     state = training_state(model)
     start = 0
+    history = [m for m in run.metrics if run.resume]
     if run.resume:
         start = run.restore(state)
         print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
@@ -219,25 +221,28 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             tic = time.perf_counter()
-            history = model.fit(make_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
+            data = make_data(epoch)
+            prepare_multi_worker(model, data)
+            result = model.fit(data, epochs=epoch + 1, initial_epoch=epoch,
                                 validation_data=validation_data, steps_per_epoch=steps_per_epoch,
                                 callbacks=list(callbacks), verbose=verbose, shuffle=False)
             logs = {"epoch": epoch + 1, "time_s": round(time.perf_counter() - tic, 3)}
-            logs.update({k: float(v[-1]) for k, v in history.history.items()})
+            logs.update({k: float(v[-1]) for k, v in result.history.items()})
             if on_epoch_end is not None:
                 logs.update(on_epoch_end(epoch, logs) or {})
+            history = [h for h in history if h["epoch"] < logs["epoch"]] + [logs]
             run.log_epoch(logs)
             run.save_checkpoint(epoch + 1, state)
             if interrupt.requested or getattr(model, "stop_training", False):
                 print(f"stopped after epoch {epoch + 1}; continue with --resume --run-dir {run.path}",
                       file=sys.stderr)
                 break
-    if save_model and run.chief and run.metrics:
+    if save_model and run.chief and history:
         save_keras_model(model, run.file("model.keras"))
         from common.plots import learning_curves
 
-        learning_curves(run.metrics, run.file("curves.png"))
-    return run.metrics
+        learning_curves(history, run.file("curves.png"))
+    return history
 
 
 def save_keras_model(model, path):

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import cli, training
+from common.data import shuffle_for_epoch
 from common.errors import DatasetError
 
 
@@ -43,8 +44,8 @@ def train(ctx):
     with ctx.strategy.scope():
         model = build(cfg)
     run = ctx.run()
-    data = lambda epoch: (tf.data.Dataset.from_tensor_slices((x, y))
-                          .shuffle(len(x), seed=cfg.seed + epoch).batch(cfg.batch_size))
+    data = lambda epoch: shuffle_for_epoch(tf.data.Dataset.from_tensor_slices((x, y)), len(x),
+                                           cfg.seed, epoch).batch(cfg.batch_size)
     history = training.fit(model, data, run, epochs=cfg.epochs, verbose=0)
     return {"loss": history[-1]["loss"]}
 

@@ -1,0 +1,45 @@
+"""Workarounds for Keras 3.15 bugs under tf.distribute.MultiWorkerMirroredStrategy.
+
+keras-team/keras#20585: `Model.fit` under MultiWorkerMirroredStrategy fails twice,
+(1) building the model by all-reducing a distributed batch, and (2) reducing scalar
+step logs with `axis=0`. Both only touch multi-worker runs; remove this module once
+Keras fixes the issue (keras is pinned in pyproject.toml).
+"""
+import tensorflow as tf
+from keras.src.backend.tensorflow import trainer as _tf_trainer
+
+_original_reduce_per_replica = _tf_trainer.reduce_per_replica
+
+
+def _is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _reduce_per_replica(values, strategy, reduction):
+    if not _is_multi_worker(strategy) or reduction not in ("auto", "mean"):
+        return _original_reduce_per_replica(values, strategy, reduction)
+
+    def reduce(value):
+        if isinstance(value, tf.distribute.DistributedValues) or tf.is_tensor(value):
+            rank = value.values[0].shape.rank if isinstance(value, tf.distribute.DistributedValues) else value.shape.rank
+            return strategy.reduce("MEAN", value, axis=0 if rank else None)
+        return value
+
+    return tf.nest.map_structure(reduce, values)
+
+
+_tf_trainer.reduce_per_replica = _reduce_per_replica
+
+
+def prepare_multi_worker(model, dataset):
+    """Build `model` from one local batch of `dataset` before `fit` under multi-worker.
+
+    Keras would all-reduce a distributed batch only to learn shapes, which fails for
+    multi-worker collectives; building from a local batch gives the same variables.
+    """
+    if not _is_multi_worker(model.distribute_strategy) or "_maybe_symbolic_build" in vars(model):
+        return
+    batch = next(iter(dataset))
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

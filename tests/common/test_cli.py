@@ -1,0 +1,98 @@
+"""common.cli: flags from the config dataclass, one-line errors with the documented exit codes."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import cli
+from tests.common import toy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _one_line(text):
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["train", "--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
+    (["train", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
+    (["train", "--devices", "0"], "argument --devices: must be at least 1"),
+    (["train", "--strategy", "ring"], "argument --strategy: invalid choice: 'ring'"),
+    (["fly"], "invalid choice: 'fly'"),
+])
+def test_bad_usage_exits_2_with_one_line(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        toy.main(argv)
+    assert exit_info.value.code == 2
+    assert needle in _one_line(capsys.readouterr().err)
+
+
+def test_out_of_range_config_value_exits_2(capsys):
+    assert toy.main(["train", "--epochs", "0"]) == 2
+    assert _one_line(capsys.readouterr().err).endswith("error: --epochs must be at least 1, got 0")
+    assert toy.main(["train", "--lr", "-1"]) == 2
+
+
+def test_missing_data_directory_exits_1_with_one_line(tmp_path, capsys):
+    assert toy.main(["train", "--data-dir", str(tmp_path / "nowhere")]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "x.npy not found" in line and "nowhere" in line
+
+
+def test_evaluate_without_a_run_is_a_usage_error(capsys):
+    assert toy.main(["evaluate"]) == 2
+    assert "no run found under runs/toy; train first" in _one_line(capsys.readouterr().err)
+    assert toy.main(["evaluate", "--run-dir", "elsewhere"]) == 2
+    assert "not a run directory" in _one_line(capsys.readouterr().err)
+
+
+def test_too_many_devices_after_start_is_one_line(capsys):
+    assert toy.main(["train", "--devices", "3"]) == 2
+    assert "TensorFlow already started with 2 CPU device(s)" in _one_line(capsys.readouterr().err)
+
+
+def test_global_batch_that_does_not_split_over_replicas_is_one_line(capsys):
+    assert toy.main(["train", "--devices", "2", "--batch-size", "15"]) == 2
+    assert "--batch-size 15 does not split evenly over 2 replicas" in _one_line(capsys.readouterr().err)
+
+
+def test_evaluate_prints_metrics_json_on_the_last_line_of_the_newest_run(tmp_path, capsys):
+    x, y = toy.load(None)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "x.npy", x)
+    np.save(data / "y.npy", y * 0)
+    assert toy.main(["train", "--epochs", "3", "--devices", "2"]) == 0
+    train_out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert toy.main(["evaluate"]) == 0
+    on_train_data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert toy.main(["evaluate", "--data-dir", str(data)]) == 0
+    on_zero_targets = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(json.loads(train_out)) == {"loss"}
+    assert on_train_data["mse"] < 1.0 < on_zero_targets["mse"]
+
+
+def test_config_precedence_default_demo_saved_explicit():
+    assert cli.build_config(toy.ToyConfig, {}).epochs == 4
+    assert cli.build_config(toy.ToyConfig, {}, demo={"epochs": 2}).epochs == 2
+    saved = {"epochs": 7, "hidden": 3, "command": "ignored"}
+    assert cli.build_config(toy.ToyConfig, {}, {"epochs": 2}, saved).epochs == 7
+    config = cli.build_config(toy.ToyConfig, {"epochs": 9}, {"epochs": 2}, saved)
+    assert (config.epochs, config.hidden) == (9, 3)
+
+
+def test_python_dash_m_is_quiet_and_exits_cleanly(tmp_path):
+    """A real subprocess: no TensorFlow start-up noise, JSON on the last line."""
+    proc = subprocess.run([sys.executable, "-c", "import sys; from tests.common import toy; sys.exit(toy.main())",
+                           "train", "--epochs", "1", "--run-dir", str(tmp_path / "r")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "oneDNN" not in proc.stderr and "cuda" not in proc.stderr.lower()
+    assert "loss" in json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,200 @@
+"""common.data against a real HTTP server on 127.0.0.1: cache, SHA-1, time-outs, unsafe archives."""
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from common import data
+from common.errors import DatasetError
+
+
+class _Server:
+    """A static-file HTTP server in a thread that counts the requests it answers."""
+
+    def __init__(self, root):
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self):
+                server.requests += 1
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    s = _Server(root)
+    s.root = root
+    yield s
+    s.close()
+
+
+def _zip_bytes(entries):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, content in entries.items():
+            z.writestr(name, content)
+    return buf.getvalue()
+
+
+def test_correct_sha1_is_cached_and_reused(server, tmp_path):
+    payload = b"hello dlsuite\n" * 1000
+    (server.root / "file.bin").write_bytes(payload)
+    sha1 = hashlib.sha1(payload).hexdigest()
+    first = data.download(f"{server.url}/file.bin", sha1, tmp_path / "cache")
+    assert first == tmp_path / "cache" / "file.bin" and first.read_bytes() == payload
+    second = data.download(f"{server.url}/file.bin", sha1, tmp_path / "cache")
+    assert second == first and server.requests == 1
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["file.bin"]
+
+
+def test_wrong_sha1_fails_in_one_line_naming_both_hashes_and_caches_nothing(server, tmp_path):
+    (server.root / "file.bin").write_bytes(b"tampered")
+    actual = hashlib.sha1(b"tampered").hexdigest()
+    with pytest.raises(DatasetError) as err:
+        data.download(f"{server.url}/file.bin", "0" * 40, tmp_path / "cache")
+    message = str(err.value)
+    assert "\n" not in message and "0" * 40 in message and actual in message
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_refused_connection_fails_fast_with_the_way_out(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tic = time.monotonic()
+    with pytest.raises(DatasetError) as err:
+        data.download(f"http://127.0.0.1:{port}/ml-100k.zip", "0" * 40, tmp_path / "cache")
+    assert time.monotonic() - tic < 5
+    message = str(err.value)
+    assert "cannot download" in message and "--data-dir" in message and "ml-100k.zip" in message
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_silent_server_times_out_within_seconds(tmp_path):
+    with socket.socket() as listener:  # accepts connections (backlog) but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/big.tar"
+        tic = time.monotonic()
+        with pytest.raises(DatasetError, match="timed out"):
+            data.download(url, None, tmp_path / "cache", timeout=1.0)
+        assert time.monotonic() - tic < 10
+
+
+def test_zip_with_parent_entries_is_rejected_before_writing(tmp_path):
+    archive = tmp_path / "evil.zip"
+    archive.write_bytes(_zip_bytes({"ok.txt": "fine", "../escaped.txt": "bad"}))
+    with pytest.raises(DatasetError, match="escapes the target directory"):
+        data.extract(archive, tmp_path / "out" / "dest")
+    assert not (tmp_path / "out" / "escaped.txt").exists()
+    assert not (tmp_path / "out" / "dest").exists()
+
+
+@pytest.mark.parametrize("name", ["../../escaped.txt", "/tmp/absolute-escape.txt"])
+def test_tar_with_escaping_entries_is_rejected(tmp_path, name):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as t:
+        info = tarfile.TarInfo(name)
+        info.size = 3
+        t.addfile(info, io.BytesIO(b"bad"))
+    with pytest.raises(DatasetError, match="escapes the target directory"):
+        data.extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_tar_symlink_pointing_out_is_rejected(tmp_path):
+    archive = tmp_path / "link.tar"
+    with tarfile.open(archive, "w") as t:
+        info = tarfile.TarInfo("inner/link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "../../../etc"
+        t.addfile(info)
+    with pytest.raises(DatasetError, match="escapes"):
+        data.extract(archive, tmp_path / "out")
+
+
+def test_corrupt_archive_is_one_line(tmp_path):
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(_zip_bytes({"a.txt": "x" * 1000})[:-30])
+    with pytest.raises(DatasetError) as err:
+        data.extract(archive, tmp_path / "out")
+    assert "\n" not in str(err.value) and "broken.zip" in str(err.value)
+
+
+def test_resolve_dataset_downloads_extracts_and_then_uses_the_cache(server, monkeypatch, tmp_path):
+    payload = _zip_bytes({"toyset/u.data": "1\t2\t3\t4\n", "toyset/README": "toy"})
+    (server.root / "toyset.zip").write_bytes(payload)
+    monkeypatch.setenv("DLSUITE_CACHE", str(tmp_path / "cache"))
+    kwargs = dict(required=["u.data"], url=f"{server.url}/toyset.zip", sha1=hashlib.sha1(payload).hexdigest())
+    root = data.resolve_dataset("toyset", **kwargs)
+    assert (root / "u.data").read_text() == "1\t2\t3\t4\n"
+    assert root == tmp_path / "cache" / "toyset" / "toyset"
+    assert data.resolve_dataset("toyset", **kwargs) == root and server.requests == 1
+
+
+def test_resolve_dataset_offline_names_what_where_and_how(monkeypatch, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("DLSUITE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DatasetError) as err:
+        data.resolve_dataset("ml-100k", required=["u.data"], url=f"http://127.0.0.1:{port}/ml-100k.zip",
+                             sha1="0" * 40, hint="--demo")
+    message = str(err.value)
+    assert "\n" not in message
+    for needle in ("ml-100k not found in", str(tmp_path / "cache" / "ml-100k"), "ml-100k.zip", "--data-dir", "--demo"):
+        assert needle in message
+
+
+def test_resolve_dataset_data_dir_checks(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "missing")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(DatasetError, match=r"u\.data not found; --data-dir must hold u\.data"):
+        data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "d")
+    (tmp_path / "d" / "ml-100k").mkdir()
+    (tmp_path / "d" / "ml-100k" / "u.data").write_text("")
+    assert data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "d") == tmp_path / "d" / "ml-100k"
+
+
+def test_shuffle_for_epoch_is_fixed_per_epoch_and_differs_between_epochs():
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.range(50)
+    order = lambda seed, epoch: [int(v) for v in data.shuffle_for_epoch(ds, 50, seed, epoch)]
+    first = order(0, 3)
+    assert first == order(0, 3) and sorted(first) == list(range(50))
+    assert order(0, 4) != first and order(1, 3) != first
+    reused = data.shuffle_for_epoch(ds, 50, 0, 3)
+    assert [int(v) for v in reused] == [int(v) for v in reused]  # no reshuffle on a second pass
+
+
+def test_sha1_of_streams_the_file(tmp_path):
+    blob = bytes(range(256)) * 9000  # several 1 MiB chunks
+    (tmp_path / "f").write_bytes(blob)
+    assert data.sha1_of(tmp_path / "f") == hashlib.sha1(blob).hexdigest()

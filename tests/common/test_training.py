@@ -1,0 +1,113 @@
+"""common.training: run directories, atomic checkpoints, exact resume, Ctrl-C."""
+import json
+import signal
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import training
+from common.errors import UsageError
+from tests.common import toy
+
+
+def _metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_resumed_run_ends_with_the_same_metrics_as_an_uninterrupted_one(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert toy.main(["train", "--epochs", "4", "--run-dir", str(straight)]) == 0
+    assert toy.main(["train", "--epochs", "2", "--run-dir", str(split)]) == 0
+    assert toy.main(["train", "--resume", "--epochs", "4", "--run-dir", str(split)]) == 0
+    a, b = _metrics(straight), _metrics(split)
+    assert [m["epoch"] for m in b] == [1, 2, 3, 4]
+    np.testing.assert_allclose([m["loss"] for m in a], [m["loss"] for m in b], rtol=1e-6)
+    assert a[-1]["loss"] < a[0]["loss"]
+    # Same final weights, read back from the final checkpoints.
+    models = [toy.build(toy.ToyConfig()) for _ in range(2)]
+    for model, run_dir in zip(models, (straight, split)):
+        assert training.Run(run_dir, resume=True).restore({"model": model}) == 4
+    for w1, w2 in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(w1, w2, rtol=1e-6)
+
+
+def test_run_directory_contents(tmp_path):
+    run_dir = tmp_path / "run"
+    assert toy.main(["train", "--epochs", "2", "--hidden", "5", "--run-dir", str(run_dir)]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["hidden"] == 5 and config["epochs"] == 2 and config["replicas"] == 1
+    assert config["command"].endswith("train --epochs 2 --hidden 5 --run-dir " + str(run_dir))
+    assert [c.name for c in training.Run(run_dir, resume=True).checkpoints()] == ["epoch-0001", "epoch-0002"]
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    reloaded = keras.models.load_model(run_dir / "model.keras")
+    x, _ = toy.load(None)
+    restored = toy.build(toy.ToyConfig(hidden=5))
+    training.Run(run_dir, resume=True).restore({"model": restored})
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), restored.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_failed_checkpoint_write_leaves_earlier_checkpoints_intact(tmp_path, monkeypatch):
+    run = training.Run(tmp_path / "run")
+    model = toy.build(toy.ToyConfig())
+    run.save_checkpoint(1, training.training_state(model))
+    before = model.get_weights()
+
+    def broken_write(self, prefix):
+        with open(prefix + ".index", "w") as f:
+            f.write("half")
+        raise OSError("disk full")
+
+    model.layers[0].kernel.assign(np.zeros_like(before[0]))
+    monkeypatch.setattr(tf.train.Checkpoint, "write", broken_write)
+    with pytest.raises(OSError, match="disk full"):
+        run.save_checkpoint(2, training.training_state(model))
+    monkeypatch.undo()
+    assert [c.name for c in run.checkpoints()] == ["epoch-0001"]
+    fresh = toy.build(toy.ToyConfig())
+    assert run.restore({"model": fresh}) == 1
+    np.testing.assert_allclose(fresh.get_weights()[0], before[0])
+
+
+def test_checkpoints_keep_the_newest_three(tmp_path):
+    run = training.Run(tmp_path / "run")
+    model = toy.build(toy.ToyConfig())
+    for epoch in range(1, 6):
+        run.save_checkpoint(epoch, {"model": model})
+    assert [c.name for c in run.checkpoints()] == ["epoch-0003", "epoch-0004", "epoch-0005"]
+
+
+def test_ctrl_c_stops_after_the_epoch_checkpoint_and_resume_finishes(tmp_path):
+    cfg = toy.ToyConfig(epochs=4)
+    x, y = toy.load(None)
+    model = toy.build(cfg)
+    run = training.Run(tmp_path / "run")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    interrupt = lambda epoch, logs: signal.raise_signal(signal.SIGINT) if epoch == 1 else None
+    history = training.fit(model, data, run, epochs=4, on_epoch_end=interrupt, verbose=0)
+    assert [m["epoch"] for m in history] == [1, 2]
+    assert run.latest_checkpoint().name == "epoch-0002"
+    resumed = toy.build(cfg)
+    history = training.fit(resumed, data, training.Run(run.path, resume=True), epochs=4, verbose=0)
+    assert [m["epoch"] for m in history] == [1, 2, 3, 4]
+
+
+def test_on_epoch_end_metrics_are_recorded(tmp_path):
+    x, y = toy.load(None)
+    model = toy.build(toy.ToyConfig())
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    extra = lambda epoch, logs: {"val_score": 10.0 * epoch, "double_loss": 2 * logs["loss"]}
+    history = training.fit(model, data, training.Run(tmp_path / "r"), epochs=2, on_epoch_end=extra, verbose=0)
+    assert [h["val_score"] for h in history] == [0.0, 10.0]
+    assert history[1]["double_loss"] == pytest.approx(2 * history[1]["loss"])
+
+
+def test_run_refuses_to_overwrite_or_resume_nothing(tmp_path):
+    with pytest.raises(UsageError, match="no checkpoint"):
+        training.Run(tmp_path / "empty", resume=True)
+    run = training.Run(tmp_path / "run")
+    run.save_checkpoint(1, {"model": toy.build(toy.ToyConfig())})
+    with pytest.raises(UsageError, match="already holds checkpoints; pass --resume"):
+        training.Run(tmp_path / "run")
