@@ -57,6 +57,7 @@ class Command:
     run directory. `configurable`: takes the config flags and gets a new run directory
     without training under a strategy (e.g. value iteration). Otherwise the command
     works on an existing run (`--run-dir`, default the newest) and its saved config.
+    `reads_data=False` leaves out --data-dir and --demo (e.g. simulated environments).
     """
 
     fn: typing.Callable
@@ -64,6 +65,7 @@ class Command:
     add_arguments: typing.Callable = None
     trains: bool = False
     configurable: bool = False
+    reads_data: bool = True
 
     @property
     def fresh(self):
@@ -180,11 +182,13 @@ def build_parser(prog, description, config_cls, commands):
                                 parser_class=_Parser)
     for name, cmd in commands.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
-        p.add_argument("--data-dir", type=Path, help="directory holding the dataset's own layout")
+        if cmd.reads_data:
+            p.add_argument("--data-dir", type=Path, help="directory holding the dataset's own layout")
         p.add_argument("--run-dir", type=Path,
                        help=f"run directory (default: new runs/{default_run_root(prog).name}/<time> for train, "
                             "the newest one otherwise)")
-        p.add_argument("--demo", action="store_true", help="use the small offline generated dataset and demo preset")
+        p.add_argument("--demo", action="store_true",
+                       help="use the demo preset" + (" on the small offline generated dataset" if cmd.reads_data else ""))
         if cmd.fresh:
             add_config_arguments(p, config_cls)
         if cmd.trains:

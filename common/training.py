@@ -61,7 +61,8 @@ class Run:
         self.resume = resume
         self.chief = chief
         if resume and self.latest_checkpoint() is None:
-            raise UsageError(f"--resume: no checkpoint in {self.path / CHECKPOINTS}; start without --resume")
+            raise UsageError(f"no checkpoint in {self.path / CHECKPOINTS}: train into it first "
+                             "(or start a new run without --resume)")
         if not resume and self.latest_checkpoint() is not None:
             raise UsageError(
                 f"run directory {self.path} already holds checkpoints; pass --resume to continue it "
@@ -168,8 +169,11 @@ def training_state(model):
     return state
 
 
-class _Interrupt:
-    """Turn the first Ctrl-C into a flag checked between batches; a second one aborts."""
+class StopOnInterrupt:
+    """Context manager turning the first Ctrl-C into `.requested = True`; a second one aborts.
+
+    Training loops check `.requested` after each epoch's checkpoint and stop cleanly.
+    """
 
     def __init__(self):
         self.requested = False
@@ -216,7 +220,7 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
         print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
     make_data = train_data if callable(train_data) else (lambda epoch: train_data)
     verbose = _verbose() if verbose is None else verbose
-    with _Interrupt() as interrupt:
+    with StopOnInterrupt() as interrupt:
         for epoch in range(start, epochs):
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)

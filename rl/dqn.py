@@ -317,20 +317,24 @@ def train(ctx):
     act = greedy_policy(agent.q_net)
     episode_writer = tf.summary.create_file_writer(str(run.file("tensorboard") / "episodes"))
     validation_seeds = VALIDATION_SEED_BASE + np.arange(config.val_episodes)
-    for epoch in range(start, config.epochs):
-        tic = time.perf_counter()
-        logs = {"epoch": epoch + 1, **run_epoch(agent, config, epoch, train_round, act, episode_writer)}
-        logs["val_return"] = float(np.mean(run_episodes(config.env, act, validation_seeds)))
-        if logs["val_return"] >= agent.progress.best_return.numpy():
-            agent.progress.best_return.assign(logs["val_return"])
-            copy_weights(agent.q_net, agent.best_net)
-        logs["best_val_return"] = float(agent.progress.best_return.numpy())
-        logs["time_s"] = round(time.perf_counter() - tic, 3)
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()),
-              flush=True)
-        run.log_epoch(logs)
-        agent.buffer.to_variables()
-        run.save_checkpoint(epoch + 1, objects)
+    with training.StopOnInterrupt() as interrupt:
+        for epoch in range(start, config.epochs):
+            tic = time.perf_counter()
+            logs = {"epoch": epoch + 1, **run_epoch(agent, config, epoch, train_round, act, episode_writer)}
+            logs["val_return"] = float(np.mean(run_episodes(config.env, act, validation_seeds)))
+            if logs["val_return"] >= agent.progress.best_return.numpy():
+                agent.progress.best_return.assign(logs["val_return"])
+                copy_weights(agent.q_net, agent.best_net)
+            logs["best_val_return"] = float(agent.progress.best_return.numpy())
+            logs["time_s"] = round(time.perf_counter() - tic, 3)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()),
+                  flush=True)
+            run.log_epoch(logs)
+            agent.buffer.to_variables()
+            run.save_checkpoint(epoch + 1, objects)
+            if interrupt.requested:
+                print(f"stopped after epoch {epoch + 1}; continue with --resume --run-dir {run.path}", file=sys.stderr)
+                break
     if run.chief:
         training.save_keras_model(agent.best_net, run.file("model.keras"))
         learning_curves(run.metrics, run.file("curves.png"),
@@ -359,8 +363,9 @@ def _evaluate_arguments(parser):
 
 
 COMMANDS = {
-    "train": cli.Command(train, "train a deep Q-network", trains=True),
-    "evaluate": cli.Command(evaluate, "mean return of the trained greedy policy", add_arguments=_evaluate_arguments),
+    "train": cli.Command(train, "train a deep Q-network", trains=True, reads_data=False),
+    "evaluate": cli.Command(evaluate, "mean return of the trained greedy policy", add_arguments=_evaluate_arguments,
+                             reads_data=False),
 }
 
 

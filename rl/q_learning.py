@@ -130,8 +130,9 @@ def evaluate(ctx):
 
 COMMANDS = {
     "train": cli.Command(train, "learn Q by Q-learning and score its greedy policy (the default)",
-                         configurable=True),
-    "evaluate": cli.Command(evaluate, "success rate of a saved greedy policy", add_arguments=mdp.evaluate_arguments),
+                         configurable=True, reads_data=False),
+    "evaluate": cli.Command(evaluate, "success rate of a saved greedy policy", add_arguments=mdp.evaluate_arguments,
+                             reads_data=False),
 }
 
 

@@ -96,3 +96,13 @@ def test_python_dash_m_is_quiet_and_exits_cleanly(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "oneDNN" not in proc.stderr and "cuda" not in proc.stderr.lower()
     assert "loss" in json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_commands_that_read_no_data_have_no_data_dir_flag(capsys):
+    commands = {"solve": cli.Command(lambda ctx: {"ok": 1}, "solve", configurable=True, reads_data=False)}
+    assert cli.main("tests.sim", "sim", toy.ToyConfig, commands, argv=["solve", "--demo"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"ok": 1}
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main("tests.sim", "sim", toy.ToyConfig, commands, argv=["solve", "--data-dir", "x"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --data-dir x" in _one_line(capsys.readouterr().err)
