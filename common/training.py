@@ -197,6 +197,52 @@ class StopOnInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
+class _AcrossEpochs(keras.callbacks.Callback):
+    """Lets a Keras callback see the whole run although `fit` calls `model.fit` per epoch:
+    `on_train_begin` reaches it once, `on_train_end` once at the end (EarlyStopping and
+    ReduceLROnPlateau keep their state across epochs); every other hook is forwarded."""
+
+    _FORWARDED = ("on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
+                  "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.started = False
+        for name in self._FORWARDED:
+            setattr(self, name, getattr(inner, name))
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.inner.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.inner.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        if not self.started:
+            self.started = True
+            self.inner.on_train_begin(logs)
+
+    def finish(self, logs=None):
+        if self.started:
+            self.inner.on_train_end(logs)
+
+
+class _OneEpoch(keras.callbacks.Callback):
+    """Ends `model.fit` after one epoch (so Keras shows "Epoch k/N"), remembering whether
+    another callback (e.g. EarlyStopping) asked to stop for good."""
+
+    def __init__(self):
+        super().__init__()
+        self.stop_requested = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.stop_requested = bool(self.model.stop_training)
+        self.model.stop_training = True
+
+
 def _verbose():
     return 1 if sys.stdout.isatty() else 2
 
@@ -209,7 +255,8 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
     can be seeded per epoch and a resumed run sees the same batches). After every
     epoch the logs, plus whatever `on_epoch_end(epoch, logs)` returns (a dict of extra
     metrics, e.g. a validation mAP), go to metrics.json and TensorBoard, and a
-    checkpoint is written. Ctrl-C finishes the current epoch, checkpoints, and
+    checkpoint is written. Keras `callbacks` see one continuous run (EarlyStopping
+    works; its stop is final). Ctrl-C finishes the current epoch, checkpoints, and
     returns. Returns the list of per-epoch metric dicts.
     """
     state = training_state(model)
@@ -220,16 +267,16 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
         print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
     make_data = train_data if callable(train_data) else (lambda epoch: train_data)
     verbose = _verbose() if verbose is None else verbose
+    one_epoch = _OneEpoch()
+    callbacks = [_AcrossEpochs(c) for c in callbacks]
     with StopOnInterrupt() as interrupt:
         for epoch in range(start, epochs):
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             tic = time.perf_counter()
             data = make_data(epoch)
             prepare_multi_worker(model, data)
-            result = model.fit(data, epochs=epoch + 1, initial_epoch=epoch,
-                                validation_data=validation_data, steps_per_epoch=steps_per_epoch,
-                                callbacks=list(callbacks), verbose=verbose, shuffle=False)
+            result = model.fit(data, epochs=epochs, initial_epoch=epoch,
+                               validation_data=validation_data, steps_per_epoch=steps_per_epoch,
+                               callbacks=[*callbacks, one_epoch], verbose=verbose, shuffle=False)
             logs = {"epoch": epoch + 1, "time_s": round(time.perf_counter() - tic, 3)}
             logs.update({k: float(v[-1]) for k, v in result.history.items()})
             if on_epoch_end is not None:
@@ -237,10 +284,12 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
             history = [h for h in history if h["epoch"] < logs["epoch"]] + [logs]
             run.log_epoch(logs)
             run.save_checkpoint(epoch + 1, state)
-            if interrupt.requested or getattr(model, "stop_training", False):
+            if interrupt.requested or one_epoch.stop_requested:
                 print(f"stopped after epoch {epoch + 1}; continue with --resume --run-dir {run.path}",
                       file=sys.stderr)
                 break
+    for callback in callbacks:
+        callback.finish(history[-1] if history else None)
     if save_model and run.chief and history:
         save_keras_model(model, run.file("model.keras"))
         from common.plots import learning_curves

@@ -1,0 +1,151 @@
+"""VOC2012 segmentation reader, pipelines and offline generator."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from common.errors import DatasetError
+from vision import voc
+
+
+def _write_voc(root, labels, images=None, split="train"):
+    """A minimal VOC2012 tree with the given (H, W) uint8 labels; images default to grey."""
+    base = root / "VOCdevkit" / "VOC2012"
+    for sub in voc.VOC_REQUIRED:
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    names = [f"2007_{i:06d}" for i in range(len(labels))]
+    for i, (name, label) in enumerate(zip(names, labels)):
+        image = images[i] if images is not None else np.full((*label.shape, 3), 128, np.uint8)
+        Image.fromarray(image).save(base / "JPEGImages" / f"{name}.jpg", quality=100, subsampling=0)
+        voc.write_label(base / "SegmentationClass" / f"{name}.png", label)
+    (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return base
+
+
+def test_palette_matches_the_devkit_colours():
+    palette = voc.voc_palette()
+    # Values from the VOC devkit / the book's VOC_COLORMAP.
+    assert palette[0].tolist() == [0, 0, 0]
+    assert palette[1].tolist() == [128, 0, 0]
+    assert palette[2].tolist() == [0, 128, 0]
+    assert palette[5].tolist() == [128, 0, 128]
+    assert palette[15].tolist() == [192, 128, 128]
+    assert palette[20].tolist() == [0, 64, 128]
+    assert palette[255].tolist() == [224, 224, 192]
+    assert len({tuple(c) for c in palette}) == 256
+
+
+def test_label_png_round_trips_as_palette_indices(tmp_path):
+    label = np.array([[0, 1, 255], [20, 7, 0]], np.uint8)
+    voc.write_label(tmp_path / "l.png", label)
+    with Image.open(tmp_path / "l.png") as img:
+        assert img.mode == "P"
+        assert np.asarray(img.convert("RGB"))[0, 1].tolist() == [128, 0, 0]
+    np.testing.assert_array_equal(voc.read_label(tmp_path / "l.png"), label)
+
+
+def test_generator_writes_the_voc_layout_with_boundaries(tmp_path):
+    root = voc.generate_shapes_voc(tmp_path / "a", num_train=6, num_val=3, size=(64, 80), seed=3)
+    images, labels = voc.read_split(root, "train")
+    assert len(images) == 6 and len(voc.read_split(root, "val")[0]) == 3
+    sizes = voc.check_split(images, labels)
+    assert (sizes >= 64).all() and (sizes <= 80).all()
+    values = np.concatenate([voc.read_label(p).ravel() for p in labels])
+    assert set(np.unique(values)) <= {0, 1, 2, 3, 4, 5, 255}
+    assert (values == 255).any() and (values == 0).any() and ((values > 0) & (values < 255)).any()
+    with Image.open(labels[0]) as img:
+        assert img.mode == "P"
+    again = voc.generate_shapes_voc(tmp_path / "b", num_train=6, num_val=3, size=(64, 80), seed=3)
+    np.testing.assert_array_equal(voc.read_label(labels[4]), voc.read_label(again / "SegmentationClass" /
+                                                                           labels[4].name))
+
+
+def test_shapes_voc_is_cached_and_resolvable_as_a_data_dir(tmp_path):
+    root = voc.shapes_voc(num_train=4, num_val=2, size=(64, 64), seed=0)
+    stamp = (root / "SegmentationClass" / "shapes_000000.png").stat().st_mtime_ns
+    assert voc.shapes_voc(num_train=4, num_val=2, size=(64, 64), seed=0) == root
+    assert (root / "SegmentationClass" / "shapes_000000.png").stat().st_mtime_ns == stamp
+    # --data-dir holds the folder with VOCdevkit/ (or any level down to VOC2012/).
+    assert voc.voc_root(root.parent.parent) == root
+    assert voc.voc_root(root) == root
+
+
+def test_missing_listed_file_is_one_line_error(tmp_path):
+    base = _write_voc(tmp_path, [np.zeros((40, 40), np.uint8)] * 2)
+    (base / "JPEGImages" / "2007_000001.jpg").unlink()
+    with pytest.raises(DatasetError, match=r"2007_000001\.jpg not found, but .*train\.txt lists it"):
+        voc.read_split(base, "train")
+    with pytest.raises(DatasetError, match=r"val\.txt not found"):
+        voc.read_split(base, "val")
+
+
+def test_unknown_class_index_names_the_file(tmp_path):
+    bad = np.zeros((40, 40), np.uint8)
+    bad[3, 3] = 30
+    base = _write_voc(tmp_path, [np.zeros((40, 40), np.uint8), bad])
+    images, labels = voc.read_split(base, "train")
+    with pytest.raises(DatasetError, match=r"2007_000001\.png has unknown class index 30"):
+        voc.check_split(images, labels)
+
+
+def test_rgb_label_and_size_mismatch_are_rejected(tmp_path):
+    base = _write_voc(tmp_path, [np.zeros((40, 40), np.uint8)] * 2)
+    images, labels = voc.read_split(base, "train")
+    Image.new("RGB", (40, 40)).save(labels[0])
+    with pytest.raises(DatasetError, match=r"2007_000000\.png: label is a RGB image; expected a palette PNG"):
+        voc.check_split(images, labels)
+    voc.write_label(labels[0], np.zeros((30, 40), np.uint8))
+    with pytest.raises(DatasetError, match=r"2007_000000\.png is 40x30 but .*2007_000000\.jpg is 40x40"):
+        voc.check_split(images, labels)
+
+
+def test_images_smaller_than_the_crop_are_dropped_and_counted(capsys):
+    sizes = np.array([[100, 100], [63, 100], [100, 63], [64, 64], [200, 50]])
+    images, labels = list("abcde"), list("ABCDE")
+    kept = voc.filter_by_size(images, labels, sizes, (64, 64))
+    assert kept == (["a", "d"], ["A", "D"])
+    assert "train: dropped 3 of 5 images smaller than the 64x64 crop" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="every train image is smaller than the 128x128 crop"):
+        voc.filter_by_size(images, labels, sizes, (128, 128))
+
+
+def test_random_crops_keep_image_and_label_aligned(tmp_path):
+    # A noise image has one exact position for each crop: find it in the decoded full
+    # image, then the label crop must be the label at that position (flipped alike).
+    h, w = 70, 90
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    label = ((xx // 7 + 3 * (yy // 5)) % 21).astype(np.uint8)
+    label[10, :] = 255
+    base = _write_voc(tmp_path, [label] * 4, [image] * 4)
+    images, labels = voc.read_split(base, "train")
+    full = tf.image.decode_jpeg(tf.io.read_file(str(images[0]))).numpy().astype(np.float32)
+    crops = list(voc.train_dataset(images, labels, (32, 64), batch_size=2, seed=5, epoch=1))
+    assert len(crops) == 2
+    for x, y in crops:
+        assert x.shape == (2, 32, 64, 3) and y.shape == (2, 32, 64) and y.dtype.name == "int32"
+        for img, lab in zip(x.numpy(), y.numpy()):
+            found = [(y0, x0, flip) for flip in (False, True) for y0 in range(h - 31) for x0 in range(w - 63)
+                     if np.array_equal(full[y0:y0 + 32, x0:x0 + 64][:, ::-1 if flip else 1], img)]
+            assert len(found) == 1
+            y0, x0, flip = found[0]
+            np.testing.assert_array_equal(lab, label[y0:y0 + 32, x0:x0 + 64][:, ::-1 if flip else 1])
+    # Stateless: the same (seed, epoch) repeats exactly, another epoch differs.
+    again = list(voc.train_dataset(images, labels, (32, 64), batch_size=2, seed=5, epoch=1))
+    np.testing.assert_array_equal(crops[0][1], again[0][1])
+    other = list(voc.train_dataset(images, labels, (32, 64), batch_size=2, seed=5, epoch=2))
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(crops, other))
+
+
+def test_eval_batches_pad_labels_with_ignore(tmp_path):
+    labels = [np.full((40, 50), 1, np.uint8), np.full((33, 64), 2, np.uint8)]
+    base = _write_voc(tmp_path, labels)
+    images, paths = voc.read_split(base, "train")
+    sizes = voc.check_split(images, paths)
+    assert voc.padded_size(sizes) == (64, 64)
+    (x, y), = list(voc.eval_dataset(images, paths, 2, (64, 64)))
+    assert x.shape == (2, 64, 64, 3)
+    y = y.numpy()
+    assert (y[0, :40, :50] == 1).all() and (y[0, 40:] == 255).all() and (y[0, :, 50:] == 255).all()
+    assert (y[1, :33] == 2).all() and (y[1, 33:] == 255).all()

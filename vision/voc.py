@@ -1,0 +1,292 @@
+"""Pascal VOC2012 semantic segmentation: reader, tf.data pipelines, offline generator.
+
+The reader takes the real layout, `VOCdevkit/VOC2012/{JPEGImages/*.jpg,
+SegmentationClass/*.png, ImageSets/Segmentation/{train,val}.txt}`, whose labels are
+palette PNGs: pixel values are class indices 0-20 (0 = background) and 255 marks the
+object boundaries that scoring ignores. `generate_shapes_voc` writes a seeded offline
+set in exactly that layout (palette PNGs with 255 boundaries, JPEG images), so the
+same reader and pipeline serve both.
+
+Training uses the book's random crops (not resizing): images smaller than the crop are
+dropped, and the number dropped is reported.
+"""
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+
+from common.data import cache_root, resolve_dataset
+from common.errors import DatasetError
+
+VOC_URL = "http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar"
+VOC_SHA1 = "4e443f8a2eca6b1dac8a6c57641b67dd40621a49"
+VOC_REQUIRED = ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation")
+
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "potted plant", "sheep", "sofa",
+               "train", "tv/monitor")
+NUM_CLASSES = len(VOC_CLASSES)
+IGNORE_INDEX = 255
+
+
+def voc_palette():
+    """The 256-entry VOC colour palette as a (256, 3) uint8 array (index 255 is (224, 224, 192)).
+
+    Entry c spreads the bits of c over the channels: bit 3j goes to red, 3j+1 to green,
+    3j+2 to blue, each at bit 7-j (the devkit's `labelcolormap`).
+    """
+    c = np.arange(256)
+    palette = np.zeros((256, 3), np.int64)
+    for j in range(8):
+        for channel in range(3):
+            palette[:, channel] |= ((c >> (3 * j + channel)) & 1) << (7 - j)
+    return palette.astype(np.uint8)
+
+
+VOC_COLORMAP = voc_palette()[:NUM_CLASSES]
+
+
+def read_label(path):
+    """Class indices (H, W) uint8 of one palette (or greyscale index) PNG."""
+    with Image.open(path) as img:
+        if img.mode not in ("P", "L"):
+            raise DatasetError(f"{path}: label is a {img.mode} image; expected a palette PNG of class indices")
+        return np.asarray(img, dtype=np.uint8)
+
+
+def write_label(path, label):
+    """Save class indices (H, W) uint8 as a palette PNG with the VOC palette."""
+    img = Image.fromarray(np.asarray(label, np.uint8), mode="P")
+    img.putpalette(voc_palette().ravel().tolist())
+    img.save(path)
+
+
+def voc_root(data_dir=None):
+    """The `VOC2012` directory: under `data_dir`, or the cached/downloaded devkit archive."""
+    return resolve_dataset("voc2012", required=list(VOC_REQUIRED), url=VOC_URL, sha1=VOC_SHA1,
+                           data_dir=data_dir, hint="--dataset shapes (offline generated VOC-format data) or --demo")
+
+
+def read_split(root, split):
+    """Image and label paths of `ImageSets/Segmentation/<split>.txt`, checked to exist."""
+    root = Path(root)
+    listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not listing.exists():
+        raise DatasetError(f"{listing} not found; a VOC2012 devkit lists its {split} images there")
+    names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    if not names:
+        raise DatasetError(f"{listing} lists no images")
+    images = [root / "JPEGImages" / f"{n}.jpg" for n in names]
+    labels = [root / "SegmentationClass" / f"{n}.png" for n in names]
+    for path in (*images, *labels):
+        if not path.exists():
+            raise DatasetError(f"{path} not found, but {listing} lists it")
+    return images, labels
+
+
+def _check_pair(pair):
+    image, label = pair
+    try:
+        with Image.open(image) as img:
+            size = img.size
+        values = read_label(label)
+    except OSError as e:
+        raise DatasetError(f"cannot read {image} / {label} ({e}); the file is corrupt") from None
+    if values.shape != (size[1], size[0]):
+        raise DatasetError(f"{label} is {values.shape[1]}x{values.shape[0]} but {image} is {size[0]}x{size[1]}")
+    bad = np.unique(values[(values >= NUM_CLASSES) & (values != IGNORE_INDEX)])
+    if bad.size:
+        raise DatasetError(f"{label} has unknown class index {int(bad[0])}; VOC labels are 0-{NUM_CLASSES - 1} "
+                           f"and {IGNORE_INDEX} (boundary)")
+    return values.shape
+
+
+def check_split(images, labels, workers=4):
+    """Check every label decodes, matches its image's size and holds only 0-20 and 255.
+
+    Returns the (H, W) of each pair as an (N, 2) int array. Raises `DatasetError`
+    naming the first bad file.
+    """
+    with ThreadPoolExecutor(workers) as pool:
+        return np.array(list(pool.map(_check_pair, zip(images, labels))), np.int64).reshape(-1, 2)
+
+
+def filter_by_size(images, labels, sizes, crop, split="train"):
+    """Keep the pairs at least `crop` = (h, w) large; print how many were dropped to stderr."""
+    keep = (sizes[:, 0] >= crop[0]) & (sizes[:, 1] >= crop[1])
+    dropped = int((~keep).sum())
+    if dropped:
+        print(f"{split}: dropped {dropped} of {len(images)} images smaller than the {crop[0]}x{crop[1]} crop",
+              file=sys.stderr)
+    if not keep.any():
+        raise DatasetError(f"every {split} image is smaller than the {crop[0]}x{crop[1]} crop; choose a smaller --crop")
+    return [p for p, k in zip(images, keep) if k], [p for p, k in zip(labels, keep) if k]
+
+
+def _load_pair(image_path, label_path):
+    image = tf.image.decode_jpeg(tf.io.read_file(image_path), channels=3)
+    label = tf.numpy_function(lambda p: read_label(p.decode()), [label_path], tf.uint8, stateful=False)
+    label = tf.reshape(label, tf.shape(image)[:2])
+    return image, label
+
+
+def train_dataset(images, labels, crop, batch_size, seed=0, epoch=0):
+    """Batches of random `crop` = (h, w) crops with random horizontal flips, for one epoch.
+
+    Yields (images (B, h, w, 3) float32 pixels 0-255, labels (B, h, w) int32 with 255
+    kept for the loss to ignore). Shuffle, crop and flip are stateless functions of
+    (seed, epoch, index), so an epoch is identical however it is parallelised and when
+    resumed. The last partial batch is dropped. Every image must be at least `crop`.
+    """
+    h, w = crop
+    n = len(images)
+    ds = tf.data.Dataset.from_tensor_slices(([str(p) for p in images], [str(p) for p in labels]))
+    ds = ds.shuffle(n, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False).enumerate()
+
+    def load(index, paths):
+        image, label = _load_pair(*paths)
+        stacked = tf.concat([tf.cast(image, tf.float32), tf.cast(label, tf.float32)[..., None]], axis=-1)
+        key = tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), index])
+        stacked = tf.image.stateless_random_crop(stacked, (h, w, 4), seed=key)
+        flip = tf.random.stateless_uniform((), seed=key + 1) < 0.5
+        stacked = tf.cond(flip, lambda: tf.reverse(stacked, axis=[1]), lambda: stacked)
+        return stacked[..., :3], tf.cast(stacked[..., 3], tf.int32)
+
+    ds = ds.map(lambda i, paths: load(i, paths), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def padded_size(sizes, multiple=32):
+    """The smallest (H, W), multiples of `multiple`, that holds every (h, w) in `sizes`."""
+    top = np.asarray(sizes).max(axis=0)
+    return tuple(int(-(-v // multiple) * multiple) for v in top)
+
+
+def eval_dataset(images, labels, batch_size, pad_to):
+    """Whole images, padded at the bottom/right to `pad_to` = (H, W); label padding is 255.
+
+    Yields (images (B, H, W, 3) float32, labels (B, H, W) int32), in listing order.
+    """
+    ds = tf.data.Dataset.from_tensor_slices(([str(p) for p in images], [str(p) for p in labels]))
+    ds = ds.map(lambda i, l: _load_pair(i, l), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda i, l: (tf.cast(i, tf.float32), tf.cast(l, tf.int32)))
+    return ds.padded_batch(batch_size, padded_shapes=((*pad_to, 3), pad_to),
+                           padding_values=(0.0, IGNORE_INDEX)).prefetch(tf.data.AUTOTUNE)
+
+
+# --- offline generator --------------------------------------------------------------
+SHAPE_CLASSES = {"circle": 1, "square": 2, "triangle": 3, "cross": 4, "star": 5}
+_SHAPE_HUES = {"circle": 0.0, "square": 0.2, "triangle": 0.4, "cross": 0.6, "star": 0.8}
+
+
+def _polygon(shape, cx, cy, r, angle):
+    """Vertices of a regular shape of circumradius r centred on (cx, cy), rotated by angle."""
+    if shape == "square":
+        t, radii = np.arange(4) * np.pi / 2 + np.pi / 4, np.full(4, r)
+    elif shape == "triangle":
+        t, radii = np.arange(3) * 2 * np.pi / 3, np.full(3, r)
+    elif shape == "star":
+        t, radii = np.arange(10) * np.pi / 5, np.tile([r, 0.45 * r], 5)
+    else:  # cross: a plus sign with arms of half-width 0.33 r
+        a = 0.33
+        xy = np.array([(a, 1), (a, a), (1, a), (1, -a), (a, -a), (a, -1),
+                       (-a, -1), (-a, -a), (-1, -a), (-1, a), (-a, a), (-a, 1)]) * r
+        t, radii = np.arctan2(xy[:, 1], xy[:, 0]), np.hypot(xy[:, 0], xy[:, 1])
+    t = t + angle
+    return list(zip(cx + radii * np.cos(t), cy + radii * np.sin(t)))
+
+
+def _hsv_to_rgb(h, s, v):
+    i = int(h * 6) % 6
+    f = h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+
+
+def _background(rng, h, w):
+    """A textured background: two muted colours mixed by smooth waves, stripes or checks, plus noise."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    kind = rng.integers(3)
+    if kind == 0:
+        mix = sum(np.sin(rng.uniform(0.02, 0.12) * (np.cos(a) * xx + np.sin(a) * yy) + rng.uniform(0, 6.3))
+                  for a in rng.uniform(0, np.pi, 3)) / 6 + 0.5
+    elif kind == 1:
+        a = rng.uniform(0, np.pi)
+        mix = (np.sin(rng.uniform(0.15, 0.5) * (np.cos(a) * xx + np.sin(a) * yy)) > 0).astype(np.float32)
+    else:
+        period = rng.integers(8, 24)
+        mix = ((xx // period + yy // period) % 2).astype(np.float32)
+    grey = rng.uniform(40, 215, (2, 1))
+    c0, c1 = grey + rng.uniform(-35, 35, (2, 3))  # muted colours: shapes stand out by hue
+    image = c0 + (c1 - c0) * mix[..., None] * rng.uniform(0.3, 1.0)
+    return image + rng.normal(0, 12, (h, w, 3))
+
+
+def _draw_sample(rng, h, w, radius=(0.25, 0.45)):
+    """One image (h, w, 3) uint8 and its label (h, w) uint8 with 1-3 shapes and 255 outlines.
+
+    Shape circumradii are drawn uniformly from `radius` times the shorter side.
+    """
+    image = Image.fromarray(np.clip(_background(rng, h, w), 0, 255).astype(np.uint8))
+    label = Image.new("L", (w, h), 0)
+    draw_image, draw_label = ImageDraw.Draw(image), ImageDraw.Draw(label)
+    names = list(SHAPE_CLASSES)
+    for _ in range(rng.integers(1, 4)):
+        shape = names[rng.integers(len(names))]
+        r = rng.uniform(*radius) * min(h, w)
+        cx, cy = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
+        hue = (_SHAPE_HUES[shape] + rng.normal(0, 0.03)) % 1.0
+        colour = tuple(int(255 * c) for c in _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0)))
+        cls = SHAPE_CLASSES[shape]
+        if shape == "circle":
+            box = [cx - r, cy - r, cx + r, cy + r]
+            draw_image.ellipse(box, fill=colour)
+            draw_label.ellipse(box, fill=cls, outline=IGNORE_INDEX, width=2)
+        else:
+            points = _polygon(shape, cx, cy, r, rng.uniform(0, 2 * np.pi))
+            draw_image.polygon(points, fill=colour)
+            draw_label.polygon(points, fill=cls, outline=IGNORE_INDEX, width=2)
+    pixels = np.asarray(image, np.float32) + rng.normal(0, 6, (h, w, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(label, np.uint8)
+
+
+def generate_shapes_voc(root, num_train=600, num_val=100, size=(128, 160), seed=0):
+    """Write a VOC2012-format segmentation set of coloured shapes on textured backgrounds.
+
+    Layout under `root`: `VOCdevkit/VOC2012/{JPEGImages/*.jpg, SegmentationClass/*.png,
+    ImageSets/Segmentation/{train,val}.txt}`. Each image is h x w with h, w drawn
+    uniformly from `size` = (low, high) pixels and holds 1-3 shapes (circle, square,
+    triangle, cross, star = VOC class indices 1-5; hue loosely tied to the shape;
+    circumradius 0.25-0.45 of the shorter side, large enough for FCN-32s's stride-32
+    output to resolve; random position, rotation, saturation and brightness; later
+    shapes occlude earlier ones); labels carry a 2-pixel 255 boundary, as VOC's do. Seeded: the same
+    arguments write the same files. Returns the `VOC2012` directory.
+    """
+    voc = Path(root) / "VOCdevkit" / "VOC2012"
+    for sub in VOC_REQUIRED:
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = {"train": [f"shapes_{i:06d}" for i in range(num_train)],
+             "val": [f"shapes_{i:06d}" for i in range(num_train, num_train + num_val)]}
+    for name in names["train"] + names["val"]:
+        h, w = rng.integers(size[0], size[1] + 1, 2)
+        image, label = _draw_sample(rng, int(h), int(w))
+        Image.fromarray(image).save(voc / "JPEGImages" / f"{name}.jpg", quality=92)
+        write_label(voc / "SegmentationClass" / f"{name}.png", label)
+    for split, split_names in names.items():
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(split_names) + "\n")
+    return voc
+
+
+def shapes_voc(num_train=600, num_val=100, size=(128, 160), seed=0):
+    """The offline shapes set for these arguments, generated into the cache once."""
+    root = cache_root() / "vision-demo" / f"shapes-voc-{num_train}-{num_val}-{size[0]}-{size[1]}-seed{seed}"
+    done = root / "DONE"
+    if not done.exists():
+        print(f"generating {num_train}+{num_val} VOC-format shape images into {root}", file=sys.stderr)
+        generate_shapes_voc(root, num_train, num_val, size, seed)
+        done.write_text("ok\n")
+    return root / "VOCdevkit" / "VOC2012"
