@@ -3,8 +3,9 @@
 A model module declares its hyperparameters once as a dataclass deriving from
 `TrainConfig`; every field becomes a `train` flag (`batch_size` -> `--batch-size`,
 booleans get `--x/--no-x`, `metadata={"choices": ...}` restricts values). The value a
-run uses is: dataclass default, then the `--demo` preset, then (with `--resume`) the
-run's saved config.json, then flags given explicitly. Usage errors print one line and
+run uses is: dataclass default, then the `--demo` preset, then a named `--preset`
+(e.g. the book's settings), then (with `--resume`) the run's saved config.json, then
+flags given explicitly. Usage errors print one line and
 exit 2; a failed run prints one line and exits 1; Ctrl-C exits 130.
 """
 import argparse
@@ -13,7 +14,7 @@ import json
 import sys
 import time
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy, per_replica_batch_size
@@ -81,7 +82,8 @@ def _flag(name):
     return "--" + name.replace("_", "-")
 
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: an int >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -109,11 +111,11 @@ def add_config_arguments(parser, config_cls):
         parser.add_argument(_flag(f.name), **options)
 
 
-def build_config(config_cls, explicit, demo=None, saved=None):
-    """Defaults <- demo preset <- saved config.json <- explicit flags; then validate."""
+def build_config(config_cls, explicit, demo=None, saved=None, preset=None):
+    """Defaults <- demo preset <- named preset <- saved config.json <- explicit flags; then validate."""
     names = {f.name for f in dataclasses.fields(config_cls)}
     values = {}
-    for layer in (demo or {}, {k: v for k, v in (saved or {}).items() if k in names}, explicit):
+    for layer in (demo or {}, preset or {}, {k: v for k, v in (saved or {}).items() if k in names}, explicit):
         values.update(layer)
     config = config_cls(**values)
     config.validate()
@@ -176,7 +178,7 @@ def latest_run(prog):
     return runs[-1] if runs else None
 
 
-def build_parser(prog, description, config_cls, commands):
+def build_parser(prog, description, config_cls, commands, presets=None):
     parser = _Parser(prog=f"python -m {prog}", description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(commands) + "}",
                                 parser_class=_Parser)
@@ -191,8 +193,13 @@ def build_parser(prog, description, config_cls, commands):
                        help="use the demo preset" + (" on the small offline generated dataset" if cmd.reads_data else ""))
         if cmd.fresh:
             add_config_arguments(p, config_cls)
+            if presets:
+                p.add_argument("--preset", choices=sorted(presets),
+                               help="named settings applied under explicit flags: " +
+                                    "; ".join(f"{k}: {', '.join(f'{n}={v}' for n, v in p.items())}"
+                                              for k, p in sorted(presets.items())))
         if cmd.trains:
-            p.add_argument("--devices", type=_positive_int, help="number of replicas (GPUs, or logical CPUs)")
+            p.add_argument("--devices", type=positive_int, help="number of replicas (GPUs, or logical CPUs)")
             p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
             p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or the newest)")
         if cmd.add_arguments is not None:
@@ -216,9 +223,12 @@ def print_metrics(metrics):
     print(json.dumps(metrics, default=lambda o: o.item() if hasattr(o, "item") else str(o)), flush=True)
 
 
-def main(prog, description, config_cls, commands, demo=None, argv=None):
-    """Parse `argv`, build the context and run the chosen command; return the exit code."""
-    parser = build_parser(prog, description, config_cls, commands)
+def main(prog, description, config_cls, commands, demo=None, argv=None, presets=None):
+    """Parse `argv`, build the context and run the chosen command; return the exit code.
+
+    `demo`: field overrides for `--demo`. `presets`: name -> field overrides for `--preset`.
+    """
+    parser = build_parser(prog, description, config_cls, commands, presets)
     args = parser.parse_args(argv)
     cmd = commands[args.command]
     try:
@@ -230,7 +240,8 @@ def main(prog, description, config_cls, commands, demo=None, argv=None):
             if not path.exists():
                 raise UsageError(f"{args.run_dir} is not a run directory (no config.json); pass the --run-dir of a train run")
             saved = json.loads(path.read_text())
-        config = build_config(config_cls, explicit, demo if args.demo else None, saved)
+        preset = (presets or {}).get(getattr(args, "preset", None))
+        config = build_config(config_cls, explicit, demo if args.demo else None, saved, preset)
         if cmd.trains:
             configure_devices(args.devices)
         from common.training import set_seed
@@ -249,6 +260,6 @@ def main(prog, description, config_cls, commands, demo=None, argv=None):
         return 130
 
 
-def entry(prog, description, config_cls, commands, demo=None):
+def entry(prog, description, config_cls, commands, demo=None, presets=None):
     """`sys.exit(main(...))` for a module's `if __name__ == "__main__":` block."""
-    sys.exit(main(prog, description, config_cls, commands, demo=demo))
+    sys.exit(main(prog, description, config_cls, commands, demo=demo, presets=presets))

@@ -15,3 +15,7 @@ class UsageError(DlsuiteError):
 
 class DatasetError(DlsuiteError):
     """A dataset is missing, corrupt, or malformed; the message names the file and the fix."""
+
+
+class CheckpointMismatch(DlsuiteError):
+    """A checkpoint's weights do not fit the model (other sizes, other architecture)."""

@@ -18,9 +18,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from common.distribute import is_chief
 from common.keras_compat import prepare_multi_worker
-from common.errors import DlsuiteError, UsageError
+from common.errors import CheckpointMismatch, DlsuiteError, UsageError
 
 CHECKPOINTS = "checkpoints"
 
@@ -123,11 +122,18 @@ class Run:
         return found[-1] if found else None
 
     def save_checkpoint(self, epoch, objects, keep=3):
-        """Write `objects` (name -> trackable) as checkpoint `epoch`; keep the newest `keep`."""
+        """Write `objects` (name -> Keras layer/model or trackable) as checkpoint `epoch`.
+
+        Layers and models are stored as their positional `weights` with a shape manifest
+        (layers kept in Python lists are included); other trackables (optimizers, plain
+        variables) through TensorFlow's object graph. Keeps the newest `keep`.
+        """
         root = self.path / CHECKPOINTS if self.chief else Path(tempfile.mkdtemp(prefix="dlsuite-worker-"))
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".epoch-"))
-        tf.train.Checkpoint(**objects).write(str(tmp / "state"))
+        trackables, manifest = _checkpointable(objects, "save")
+        tf.train.Checkpoint(**trackables).write(str(tmp / "state"))
+        write_json(tmp / "weights.json", manifest)
         (tmp / "DONE").write_text(str(epoch))
         if not self.chief:
             shutil.rmtree(root)
@@ -142,14 +148,47 @@ class Run:
     def restore(self, objects, checkpoint=None):
         """Restore `objects` from `checkpoint` (default the latest); return its epoch.
 
-        Variables not yet created (an optimizer before its first step) are restored
-        when they are created.
+        Layers and models must be built; their weights must match the checkpoint's
+        shapes (else one-line `DlsuiteError`). Optimizer variables not yet created are
+        restored when they are created.
         """
         checkpoint = checkpoint or self.latest_checkpoint()
         if checkpoint is None:
             raise DlsuiteError(f"no checkpoint in {self.path / CHECKPOINTS}; train first")
-        tf.train.Checkpoint(**objects).read(str(checkpoint / "state")).expect_partial()
+        trackables, manifest = _checkpointable(objects, "restore")
+        saved = json.loads((checkpoint / "weights.json").read_text())
+        for name, shapes in manifest.items():
+            if name not in saved:
+                raise CheckpointMismatch(f"{checkpoint} holds no {name!r}; it was written by another program")
+            if shapes != saved[name]:
+                raise CheckpointMismatch(
+                    f"{checkpoint}: {name!r} has {len(saved[name])} weights of other shapes than this one's "
+                    f"{len(shapes)} (first difference at weight "
+                    f"{next((i for i, (a, b) in enumerate(zip(shapes, saved[name])) if a != b), min(len(shapes), len(saved[name])))}); "
+                    "was it trained with other sizes? Pass the same hyperparameters or another --run-dir")
+        tf.train.Checkpoint(**trackables).read(str(checkpoint / "state")).expect_partial()
         return int((checkpoint / "DONE").read_text())
+
+
+class _Weights(tf.Module):
+    """A layer's weights as a positional list, so checkpoints need no object graph."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.weights_list = list(weights)
+
+
+def _checkpointable(objects, action):
+    trackables, manifest = {}, {}
+    for name, obj in objects.items():
+        if isinstance(obj, keras.layers.Layer):
+            if not obj.weights:
+                raise DlsuiteError(f"cannot {action} {name!r}: the model has no weights yet (build it first)")
+            trackables[name] = _Weights(obj.weights)
+            manifest[name] = [list(w.shape) for w in obj.weights]
+        else:
+            trackables[name] = obj
+    return trackables, manifest
 
 
 def optimizers_of(model):
@@ -263,6 +302,10 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
     start = 0
     history = [m for m in run.metrics if run.resume]
     if run.resume:
+        if not model.weights:  # a subclassed model builds on its first batch: build it now
+            with model.distribute_strategy.scope():
+                model._symbolic_build(data_batch=next(iter(
+                    (train_data if not callable(train_data) else train_data(0)))))
         start = run.restore(state)
         print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
     make_data = train_data if callable(train_data) else (lambda epoch: train_data)

@@ -86,6 +86,18 @@ def test_config_precedence_default_demo_saved_explicit():
     assert cli.build_config(toy.ToyConfig, {}, {"epochs": 2}, saved).epochs == 7
     config = cli.build_config(toy.ToyConfig, {"epochs": 9}, {"epochs": 2}, saved)
     assert (config.epochs, config.hidden) == (9, 3)
+    preset = {"hidden": 11, "lr": 0.5}
+    config = cli.build_config(toy.ToyConfig, {"lr": 0.05}, {"hidden": 2}, None, preset)
+    assert (config.hidden, config.lr) == (11, 0.05)  # preset over demo, explicit flag (even = default) over preset
+
+
+def test_named_preset_flag(tmp_path):
+    captured = []
+    commands = {"train": cli.Command(lambda ctx: captured.append((ctx.config.hidden, ctx.config.lr)), "t",
+                                     trains=True)}
+    argv = ["train", "--preset", "wide", "--lr", "0.05", "--run-dir", str(tmp_path / "r")]
+    assert cli.main("tests.p", "p", toy.ToyConfig, commands, argv=argv, presets={"wide": {"hidden": 64, "lr": 1.0}}) == 0
+    assert captured == [(64, 0.05)]
 
 
 def test_python_dash_m_is_quiet_and_exits_cleanly(tmp_path):

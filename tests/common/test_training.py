@@ -132,3 +132,68 @@ def test_keras_callbacks_see_one_run_across_epochs(tmp_path):
             model.fit(data, epochs=4, callbacks=[halve], verbose=0)
         rates.append(float(model.optimizer.learning_rate))
     assert rates[0] == rates[1] == pytest.approx(0.04 / 8)
+
+
+class ListMLP(keras.Model):
+    """Hidden layers kept in a Python list: TensorFlow's object graph does not see them."""
+
+    def __init__(self, widths=(8, 8)):
+        super().__init__()
+        self.hidden = [keras.layers.Dense(w, activation="tanh") for w in widths]
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        for layer in self.hidden:
+            x = layer(x)
+        return self.out(x)
+
+
+def _list_mlp(widths=(8, 8)):
+    model = ListMLP(widths)
+    model.compile(keras.optimizers.Adam(0.05), "mse")
+    return model
+
+
+def test_layers_in_python_lists_are_checkpointed(tmp_path):
+    x, y = toy.load(None)
+    trained = _list_mlp()
+    history = training.fit(trained, tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
+                           training.Run(tmp_path / "r"), epochs=2, verbose=0)
+    restored = _list_mlp()
+    restored(x[:1])
+    assert training.Run(tmp_path / "r", resume=True).restore({"model": restored}) == 2
+    for a, b in zip(trained.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    mse = float(np.mean((restored.predict(x, verbose=0) - y) ** 2))
+    assert mse == pytest.approx(history[-1]["loss"], rel=0.5)  # trained weights, not fresh ones
+
+
+def test_restoring_into_other_sizes_or_an_unbuilt_model_is_one_line(tmp_path):
+    from common.errors import DlsuiteError
+
+    x, _ = toy.load(None)
+    model = _list_mlp((8, 8))
+    model(x[:1])
+    run = training.Run(tmp_path / "r")
+    run.save_checkpoint(1, {"model": model})
+    other = _list_mlp((8, 16))
+    other(x[:1])
+    with pytest.raises(DlsuiteError) as err:
+        run.restore({"model": other})
+    assert "other shapes" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(DlsuiteError, match="no weights yet"):
+        run.restore({"model": _list_mlp()})
+
+
+def test_resume_builds_a_lazily_built_model_first(tmp_path):
+    x, y = toy.load(None)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    training.set_seed(0)
+    straight = training.fit(_list_mlp(), data, training.Run(tmp_path / "a"), epochs=3, verbose=0)
+    training.set_seed(0)
+    training.fit(_list_mlp(), data, training.Run(tmp_path / "b"), epochs=1, verbose=0)
+    unbuilt = _list_mlp()
+    assert not unbuilt.weights
+    resumed = training.fit(unbuilt, data, training.Run(tmp_path / "b", resume=True), epochs=3, verbose=0)
+    assert [h["epoch"] for h in resumed] == [1, 2, 3]
+    np.testing.assert_allclose([h["loss"] for h in resumed], [h["loss"] for h in straight], rtol=1e-5)
