@@ -1,0 +1,540 @@
+"""Recommender datasets: MovieLens 100K, the book's CTR files, Criteo rows, offline generators.
+
+Everything here is NumPy. Interaction data is an `Interactions` record of parallel arrays
+(zero-based user and item ids, ratings, timestamps); the splits, the implicit-feedback
+index (`UserItemIndex`), negative sampling and Caser's sequence windows are vectorized
+over all interactions (no Python loop over users or items). CTR data is an integer
+matrix of global feature ids `(rows, fields)` with per-field offsets, the layout FM and
+DeepFM read through one shared embedding table.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common.data import cache_root, extract, resolve_dataset
+from common.errors import DatasetError, UsageError
+
+ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+ML100K_SHA1 = "cd4dcac4241c8a4ad7badc7ca635da8a69dddb83"
+CTR_URL = "http://d2l-data.s3-accelerate.amazonaws.com/ctr.zip"
+CTR_SHA1 = "e18327c48c8e8e5c23da714dd614e390d369843f"
+RATING_SCALE = (1, 5)
+CTR_FIELDS = 34
+CTR_THRESHOLD = 4
+CRITEO_INT_FIELDS = 13
+CRITEO_CAT_FIELDS = 26
+DEMO_ROOT = "recsys-demo"
+
+
+# --------------------------------------------------------------------------- MovieLens
+@dataclass
+class Interactions:
+    """Parallel arrays of interactions with zero-based ids.
+
+    users, items: int32 `(n,)`; ratings: float32 `(n,)` (1 for implicit feedback);
+    timestamps: int64 `(n,)` (seconds); `num_users`/`num_items` size the id spaces.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+    num_users: int
+    num_items: int
+    source: str = ""
+
+    def __len__(self):
+        return len(self.users)
+
+    def subset(self, index):
+        """The interactions selected by a boolean mask or an index array (same id spaces)."""
+        return Interactions(self.users[index], self.items[index], self.ratings[index], self.timestamps[index],
+                            self.num_users, self.num_items, self.source)
+
+    def stats(self):
+        """Counts and sparsity (fraction of the user x item matrix that is unobserved)."""
+        return {"users": self.num_users, "items": self.num_items, "interactions": len(self),
+                "sparsity": 1.0 - len(self) / (self.num_users * self.num_items)}
+
+    def rating_matrix(self):
+        """Dense `(num_users, num_items)` float32 matrix of ratings, 0 where unobserved."""
+        matrix = np.zeros((self.num_users, self.num_items), np.float32)
+        matrix[self.users, self.items] = self.ratings
+        return matrix
+
+
+def _line_of_bad_value(column, converter):
+    for i, value in enumerate(column):
+        try:
+            converter(value)
+        except ValueError:
+            return i
+    return None
+
+
+def _read_declared_counts(directory):
+    """`u.info` ("943 users", "1682 items") as a dict, or {} when absent."""
+    info = Path(directory) / "u.info"
+    counts = {}
+    if info.exists():
+        for line in info.read_text(encoding="latin-1").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit():
+                counts[parts[1]] = int(parts[0])
+    return counts
+
+
+def read_movielens(directory, filename="u.data"):
+    """Read MovieLens `u.data` (tab separated user, item, rating, timestamp; ids from 1).
+
+    Returns `Interactions` with zero-based ids. The id spaces come from `u.info` when present
+    (ids beyond them are errors), else from the largest ids seen. Malformed lines, ids below 1
+    or beyond `u.info`, and ratings outside 1-5 raise `DatasetError` naming the line.
+    """
+    path = Path(directory) / filename
+    if not path.exists():
+        raise DatasetError(f"{path} not found; --data-dir must hold MovieLens' {filename}")
+    lines = path.read_text(encoding="latin-1").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise DatasetError(f"{path} is empty; expected lines 'user<TAB>item<TAB>rating<TAB>timestamp'")
+    rows = [line.split("\t") for line in lines]
+    widths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
+    bad = np.flatnonzero(widths != 4)
+    if bad.size:
+        i = bad[0]
+        raise DatasetError(f"{path} line {i + 1}: expected 4 tab-separated fields (user, item, rating, timestamp), "
+                           f"got {widths[i]}: {lines[i][:60]!r}")
+    table = np.array(rows, dtype=object)
+    columns = []
+    for c, (name, kind) in enumerate([("user", int), ("item", int), ("rating", float), ("timestamp", int)]):
+        try:
+            columns.append(table[:, c].astype(str).astype(np.float64 if kind is float else np.int64))
+        except ValueError:
+            i = _line_of_bad_value(table[:, c], kind)
+            raise DatasetError(f"{path} line {i + 1}: {name} {table[i, c]!r} is not a number") from None
+    users, items, ratings, timestamps = columns
+    declared = _read_declared_counts(path.parent)
+    num_users = declared.get("users", int(users.max()))
+    num_items = declared.get("items", int(items.max()))
+    for name, ids, count in (("user", users, num_users), ("item", items, num_items)):
+        bad = np.flatnonzero((ids < 1) | (ids > count))
+        if bad.size:
+            i = bad[0]
+            raise DatasetError(f"{path} line {i + 1}: {name} id {ids[i]} is outside 1..{count}"
+                               + (" (declared in u.info)" if name + "s" in declared else ""))
+    lo, hi = RATING_SCALE
+    bad = np.flatnonzero((ratings < lo) | (ratings > hi))
+    if bad.size:
+        i = bad[0]
+        raise DatasetError(f"{path} line {i + 1}: rating {ratings[i]:g} is outside the {lo}-{hi} scale")
+    return Interactions((users - 1).astype(np.int32), (items - 1).astype(np.int32), ratings.astype(np.float32),
+                        timestamps, num_users, num_items, str(path))
+
+
+def generate_movielens(directory, num_users=300, num_items=400, per_user=(20, 80), factors=4, seed=0):
+    """Write a MovieLens-format `u.data` + `u.info` from a latent-factor model; return the directory.
+
+    Users pick items with probability ~ softmax(popularity + user.item affinity), so popular
+    items are rated often and implicit feedback is predictable; ratings are
+    round(3.5 + user bias + item bias + user.item + noise) clipped to 1-5; timestamps grow
+    per user so the sequence-aware split has a well-defined latest item. Seeded; files are
+    written only when absent.
+    """
+    directory = Path(directory)
+    if (directory / "u.data").exists():
+        return directory
+    rng = np.random.default_rng(seed)
+    p = rng.normal(0, 0.6, (num_users, factors))
+    q = rng.normal(0, 0.6, (num_items, factors))
+    popularity = -1.1 * np.log(np.arange(1, num_items + 1))[rng.permutation(num_items)]
+    user_bias = rng.normal(0, 0.3, num_users)
+    item_bias = rng.normal(0, 0.4, num_items) + 0.15 * popularity / popularity.std()
+    counts = rng.integers(per_user[0], per_user[1] + 1, num_users)
+    logits = popularity[None, :] + 2.0 * p @ q.T
+    # Gumbel top-k draws each user's items without replacement, all users at once.
+    keys = logits + rng.gumbel(size=logits.shape)
+    order = np.argsort(-keys, axis=1)
+    take = np.arange(num_items)[None, :] < counts[:, None]
+    users = np.repeat(np.arange(num_users), counts)
+    items = order[take]
+    affinity = np.sum(p[users] * q[items], axis=1)
+    raw = 3.5 + user_bias[users] + item_bias[items] + affinity + rng.normal(0, 0.5, len(users))
+    ratings = np.clip(np.rint(raw), *RATING_SCALE).astype(int)
+    start = rng.integers(880_000_000, 890_000_000, num_users)
+    rank = np.arange(len(users)) - np.repeat(np.cumsum(counts) - counts, counts)
+    timestamps = start[users] + 3600 * rank + rng.integers(0, 3000, len(users))
+    shuffle = rng.permutation(len(users))
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"{u + 1}\t{i + 1}\t{r}\t{t}" for u, i, r, t in
+             zip(users[shuffle], items[shuffle], ratings[shuffle], timestamps[shuffle])]
+    (directory / "u.data").write_text("\n".join(lines) + "\n")
+    (directory / "u.info").write_text(f"{num_users} users\n{num_items} items\n{len(users)} ratings\n")
+    return directory
+
+
+def movielens_dir(data_dir=None, demo=False):
+    """Directory holding `u.data`: --data-dir (or an `ml-100k.zip` in it), the cache, a download, or the demo."""
+    if demo:
+        return generate_movielens(cache_root() / DEMO_ROOT / "ml-100k")
+    if data_dir is not None:
+        zipped = Path(data_dir) / "ml-100k.zip"
+        if not (Path(data_dir) / "u.data").exists() and zipped.exists():
+            target = cache_root() / "ml-100k"
+            if not (target / "ml-100k" / "u.data").exists():
+                extract(zipped, target)
+            data_dir = target
+    return resolve_dataset("ml-100k", required=["u.data"], url=ML100K_URL, sha1=ML100K_SHA1,
+                           data_dir=data_dir, hint="--demo")
+
+
+def load_movielens(data_dir=None, demo=False):
+    """`read_movielens` of `movielens_dir(data_dir, demo)`."""
+    return read_movielens(movielens_dir(data_dir, demo))
+
+
+# --------------------------------------------------------------------------- splits
+def _check_split(train, test, how):
+    for name, part in (("training", train), ("test", test)):
+        if len(part) == 0:
+            raise DatasetError(f"{how} split of {train.source or 'the data'} left the {name} set empty "
+                               f"({len(train) + len(test)} interactions); use more data or another --test-ratio")
+    return train, test
+
+
+def split_random(data, test_ratio=0.1, seed=0):
+    """Random split: `round(test_ratio * n)` interactions (seeded) go to the test set."""
+    if not 0 < test_ratio < 1:
+        raise UsageError(f"--test-ratio must be in (0, 1), got {test_ratio}")
+    n_test = int(round(test_ratio * len(data)))
+    order = np.random.default_rng(seed).permutation(len(data))
+    is_test = np.zeros(len(data), bool)
+    is_test[order[:n_test]] = True
+    return _check_split(data.subset(~is_test), data.subset(is_test), "random")
+
+
+def latest_per_user(data):
+    """Boolean mask of each user's latest interaction (largest timestamp, ties: last in file order)."""
+    order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
+    users = data.users[order]
+    last = np.ones(len(order), bool)
+    last[:-1] = users[1:] != users[:-1]
+    mask = np.zeros(len(data), bool)
+    mask[order[last]] = True
+    return mask
+
+
+def split_seq_aware(data):
+    """Sequence-aware split (the book's seq-aware mode): each user's latest interaction is the test item."""
+    is_test = latest_per_user(data)
+    return _check_split(data.subset(~is_test), data.subset(is_test), "sequence-aware")
+
+
+def split(data, mode, test_ratio=0.1, seed=0):
+    """`split_random` for mode "random", `split_seq_aware` for "seq-aware"."""
+    if mode == "random":
+        return split_random(data, test_ratio, seed)
+    if mode == "seq-aware":
+        return split_seq_aware(data)
+    raise UsageError(f"unknown split {mode!r}; choose random or seq-aware")
+
+
+# --------------------------------------------------------------------------- implicit feedback
+class UserItemIndex:
+    """The set of (user, item) pairs a user interacted with, for membership tests and masks.
+
+    Stored as sorted keys `user * num_items + item` (CSR order), so `contains` is one
+    `searchsorted` over any number of pairs and `mask` fills a `(batch, num_items)` matrix
+    with one scatter.
+    """
+
+    def __init__(self, users, items, num_users, num_items):
+        self.num_users, self.num_items = int(num_users), int(num_items)
+        keys = np.unique(np.asarray(users, np.int64) * self.num_items + np.asarray(items, np.int64))
+        self.keys = keys
+        self.counts = np.bincount(keys // self.num_items, minlength=self.num_users)
+        self.indptr = np.concatenate([[0], np.cumsum(self.counts)])
+
+    @classmethod
+    def of(cls, data):
+        return cls(data.users, data.items, data.num_users, data.num_items)
+
+    def contains(self, users, items):
+        """Boolean array: has `users[j]` interacted with `items[j]` (any broadcastable shapes)."""
+        keys = np.asarray(users, np.int64) * self.num_items + np.asarray(items, np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return self.keys[pos] == keys
+
+    def mask(self, users):
+        """`(len(users), num_items)` bool matrix, True where the user interacted with the item."""
+        users = np.asarray(users, np.int64)
+        counts = self.counts[users]
+        rows = np.repeat(np.arange(len(users)), counts)
+        starts = np.repeat(self.indptr[users], counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        out = np.zeros((len(users), self.num_items), bool)
+        out[rows, self.keys[starts + offsets] % self.num_items] = True
+        return out
+
+
+def sample_negatives(index, users, rng, num=1):
+    """Items each user has not interacted with, uniformly at random: int32 `(len(users), num)`.
+
+    Rejection sampling in rounds over all still-rejected draws at once. Raises
+    `DatasetError` when some user has interacted with every item.
+    """
+    users = np.asarray(users, np.int64)
+    full = index.counts[users] >= index.num_items
+    if full.any():
+        raise DatasetError(f"user {users[full][0]} interacted with every item; no negatives to sample")
+    out = rng.integers(0, index.num_items, (len(users), num))
+    bad = index.contains(users[:, None], out)
+    while bad.any():
+        out[bad] = rng.integers(0, index.num_items, int(bad.sum()))
+        bad = index.contains(users[:, None], out)
+    return out.astype(np.int32)
+
+
+def sequence_windows(data, length, pad):
+    """Caser's training examples: for every interaction, the user's `length` previous items.
+
+    Returns (users `(n,)`, windows `(n, length)`, targets `(n,)`), windows ordered oldest to
+    newest and left-padded with `pad` where a user has fewer earlier items. Interactions are
+    ordered per user by timestamp (ties: file order). The first interaction of each user
+    (an all-padding window) is dropped.
+    """
+    order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
+    users, items = data.users[order], data.items[order]
+    first = np.ones(len(order), bool)
+    first[1:] = users[1:] != users[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    back = np.arange(len(order))[:, None] - np.arange(length, 0, -1)[None, :]
+    valid = back >= start[:, None]
+    windows = np.where(valid, items[np.clip(back, 0, None)], pad).astype(np.int32)
+    keep = ~first
+    return users[keep], windows[keep], items[keep]
+
+
+def latest_windows(data, users, length, pad):
+    """Each given user's last `length` items in `data` (oldest first, left-padded): `(len(users), length)`."""
+    order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
+    sorted_users, items = data.users[order], data.items[order]
+    end = np.searchsorted(sorted_users, users, side="right")
+    begin = np.searchsorted(sorted_users, users, side="left")
+    idx = end[:, None] - np.arange(length, 0, -1)[None, :]
+    valid = idx >= begin[:, None]
+    return np.where(valid, items[np.clip(idx, 0, None)], pad).astype(np.int32)
+
+
+# --------------------------------------------------------------------------- CTR
+@dataclass
+class CTRData:
+    """Click data: `features` int32 `(rows, fields)` of global feature ids, `labels` float32 `(rows,)`.
+
+    Field f's ids lie in `offsets[f] .. offsets[f] + field_dims[f] - 1`; the last id of each
+    field is the bucket for values rarer than the threshold (or unseen in training).
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    field_dims: list = field(default_factory=list)
+
+    @property
+    def num_features(self):
+        return int(sum(self.field_dims))
+
+    def __len__(self):
+        return len(self.labels)
+
+
+class FieldVocabulary:
+    """Per-field maps from raw string values to ids, fitted on training rows.
+
+    Values seen fewer than `threshold` times share one bucket (the book's
+    `feat_threshold`), which also receives values never seen in training.
+    """
+
+    def __init__(self, raw, threshold=CTR_THRESHOLD):
+        self.values = []
+        for column in raw.T:
+            uniq, counts = np.unique(column, return_counts=True)
+            self.values.append(uniq[counts >= threshold])
+        self.field_dims = [len(v) + 1 for v in self.values]
+        self.offsets = np.concatenate([[0], np.cumsum(self.field_dims)[:-1]]).astype(np.int64)
+
+    def encode(self, raw):
+        """`(rows, fields)` raw strings -> `(rows, fields)` int32 global ids."""
+        if raw.shape[1] != len(self.values):
+            raise DatasetError(f"rows have {raw.shape[1]} fields, the vocabulary {len(self.values)}")
+        out = np.empty(raw.shape, np.int64)
+        for f, known in enumerate(self.values):  # loop over fields only (34 or 39)
+            pos = np.minimum(np.searchsorted(known, raw[:, f]), max(len(known) - 1, 0))
+            hit = (known[pos] == raw[:, f]) if len(known) else np.zeros(len(raw), bool)
+            out[:, f] = np.where(hit, pos, len(known)) + self.offsets[f]
+        return out.astype(np.int32)
+
+
+def _check_labels(labels, path):
+    try:
+        values = labels.astype(np.float64)
+    except ValueError:
+        i = _line_of_bad_value(labels, float)
+        raise DatasetError(f"{path} line {i + 1}: label {str(labels[i])!r} is not 0 or 1") from None
+    bad = np.flatnonzero((values != 0) & (values != 1))
+    if bad.size:
+        raise DatasetError(f"{path} line {bad[0] + 1}: label {str(labels[bad[0]])!r} is not 0 or 1")
+    return values.astype(np.float32)
+
+
+def _split_lines(path, sep, fields, what, skip_header=False):
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path} not found")
+    lines = path.read_text(encoding="latin-1").splitlines()
+    first = 1 if skip_header else 0
+    lines = lines[first:]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise DatasetError(f"{path} holds no rows; expected {what}")
+    rows = [line.split(sep) for line in lines]
+    widths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
+    bad = np.flatnonzero(widths != fields)
+    if bad.size:
+        i = bad[0]
+        raise DatasetError(f"{path} line {i + 1 + first}: expected {fields} fields ({what}), got {widths[i]}")
+    return np.array(rows, dtype=str)
+
+
+def read_ctr_file(path, fields=CTR_FIELDS):
+    """The book's advertising file: tab separated, label (0/1) then `fields` categorical values.
+
+    Returns (labels float32 `(rows,)`, raw str `(rows, fields)`).
+    """
+    table = _split_lines(path, "\t", fields + 1, f"label then {fields} tab-separated categorical fields")
+    return _check_labels(table[:, 0], path), table[:, 1:]
+
+
+def load_ctr(directory, threshold=CTR_THRESHOLD):
+    """The book's `ctr/` directory (`train.csv`, `test.csv`) -> (train, test) `CTRData`, vocabulary from train."""
+    directory = Path(directory)
+    y_train, raw_train = read_ctr_file(directory / "train.csv")
+    y_test, raw_test = read_ctr_file(directory / "test.csv")
+    vocab = FieldVocabulary(raw_train, threshold)
+    return (CTRData(vocab.encode(raw_train), y_train, vocab.field_dims),
+            CTRData(vocab.encode(raw_test), y_test, vocab.field_dims))
+
+
+def criteo_integer_token(column):
+    """Criteo integer features as categorical tokens: v > 2 -> floor(ln(v)^2), else v; empty -> "NA".
+
+    The log transform of the Criteo-winning solution (also pytorch-fm's): large counts
+    land in few buckets, small ones stay exact.
+    """
+    column = np.asarray(column, dtype=str)
+    empty = column == ""
+    try:
+        values = np.where(empty, "0", column).astype(np.float64)
+    except ValueError:
+        i = _line_of_bad_value(np.where(empty, "0", column), float)
+        raise DatasetError(f"integer feature {str(column[i])!r} (row {i + 1}) is not a number") from None
+    logged = np.floor(np.log(np.maximum(values, 1.0)) ** 2)
+    tokens = np.where(values > 2, logged, values).astype(np.int64).astype(str)
+    return np.where(empty, "NA", np.char.add("v", tokens))
+
+
+def read_criteo(path):
+    """Criteo rows: label, 13 integer and 26 hashed categorical fields, tab separated (Kaggle `train.txt`).
+
+    A CSV with a `label,I1,...` header (the DeepCTR sample) is read too. Integers go through
+    `criteo_integer_token`. Returns (labels float32 `(rows,)`, raw str `(rows, 39)`).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path} not found; pass the Criteo file with --data-dir and --data-file")
+    with open(path, encoding="latin-1") as f:
+        head = f.readline()
+    csv = head.startswith("label,")
+    width = 1 + CRITEO_INT_FIELDS + CRITEO_CAT_FIELDS
+    table = _split_lines(path, "," if csv else "\t", width, "label, 13 integer and 26 categorical fields",
+                         skip_header=csv)
+    labels = _check_labels(table[:, 0], path)
+    raw = table[:, 1:].copy()
+    for f in range(CRITEO_INT_FIELDS):  # 13 columns
+        try:
+            raw[:, f] = criteo_integer_token(raw[:, f])
+        except DatasetError as e:
+            raise DatasetError(f"{path} field I{f + 1}: {e}") from None
+    raw[:, CRITEO_INT_FIELDS:] = np.where(raw[:, CRITEO_INT_FIELDS:] == "", "NA", raw[:, CRITEO_INT_FIELDS:])
+    return labels, raw
+
+
+def load_criteo(path, test_ratio=0.1, seed=0, threshold=CTR_THRESHOLD):
+    """Criteo rows split at random (seeded) -> (train, test) `CTRData`, vocabulary from train."""
+    labels, raw = read_criteo(path)
+    n_test = int(round(test_ratio * len(labels)))
+    if n_test < 1 or n_test >= len(labels):
+        raise DatasetError(f"{path}: {len(labels)} rows cannot be split with test ratio {test_ratio}")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    test, train = order[:n_test], order[n_test:]
+    vocab = FieldVocabulary(raw[train], threshold)
+    return (CTRData(vocab.encode(raw[train]), labels[train], vocab.field_dims),
+            CTRData(vocab.encode(raw[test]), labels[test], vocab.field_dims))
+
+
+def ctr_logits(codes, seed=0, cardinality=None):
+    """The generator's true click logits for integer codes `(rows, fields)`.
+
+    logit = -4 + per-value weights of the first 10 fields (logistic part)
+    + sum over pairs of fields 0-7 of <v_f, v_g> with rank-3 factors (what a 2-way FM adds)
+    + 2.5 |sum of per-value weights of fields 8-10| (not a 2-way function: an FM only
+    approximates it through the square, a ReLU network can represent it);
+    the remaining fields are noise. `cardinality` is the number of codes per field
+    (largest code + 1 when None).
+    """
+    cardinality = cardinality or int(codes.max()) + 1
+    rng = np.random.default_rng(seed + 1)
+    f_idx = np.arange(10)[None, :]
+    linear = rng.normal(0, 0.35, (10, cardinality))[f_idx, codes[:, :10]].sum(1)
+    v = rng.normal(0, 0.45, (8, cardinality, 3))[np.arange(8)[None, :], codes[:, :8]]  # (rows, 8, 3)
+    pairwise = 0.5 * (np.square(v.sum(1)) - np.square(v).sum(1)).sum(1)
+    u = rng.normal(0, 1.0, (3, cardinality))[np.arange(3)[None, :], codes[:, 8:11]].sum(1)
+    return -4.0 + linear + pairwise + 2.5 * np.abs(u)
+
+
+def generate_ctr(directory, rows=(50000, 10000), fields=CTR_FIELDS, cardinality=12, seed=0):
+    """Write the book's `train.csv`/`test.csv` format (tab separated label + `fields` values); return the directory.
+
+    Feature values are drawn with a popularity skew; clicks are Bernoulli(sigmoid(`ctr_logits`)).
+    Seeded; files are written only when absent.
+    """
+    directory = Path(directory)
+    if (directory / "train.csv").exists() and (directory / "test.csv").exists():
+        return directory
+    rng = np.random.default_rng(seed)
+    total = sum(rows)
+    probs = 1.0 / np.arange(1, cardinality + 1) ** 0.6
+    codes = rng.choice(cardinality, size=(total, fields), p=probs / probs.sum())
+    logits = ctr_logits(codes, seed, cardinality)
+    labels = (rng.random(total) < 1.0 / (1.0 + np.exp(-logits))).astype(int)
+    tokens = np.char.add(np.char.add(np.arange(fields).astype(str)[None, :], "_"), codes.astype(str))
+    table = np.concatenate([labels.astype(str)[:, None], tokens], axis=1)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train.csv", table[:rows[0]]), ("test.csv", table[rows[0]:])):
+        (directory / name).write_text("\n".join("\t".join(r) for r in part) + "\n")
+    return directory
+
+
+def ctr_dir(data_dir=None, demo=False):
+    """Directory holding the book's `train.csv`/`test.csv`: --data-dir, cache, download, or the demo generator."""
+    if demo:
+        return generate_ctr(cache_root() / DEMO_ROOT / "ctr")
+    return resolve_dataset("ctr", required=["train.csv", "test.csv"], url=CTR_URL, sha1=CTR_SHA1,
+                           data_dir=data_dir, hint="--demo")
+
+
+def load_split(data_dir=None, demo=False, mode="random", test_ratio=0.1, seed=0):
+    """MovieLens (or the demo data) split by `split(data, mode, ...)` -> (train, test) `Interactions`."""
+    return split(load_movielens(data_dir, demo), mode, test_ratio, seed)

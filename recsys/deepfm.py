@@ -1,0 +1,47 @@
+"""DeepFM (the book's 16.10): an FM and an MLP sharing the field embeddings, logits added.
+
+Same data, flags and commands as `recsys.fm`, plus the deep component's widths and dropout.
+
+    python -m recsys.deepfm train --demo
+    python -m recsys.deepfm evaluate --demo
+"""
+import sys
+from dataclasses import dataclass, field
+
+from common import cli
+from common.errors import UsageError
+from recsys import fm
+from recsys.base import hidden_sizes
+
+
+@dataclass
+class Config(fm.Config):
+    hidden: str = field(default="32", metadata={"help": "MLP layer widths, comma separated"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout after each MLP layer while training"})
+
+    def validate(self):
+        super().validate()
+        hidden_sizes(self.hidden)
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+DEMO = dict(fm.DEMO)
+
+
+def model_kwargs(config):
+    return {**fm.model_kwargs(config), "hidden": hidden_sizes(config.hidden), "dropout": config.dropout}
+
+
+COMMANDS = {
+    "train": cli.Command(fm.make_train(model_kwargs), "train DeepFM on click data", trains=True),
+    "evaluate": cli.Command(fm.make_evaluate(model_kwargs), "test AUC and log loss of a trained run"),
+}
+
+
+def main(argv=None):
+    return cli.main("recsys.deepfm", "DeepFM for click-through rate", Config, COMMANDS, demo=DEMO, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Factorization machines for click-through rate (the book's 16.9), and the shared CTR commands.
+
+A 2-way FM over categorical fields: logit = b + sum_f w[x_f] + sum_{f<g} <v[x_f], v[x_g]>,
+with the pairwise term computed in O(k n) as 0.5 * sum_k((sum_f v)^2 - sum_f v^2).
+`--no-interactions` leaves the linear part only, i.e. logistic regression (the baseline).
+`recsys.deepfm` reuses the model (adding the deep component) and these commands.
+
+    python -m recsys.fm train --demo                 # generated CTR data (book format)
+    python -m recsys.fm train --data-dir ctr/        # the book's train.csv/test.csv
+    python -m recsys.fm train --dataset criteo --data-dir ../shared/data/criteo_sample \
+        --data-file criteo_train_first1000_padded.tsv
+"""
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from common import cli, training
+from common.errors import UsageError
+from recsys import data as rdata
+from recsys.base import ScaledLossModel, epoch_dataset
+from recsys.metrics import binary_auc, log_loss
+
+
+@dataclass
+class Config(cli.TrainConfig):
+    epochs: int = 8
+    batch_size: int = 1024
+    lr: float = 0.003
+    factors: int = field(default=10, metadata={"help": "latent factors per feature"})
+    interactions: bool = field(default=True, metadata={"help": "pairwise term (--no-interactions: logistic regression)"})
+    weight_decay: float = field(default=1e-3, metadata={"help": "L2 penalty on the batch's embeddings"})
+    dataset: str = field(default="ctr", metadata={"choices": ["ctr", "criteo"],
+                                                   "help": "ctr: the book's train.csv/test.csv; criteo: one Criteo file"})
+    data_file: str = field(default="train.txt", metadata={"help": "Criteo file inside --data-dir"})
+    threshold: int = field(default=rdata.CTR_THRESHOLD, metadata={"help": "values rarer than this share a bucket"})
+    test_ratio: float = field(default=0.1, metadata={"help": "Criteo rows held out for the test set"})
+
+    def validate(self):
+        super().validate()
+        if self.factors < 1:
+            raise UsageError(f"--factors must be at least 1, got {self.factors}")
+        if self.weight_decay < 0:
+            raise UsageError(f"--weight-decay must be non-negative, got {self.weight_decay}")
+        if self.threshold < 1:
+            raise UsageError(f"--threshold must be at least 1, got {self.threshold}")
+        if not 0 < self.test_ratio < 1:
+            raise UsageError(f"--test-ratio must be in (0, 1), got {self.test_ratio}")
+
+
+DEMO = {}
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class FactorizationMachine(ScaledLossModel):
+    """Click logits `(batch,)` from global feature ids `(batch, fields)`.
+
+    With `hidden` layer widths it is DeepFM: an MLP over the concatenated field
+    embeddings (the same `v` the FM uses) adds its output to the FM logit.
+    """
+
+    def __init__(self, num_features, factors=10, interactions=True, hidden=(), dropout=0.0, weight_decay=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.num_features, self.factors, self.interactions = num_features, factors, interactions
+        self.hidden, self.dropout, self.weight_decay = list(hidden), dropout, weight_decay
+        self.linear = keras.layers.Embedding(num_features, 1, embeddings_initializer="zeros")
+        self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
+        self.embedding = keras.layers.Embedding(num_features, factors,
+                                                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01))
+        self.deep = [keras.layers.Dense(width, activation="relu") for width in self.hidden]
+        self.deep_dropout = keras.layers.Dropout(dropout)
+        self.deep_out = keras.layers.Dense(1) if self.hidden else None
+
+    def call(self, features, training=False):
+        logit = self.bias + ops.sum(self.linear(features)[..., 0], axis=-1)
+        if not (self.interactions or self.hidden):
+            return logit
+        v = self.embedding(features)  # (batch, fields, factors)
+        if self.interactions:
+            logit = logit + 0.5 * ops.sum(ops.square(ops.sum(v, axis=1)) - ops.sum(v * v, axis=1), axis=-1)
+        if self.hidden:
+            h = ops.reshape(v, (-1, v.shape[1] * self.factors))
+            for layer in self.deep:
+                h = self.deep_dropout(layer(h), training=training)
+            logit = logit + self.deep_out(h)[:, 0]
+        return logit
+
+    def training_loss(self, batch):
+        """Mean binary cross-entropy + weight_decay x mean squared norm of the batch's embeddings."""
+        features, labels = batch
+        logits = self(features, training=True)
+        loss = ops.mean(ops.maximum(logits, 0) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits))))
+        if self.weight_decay and (self.interactions or self.hidden):
+            v = self.embedding(features)
+            loss = loss + self.weight_decay * ops.mean(ops.sum(v * v, axis=(1, 2)))
+        return loss
+
+    def get_config(self):
+        return {**super().get_config(), "num_features": self.num_features, "factors": self.factors,
+                "interactions": self.interactions, "hidden": self.hidden, "dropout": self.dropout,
+                "weight_decay": self.weight_decay}
+
+
+def model_kwargs(config):
+    """FactorizationMachine arguments from an FM config (DeepFM's config adds hidden and dropout)."""
+    return {"factors": config.factors, "interactions": config.interactions, "weight_decay": config.weight_decay}
+
+
+def build(config, train_set, kwargs_of=model_kwargs):
+    model = FactorizationMachine(train_set.num_features, **kwargs_of(config))
+    model.compile(keras.optimizers.Adam(config.lr))
+    model(train_set.features[:1])
+    return model
+
+
+def load(ctx):
+    """(train, test) CTRData for the config's dataset."""
+    cfg = ctx.config
+    if cfg.dataset == "ctr" or ctx.demo:
+        return rdata.load_ctr(rdata.ctr_dir(ctx.data_dir, ctx.demo), cfg.threshold)
+    if ctx.data_dir is None:
+        raise UsageError("--dataset criteo needs --data-dir holding the Criteo file (and --data-file, "
+                         f"default {cfg.data_file})")
+    return rdata.load_criteo(Path(ctx.data_dir) / cfg.data_file, cfg.test_ratio, cfg.seed, cfg.threshold)
+
+
+def click_probabilities(model, features):
+    logits = model.predict(features, batch_size=8192, verbose=0)
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+
+
+def ctr_report(model, test_set):
+    """Test AUC and log loss."""
+    p = click_probabilities(model, test_set.features)
+    return {"auc": binary_auc(test_set.labels, p), "logloss": log_loss(test_set.labels, p)}
+
+
+def make_train(kwargs_of):
+    """The `train` command for a FactorizationMachine configured by `kwargs_of(config)`."""
+
+    def train(ctx):
+        cfg = ctx.config
+        train_set, test_set = load(ctx)
+        with ctx.strategy.scope():
+            model = build(cfg, train_set, kwargs_of)
+        run = ctx.run()
+
+        def dataset(epoch):
+            return epoch_dataset((train_set.features, train_set.labels), cfg.batch_size, cfg.seed + epoch)
+
+        def on_epoch_end(epoch, logs):
+            return {f"test_{k}": v for k, v in ctr_report(model, test_set).items()}
+
+        history = training.fit(model, dataset, run, epochs=cfg.epochs, on_epoch_end=on_epoch_end)
+        return {"loss": history[-1]["loss"], "auc": history[-1]["test_auc"], "logloss": history[-1]["test_logloss"],
+                "train_rows": len(train_set), "test_rows": len(test_set), "features": train_set.num_features}
+
+    return train
+
+
+def make_evaluate(kwargs_of):
+    """The `evaluate` command: rebuild from the run's config, restore, print AUC and log loss."""
+
+    def evaluate(ctx):
+        train_set, test_set = load(ctx)
+        model = build(ctx.config, train_set, kwargs_of)
+        training.Run(ctx.run_dir, resume=True).restore({"model": model})
+        return {**ctr_report(model, test_set), "test_rows": len(test_set)}
+
+    return evaluate
+
+
+COMMANDS = {
+    "train": cli.Command(make_train(model_kwargs), "train a factorization machine on click data", trains=True),
+    "evaluate": cli.Command(make_evaluate(model_kwargs), "test AUC and log loss of a trained run"),
+}
+
+
+def main(argv=None):
+    return cli.main("recsys.fm", "Factorization machine for click-through rate", Config, COMMANDS, demo=DEMO,
+                    argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

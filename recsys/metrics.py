@@ -1,0 +1,100 @@
+"""Recommender metrics: RMSE; HR@k, NDCG@k and AUC over all unobserved items; CTR AUC and log loss.
+
+The ranking metrics work on a whole batch of users at once: a `(users, items)` score
+matrix, each user's held-out test item and a mask of the items to leave out (those the
+user interacted with in training). The test item is ranked against every other item
+that is not masked. Ties count against the test item for HR/NDCG (a constant scorer
+gets HR 0, not 1) and as one half for AUC.
+"""
+import numpy as np
+
+
+def rmse(predictions, targets):
+    """Root mean squared error of two same-shape arrays (float)."""
+    diff = np.asarray(predictions, np.float64) - np.asarray(targets, np.float64)
+    return float(np.sqrt(np.mean(np.square(diff))))
+
+
+def rank_of_test_items(scores, test_items, exclude):
+    """Per-user rank statistics of the test item among the user's candidate items.
+
+    scores: `(users, items)` float; test_items: `(users,)` int; exclude: `(users, items)` bool
+    (True = not a candidate; the test item itself is always kept). Returns
+    (`higher`, `ties`, `candidates`): how many other candidates score above / equal to the
+    test item, and how many other candidates there are, each int64 `(users,)`.
+    """
+    scores = np.asarray(scores)
+    rows = np.arange(len(scores))
+    test_items = np.asarray(test_items)
+    target = scores[rows, test_items][:, None]
+    other = ~np.asarray(exclude, bool)
+    other[rows, test_items] = False
+    higher = np.sum((scores > target) & other, axis=1)
+    ties = np.sum((scores == target) & other, axis=1)
+    return higher, ties, other.sum(axis=1)
+
+
+def ranking_metrics(scores, test_items, exclude, k=10):
+    """Per-user `hit` (HR@k), `ndcg` (NDCG@k) and `auc` for one batch, each float64 `(users,)`.
+
+    Rank r (0-based) = candidates scoring above the test item plus ties; hit = r < k,
+    ndcg = 1 / log2(r + 2) if r < k else 0 (one relevant item, so the ideal DCG is 1),
+    auc = (candidates below + ties / 2) / candidates.
+    """
+    higher, ties, candidates = rank_of_test_items(scores, test_items, exclude)
+    rank = higher + ties
+    hit = (rank < k).astype(np.float64)
+    ndcg = hit / np.log2(rank + 2.0)
+    below = candidates - higher - ties
+    auc = (below + 0.5 * ties) / np.maximum(candidates, 1)
+    return {"hit": hit, "ndcg": ndcg, "auc": auc}
+
+
+def evaluate_ranking(score_fn, users, test_items, index, k=10, batch_users=256):
+    """Mean HR@k, NDCG@k and AUC over all `users`, scoring `batch_users` users at a time.
+
+    score_fn: `users (B,) -> scores (B, num_items)`; index: a `recsys.data.UserItemIndex` of
+    the training interactions (their items are excluded). Returns
+    {"hr_at_<k>", "ndcg_at_<k>", "auc", "users"}.
+    """
+    users = np.asarray(users)
+    test_items = np.asarray(test_items)
+    parts = {"hit": [], "ndcg": [], "auc": []}
+    for start in range(0, len(users), batch_users):
+        batch = users[start:start + batch_users]
+        scores = np.asarray(score_fn(batch))
+        result = ranking_metrics(scores, test_items[start:start + batch_users], index.mask(batch), k)
+        for key, value in result.items():
+            parts[key].append(value)
+    mean = {key: float(np.mean(np.concatenate(v))) for key, v in parts.items()}
+    return {f"hr_at_{k}": mean["hit"], f"ndcg_at_{k}": mean["ndcg"], "auc": mean["auc"], "users": int(len(users))}
+
+
+def binary_auc(labels, scores):
+    """Area under the ROC curve of binary `labels` (0/1) ranked by `scores`, ties averaged.
+
+    The Mann-Whitney statistic from average ranks, O(n log n). Raises ValueError when only
+    one class is present.
+    """
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, np.float64).ravel()
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos == 0 or neg == 0:
+        raise ValueError("AUC needs both positive and negative labels")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    first = np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]])
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.concatenate([starts[1:], [len(scores)]])
+    avg_rank = (starts + ends - 1) / 2.0 + 1.0
+    ranks = np.empty(len(scores))
+    ranks[order] = avg_rank[group]
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def log_loss(labels, probabilities, eps=1e-7):
+    """Mean binary cross-entropy of click probabilities (clipped to [eps, 1 - eps])."""
+    y = np.asarray(labels, np.float64).ravel()
+    p = np.clip(np.asarray(probabilities, np.float64).ravel(), eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))

@@ -1,0 +1,93 @@
+"""Shared machinery of the implicit-feedback models (NeuMF, Caser).
+
+`PairwiseRanker` is a Keras model trained on (context, positive item, sampled negative
+item) triples with a pairwise loss from `recsys.losses`; subclasses define `score`
+(one item per example) and `score_all` (every item for a batch of users).
+`pairwise_dataset` draws fresh negatives each epoch (seeded with `seed + epoch`, so a
+resumed run sees the same triples) and `ranking_report` computes HR@k, NDCG@k and AUC
+over all unobserved items.
+"""
+import numpy as np
+
+from common import training
+from recsys.base import ScaledLossModel, epoch_dataset
+from recsys.data import UserItemIndex, sample_negatives
+from recsys.losses import LOSSES
+from recsys.metrics import evaluate_ranking
+
+
+class PairwiseRanker(ScaledLossModel):
+    """Base model: `train_step` minimises `LOSSES[loss](score(ctx, pos), score(ctx, neg))`.
+
+    A batch is `(context, positives (batch,), negatives (batch,))`; the context is whatever
+    `score` takes (user ids, or user ids and item windows). `penalty` adds an optional
+    regularization term per side.
+    """
+
+    def __init__(self, loss="bpr", **kwargs):
+        super().__init__(**kwargs)
+        self.loss_name = loss
+        self.pair_loss = LOSSES[loss]
+
+    def score(self, context, items, training=False):
+        """Scores `(batch,)` of one item per example."""
+        raise NotImplementedError
+
+    def penalty(self, context, items):
+        """Regularization term (scalar) for one side of the batch; none by default."""
+        return 0.0
+
+    def score_all(self, context):
+        """Scores `(batch, num_items)` of every item for each example."""
+        raise NotImplementedError
+
+    def call(self, inputs, training=False):
+        context, items = inputs
+        return self.score(context, items, training=training)
+
+    def training_loss(self, batch):
+        context, positives, negatives = batch
+        loss = self.pair_loss(self.score(context, positives, training=True),
+                              self.score(context, negatives, training=True))
+        return loss + self.penalty(context, positives) + self.penalty(context, negatives)
+
+    def get_config(self):
+        return {**super().get_config(), "loss": self.loss_name}
+
+
+def pairwise_dataset(context, users, positives, index, batch_size, seed, epoch):
+    """tf.data of (context, positive, negative) batches with one fresh negative per positive.
+
+    context: an array or tuple of arrays indexed like `positives`; users: `(n,)` whose
+    training items (`index`) are excluded when sampling. Shuffled and sampled with
+    `seed + epoch`.
+    """
+    negatives = sample_negatives(index, users, np.random.default_rng(seed + epoch))[:, 0]
+    return epoch_dataset((context, positives, negatives), batch_size, seed + epoch)
+
+
+def ranking_report(score_fn, train_set, test_set, k=10, batch_users=256):
+    """HR@k, NDCG@k and AUC of each test user's test item against all items not in their training set.
+
+    score_fn: `users (B,) -> (B, num_items)`. Users with several test interactions use the
+    first one listed; `test_set` from the sequence-aware split has exactly one per user.
+    """
+    users, first = np.unique(test_set.users, return_index=True)
+    return evaluate_ranking(score_fn, users, test_set.items[first], UserItemIndex.of(train_set), k, batch_users)
+
+
+def fit_ranker(ctx, model, dataset, report):
+    """Train `model` with `common.training.fit`, logging `report(model)`'s HR@k, NDCG@k and AUC each epoch.
+
+    dataset: `epoch -> tf.data.Dataset`; report: `model -> dict` (a `ranking_report`).
+    Returns the last epoch's loss and metrics.
+    """
+    k = ctx.config.top_k
+    keys = (f"hr_at_{k}", f"ndcg_at_{k}", "auc")
+
+    def on_epoch_end(epoch, logs):
+        result = report(model)
+        return {key: result[key] for key in keys}
+
+    history = training.fit(model, dataset, ctx.run(), epochs=ctx.config.epochs, on_epoch_end=on_epoch_end)
+    return {key: value for key, value in history[-1].items() if key not in ("epoch", "time_s")}

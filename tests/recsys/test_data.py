@@ -1,0 +1,178 @@
+"""recsys.data: MovieLens/CTR/Criteo readers, splits, negative sampling, sequence windows."""
+import numpy as np
+import pytest
+
+from common.errors import DatasetError, UsageError
+from recsys import data as rd
+
+
+def write_udata(tmp_path, rows, info=None):
+    (tmp_path / "u.data").write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    if info:
+        (tmp_path / "u.info").write_text(f"{info[0]} users\n{info[1]} items\n{len(rows)} ratings\n")
+    return tmp_path
+
+
+ROWS = [(1, 1, 5, 100), (1, 3, 3, 300), (2, 2, 4, 50), (1, 2, 1, 300), (3, 1, 2, 10), (2, 4, 5, 60)]
+
+
+def test_read_movielens_zero_based_and_stats(tmp_path):
+    data = rd.read_movielens(write_udata(tmp_path, ROWS))
+    assert data.users.tolist() == [0, 0, 1, 0, 2, 1]
+    assert data.items.tolist() == [0, 2, 1, 1, 0, 3]
+    assert data.ratings.tolist() == [5, 3, 4, 1, 2, 5]
+    assert data.stats() == {"users": 3, "items": 4, "interactions": 6, "sparsity": 1 - 6 / 12}
+    matrix = data.rating_matrix()
+    assert matrix.shape == (3, 4) and matrix[0, 2] == 3 and matrix[2, 3] == 0
+
+
+@pytest.mark.parametrize("line, message", [
+    ("1\t2\t3", "line 3: expected 4 tab-separated fields"),
+    ("1\tx\t3\t5", "line 3: item 'x' is not a number"),
+    ("0\t2\t3\t5", "line 3: user id 0 is outside 1..3"),
+    ("1\t9\t3\t5", "line 3: item id 9 is outside 1..4"),
+    ("1\t2\t7\t5", "line 3: rating 7 is outside the 1-5 scale"),
+])
+def test_read_movielens_bad_lines(tmp_path, line, message):
+    (tmp_path / "u.data").write_text("1\t1\t5\t1\n2\t2\t4\t2\n" + line + "\n")
+    (tmp_path / "u.info").write_text("3 users\n4 items\n3 ratings\n")
+    with pytest.raises(DatasetError, match=message):
+        rd.read_movielens(tmp_path)
+
+
+def test_real_movielens_statistics(shared_data):
+    data = rd.read_movielens(shared_data / "ml-100k")
+    assert data.stats() == {"users": 943, "items": 1682, "interactions": 100000,
+                            "sparsity": pytest.approx(1 - 100000 / (943 * 1682))}
+    assert data.users.min() == 0 and data.items.max() == 1681
+    train, test = rd.split_random(data, 0.1, seed=0)
+    assert (len(train), len(test)) == (90000, 10000)
+    train, test = rd.split_seq_aware(data)
+    assert len(test) == 943 and sorted(test.users.tolist()) == list(range(943))
+
+
+def test_split_random_disjoint_and_seeded(tmp_path):
+    data = rd.read_movielens(rd.generate_movielens(tmp_path / "ml", 30, 40, (5, 10)))
+    train, test = rd.split_random(data, 0.2, seed=3)
+    keys = lambda d: set(zip(d.users.tolist(), d.items.tolist()))
+    assert len(test) == round(0.2 * len(data)) and len(train) + len(test) == len(data)
+    assert not keys(train) & keys(test) and keys(train) | keys(test) == keys(data)
+    assert keys(rd.split_random(data, 0.2, seed=3)[1]) == keys(test) != keys(rd.split_random(data, 0.2, seed=4)[1])
+
+
+def test_split_seq_aware_takes_latest_with_file_order_ties(tmp_path):
+    train, test = rd.split_seq_aware(rd.read_movielens(write_udata(tmp_path, ROWS)))
+    # user 1: items 3 and 2 both at t=300, the later line (item 2) wins; user 2: item 4 (t=60); user 3: item 1.
+    assert sorted(zip(test.users.tolist(), test.items.tolist())) == [(0, 1), (1, 3), (2, 0)]
+    assert len(train) == 3
+
+
+def test_empty_split_is_one_line_error(tmp_path):
+    data = rd.read_movielens(write_udata(tmp_path, ROWS[:1]))
+    with pytest.raises(DatasetError, match="left the training set empty"):
+        rd.split_seq_aware(data)
+    with pytest.raises(DatasetError, match="left the test set empty"):
+        rd.split_random(data, 0.1)
+    with pytest.raises(UsageError):
+        rd.split_random(data, 1.5)
+
+
+def test_user_item_index_contains_and_mask_match_brute_force():
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 7, 40), rng.integers(0, 11, 40)
+    index = rd.UserItemIndex(users, items, 8, 11)
+    pairs = set(zip(users.tolist(), items.tolist()))
+    qu, qi = rng.integers(0, 8, 200), rng.integers(0, 11, 200)
+    assert index.contains(qu, qi).tolist() == [(u, i) in pairs for u, i in zip(qu.tolist(), qi.tolist())]
+    batch = np.array([7, 3, 0, 3])
+    expected = np.array([[(u, i) in pairs for i in range(11)] for u in batch.tolist()])
+    np.testing.assert_array_equal(index.mask(batch), expected)
+
+
+def test_sample_negatives_avoids_positives_and_covers_the_rest():
+    users = np.array([0, 0, 1, 1, 1])
+    items = np.array([0, 1, 1, 2, 3])
+    index = rd.UserItemIndex(users, items, 2, 5)
+    rng = np.random.default_rng(0)
+    neg = rd.sample_negatives(index, np.array([0] * 300 + [1] * 300), rng)
+    assert set(neg[:300, 0].tolist()) == {2, 3, 4} and set(neg[300:, 0].tolist()) == {0, 4}
+    full = rd.UserItemIndex([0, 0], [0, 1], 1, 2)
+    with pytest.raises(DatasetError, match="every item"):
+        rd.sample_negatives(full, np.array([0]), rng)
+
+
+def test_sequence_windows_match_brute_force(tmp_path):
+    data = rd.read_movielens(rd.generate_movielens(tmp_path / "ml", 12, 30, (1, 9), seed=1))
+    L, pad = 3, data.num_items
+    users, windows, targets = rd.sequence_windows(data, L, pad)
+    expected = []
+    for u in range(data.num_users):
+        idx = [j for j in range(len(data)) if data.users[j] == u]
+        idx.sort(key=lambda j: (data.timestamps[j], j))
+        seq = [int(data.items[j]) for j in idx]
+        for t in range(1, len(seq)):
+            prev = seq[max(0, t - L):t]
+            expected.append((u, [pad] * (L - len(prev)) + prev, seq[t]))
+    got = list(zip(users.tolist(), windows.tolist(), targets.tolist()))
+    assert sorted(got) == sorted(expected)
+    last = rd.latest_windows(data, np.arange(data.num_users), L, pad)
+    for u in range(data.num_users):
+        idx = sorted((j for j in range(len(data)) if data.users[j] == u), key=lambda j: (data.timestamps[j], j))
+        seq = [int(data.items[j]) for j in idx][-L:]
+        assert last[u].tolist() == [pad] * (L - len(seq)) + seq
+
+
+def test_generate_movielens_is_seeded_and_readable(tmp_path):
+    a = rd.read_movielens(rd.generate_movielens(tmp_path / "a"))
+    b = rd.read_movielens(rd.generate_movielens(tmp_path / "b"))
+    np.testing.assert_array_equal(a.ratings, b.ratings)
+    assert set(np.unique(a.ratings).tolist()) <= {1, 2, 3, 4, 5}
+    counts = np.bincount(a.items, minlength=a.num_items)
+    assert counts.max() > 8 * max(np.median(counts), 1)  # popularity skew
+
+
+def test_ctr_reader_vocabulary_and_errors(tmp_path):
+    rows = ["1\ta\tx", "0\ta\ty", "0\ta\tx", "1\tb\tx", "0\ta\tz"]
+    (tmp_path / "f.csv").write_text("\n".join(rows) + "\n")
+    labels, raw = rd.read_ctr_file(tmp_path / "f.csv", fields=2)
+    assert labels.tolist() == [1, 0, 0, 1, 0]
+    vocab = rd.FieldVocabulary(raw, threshold=2)
+    assert vocab.field_dims == [2, 2]  # field 0: {a} + rare bucket; field 1: {x} + rare bucket
+    assert vocab.encode(raw).tolist() == [[0, 2], [0, 3], [0, 2], [1, 2], [0, 3]]
+    assert vocab.encode(np.array([["q", "x"]])).tolist() == [[1, 2]]  # unseen -> bucket
+    (tmp_path / "g.csv").write_text("1\ta\tx\n0\ta\n")
+    with pytest.raises(DatasetError, match="line 2: expected 3 fields"):
+        rd.read_ctr_file(tmp_path / "g.csv", fields=2)
+    (tmp_path / "h.csv").write_text("1\ta\tx\n2\ta\tx\n")
+    with pytest.raises(DatasetError, match="line 2: label '2' is not 0 or 1"):
+        rd.read_ctr_file(tmp_path / "h.csv", fields=2)
+
+
+def test_generated_ctr_round_trip(tmp_path):
+    train, test = rd.load_ctr(rd.generate_ctr(tmp_path / "ctr", rows=(2000, 500)))
+    assert train.features.shape == (2000, rd.CTR_FIELDS) and len(test) == 500
+    assert train.features.max() < train.num_features
+    offsets = np.concatenate([[0], np.cumsum(train.field_dims)[:-1]])
+    assert np.all(train.features >= offsets) and np.all(train.features < offsets + train.field_dims)
+    assert 0.1 < train.labels.mean() < 0.6
+
+
+def test_criteo_integer_tokens():
+    tokens = rd.criteo_integer_token(np.array(["", "0", "2", "3", "100", "-1"]))
+    # v > 2 -> floor(ln(v)^2): ln(3)^2 = 1.2 -> 1, ln(100)^2 = 21.2 -> 21
+    assert tokens.tolist() == ["NA", "v0", "v2", "v1", "v21", "v-1"]
+
+
+def test_real_criteo_rows(shared_data):
+    root = shared_data / "criteo_sample"
+    labels, raw = rd.read_criteo(root / "criteo_train_first1000_padded.tsv")
+    assert raw.shape == (1000, 39) and set(np.unique(labels).tolist()) == {0.0, 1.0}
+    labels, raw = rd.read_criteo(root / "criteo_sample.txt")
+    assert raw.shape == (200, 39)
+    train, test = rd.load_criteo(root / "criteo_train_first1000_padded.tsv", 0.1, seed=0)
+    assert len(train) == 900 and len(test) == 100 and len(train.field_dims) == 39
+
+
+def test_missing_movielens_offline_is_one_line(tmp_path):
+    with pytest.raises(DatasetError, match="u.data not found"):
+        rd.movielens_dir(tmp_path)

@@ -1,0 +1,67 @@
+"""recsys.neumf: score_all equals per-pair scores, ranks the demo data, 2 replicas = 1, real quality."""
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from common.data import shared_data_dir
+from recsys import neumf
+from tests.recsys._cli import one_replica_vs_two, run
+
+
+def test_score_all_matches_pairwise_scores():
+    model = neumf.build(neumf.Config(factors=4, hidden="6,3"), num_users=5, num_items=7)
+    for w in model.trainable_variables:  # move off the near-zero initialisation
+        w.assign(np.random.default_rng(0).normal(size=w.shape).astype("float32"))
+    users = np.array([0, 3, 4], np.int32)
+    grid = np.asarray(model.score_all(users))
+    pairs = np.asarray(model.score(np.repeat(users, 7), np.tile(np.arange(7, dtype=np.int32), 3)))
+    np.testing.assert_allclose(grid, pairs.reshape(3, 7), rtol=1e-5, atol=1e-5)
+
+
+def test_neumf_ranks_demo_data_and_two_replicas_match_one(capsys):
+    single, mirrored = one_replica_vs_two(neumf.main, ["--demo", "--epochs", 3], capsys)
+    for key in ("hr_at_10", "auc"):
+        assert mirrored[key] == pytest.approx(single[key], abs=0.02)
+    assert mirrored["loss"] == pytest.approx(single["loss"], rel=2e-2)
+    # random scores give AUC 0.5 and HR@10 about 10/330 on the demo data
+    assert single["auc"] > 0.7 and single["hr_at_10"] > 0.12
+    code, evaluated, _ = run(neumf.main, ["evaluate", "--demo", "--run-dir", "single"], capsys)
+    assert code == 0 and evaluated["auc"] == pytest.approx(single["auc"], abs=1e-6)
+
+
+def test_neumf_bad_flags_are_one_line(capsys):
+    code, _, err = run(neumf.main, ["train", "--demo", "--hidden", "8,x"], capsys)
+    assert code == 2 and "--hidden must be comma-separated positive integers" in err
+    with pytest.raises(SystemExit) as exit_info:
+        neumf.main(["train", "--demo", "--loss", "nope"])
+    assert exit_info.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def real_neumf(tmp_path_factory):
+    """Train NeuMF once with its defaults on real ML-100K (sequence-aware split); its metrics."""
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("../shared/data is not present on this machine")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = neumf.main(["train", "--data-dir", str(data / "ml-100k"),
+                           "--run-dir", str(tmp_path_factory.mktemp("neumf") / "run")])
+    assert code == 0
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_neumf_real_movielens_auc_and_beats_popularity(real_neumf):
+    assert real_neumf["auc"] >= 0.86
+    assert real_neumf["hr_at_10"] > 0.10  # popularity ranking scores 0.086 on this split
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 4 open: HR@10 reaches 0.12, not 0.30, when the test item is "
+                                       "ranked against every item the user has not interacted with")
+def test_neumf_real_movielens_hit_rate_target(real_neumf):
+    assert real_neumf["hr_at_10"] >= 0.30
