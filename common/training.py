@@ -156,6 +156,9 @@ class Run:
         if checkpoint is None:
             raise DlsuiteError(f"no checkpoint in {self.path / CHECKPOINTS}; train first")
         trackables, manifest = _checkpointable(objects, "restore")
+        if not (checkpoint / "weights.json").exists():
+            raise CheckpointMismatch(f"{checkpoint} has no weights.json: it was written by an older dlsuite; "
+                                     "train a new run")
         saved = json.loads((checkpoint / "weights.json").read_text())
         for name, shapes in manifest.items():
             if name not in saved:

@@ -183,6 +183,9 @@ def test_restoring_into_other_sizes_or_an_unbuilt_model_is_one_line(tmp_path):
     assert "other shapes" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(DlsuiteError, match="no weights yet"):
         run.restore({"model": _list_mlp()})
+    (run.latest_checkpoint() / "weights.json").unlink()
+    with pytest.raises(DlsuiteError, match="has no weights.json"):
+        run.restore({"model": model})
 
 
 def test_resume_builds_a_lazily_built_model_first(tmp_path):

@@ -1,0 +1,367 @@
+"""TinySSD single-shot multibox detection (D2L 14.7): `python -m vision.ssd train|evaluate|predict`.
+
+The book's model: a base network (three down-sampling blocks, 16/32/64 channels), three
+more down-sampling blocks (128 channels) and a global max pool give five feature maps;
+each gets n + m - 1 = 4 anchors per pixel (sizes `SIZES`, ratios 1, 2, 0.5) and 3x3
+convolutional class and offset predictors. Training assigns anchors to ground truth
+with `vision.boxes.multibox_target` inside the train step (batched, in the graph), and
+minimises per-image mean cross-entropy over anchors plus the masked L1 (or smooth-L1)
+offset loss, with the book's SGD (lr 0.2, weight decay 5e-4, batch 32, 20 epochs).
+Batch normalization is synchronized across replicas, so N replicas train exactly like
+one with the same global batch.
+
+Data: `--data-dir` with the banana-detection layout, else `--source generated` (the
+default: the offline generated banana set, written once into the cache) or
+`--source download` (the book's archive, SHA-1 checked).
+"""
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+
+from common import cli, training
+from common.distribute import per_replica_batch_size, scale_loss
+from common.errors import DatasetError, UsageError
+from vision import banana
+from vision.boxes import multibox_detection, multibox_prior, multibox_target
+from vision.detection_eval import bbox_abs_errors, class_errors, coco_map
+
+SIZES = ((0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))
+RATIOS = ((1, 2, 0.5),) * 5
+MAX_DETECTIONS = 100
+
+
+@dataclass
+class SSDConfig(cli.TrainConfig):
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 0.2
+    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay (the book's 5e-4)"})
+    bbox_loss: str = field(default="l1", metadata={"choices": ["l1", "smooth_l1"], "help": "offset loss"})
+    image_size: int = field(default=256, metadata={"help": "square input side in pixels, a multiple of 64"})
+    num_classes: int = field(default=1, metadata={"help": "object classes (the banana set has 1)"})
+    flip: bool = field(default=True, metadata={"help": "random horizontal flips (boxes flipped too)"})
+    source: str = field(default="generated", metadata={
+        "choices": ["generated", "download"],
+        "help": "without --data-dir: the offline generated banana set, or the book's archive"})
+    train_images: int = field(default=1000, metadata={"help": "generated training images"})
+    val_images: int = field(default=100, metadata={"help": "generated validation images"})
+    max_objects: int = field(default=1, metadata={"help": "generated bananas per image (1..N)"})
+    nms_threshold: float = field(default=0.5, metadata={"help": "NMS IoU threshold"})
+    eval_every: int = field(default=5, metadata={"help": "validation mAP every N epochs (and after the last)"})
+
+    def validate(self):
+        super().validate()
+        if self.image_size < 64 or self.image_size % 64:
+            raise UsageError(f"--image-size must be a positive multiple of 64, got {self.image_size}")
+        if self.num_classes < 1:
+            raise UsageError(f"--num-classes must be at least 1, got {self.num_classes}")
+        if self.weight_decay < 0:
+            raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0 < self.nms_threshold <= 1:
+            raise UsageError(f"--nms-threshold must be in (0, 1], got {self.nms_threshold}")
+        for name in ("train_images", "val_images", "max_objects", "eval_every"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+
+
+# The demo: 64 x 64 inputs (1/16 of the default compute), 400 generated images, batch 16 at
+# lr 0.5 (more, larger steps: boxes appear after ~500 steps, val mAP@.5 ~0.4-0.5).
+DEMO = {"epochs": 30, "batch_size": 16, "lr": 0.5, "image_size": 64, "train_images": 400, "val_images": 64,
+        "eval_every": 15}
+
+
+# --- model -----------------------------------------------------------------------------
+def down_sample_blk(filters, name):
+    """Two (3x3 conv, batch norm, ReLU) then 2x2 max pool: halves height and width."""
+    layers = []
+    for i in range(2):
+        layers += [keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}"),
+                   keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True, name=f"bn{i}"),
+                   keras.layers.ReLU()]
+    return keras.Sequential(layers + [keras.layers.MaxPooling2D(2)], name=name)
+
+
+def feature_map_sizes(image_size):
+    """Side lengths of the five feature maps TinySSD predicts from."""
+    return [image_size // 8, image_size // 16, image_size // 32, image_size // 64, 1]
+
+
+def tinyssd_anchors(image_size):
+    """All anchors of TinySSD for a square input, `(anchors, 4)` in image units."""
+    return tf.concat([multibox_prior(s, s, size, ratio)
+                      for s, size, ratio in zip(feature_map_sizes(image_size), SIZES, RATIOS)], axis=0)
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class TinySSD(keras.Model):
+    """The book's TinySSD. Input `(batch, size, size, 3)` uint8 (or float 0..255);
+    output `(cls_preds (batch, anchors, classes + 1) logits, bbox_preds (batch, anchors * 4))`."""
+
+    def __init__(self, num_classes=1, image_size=256, bbox_loss="l1", **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.image_size, self.bbox_loss = num_classes, image_size, bbox_loss
+        self.num_anchors = len(SIZES[0]) + len(RATIOS[0]) - 1
+        # One attribute per layer, as the book does: TensorFlow checkpoints track attributes,
+        # not layers kept in Python lists.
+        self.blk_0 = keras.Sequential([down_sample_blk(f, f"base{i}") for i, f in enumerate((16, 32, 64))],
+                                      name="blk_0")
+        self.blk_1, self.blk_2, self.blk_3 = (down_sample_blk(128, f"blk_{i}") for i in (1, 2, 3))
+        self.blk_4 = keras.layers.GlobalMaxPooling2D(keepdims=True, name="blk_4")
+        for i in range(5):
+            setattr(self, f"cls_{i}", keras.layers.Conv2D(self.num_anchors * (num_classes + 1), 3, padding="same",
+                                                          name=f"cls_{i}"))
+            setattr(self, f"bbox_{i}", keras.layers.Conv2D(self.num_anchors * 4, 3, padding="same", name=f"bbox_{i}"))
+        self.anchors = tinyssd_anchors(image_size)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.class_err = keras.metrics.Mean(name="class_err")
+        self.bbox_mae = keras.metrics.Mean(name="bbox_mae")
+
+    def call(self, images, training=False):
+        x = tf.cast(images, self.compute_dtype) / 255.0
+        batch = tf.shape(x)[0]
+        cls_preds, bbox_preds = [], []
+        for i in range(5):
+            x = getattr(self, f"blk_{i}")(x, training=training)
+            cls_preds.append(tf.reshape(getattr(self, f"cls_{i}")(x), [batch, -1, self.num_classes + 1]))
+            bbox_preds.append(tf.reshape(getattr(self, f"bbox_{i}")(x), [batch, -1]))
+        return tf.concat(cls_preds, axis=1), tf.concat(bbox_preds, axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "image_size": self.image_size,
+                "bbox_loss": self.bbox_loss}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.class_err, self.bbox_mae]
+
+    def _ssd_loss(self, images, labels, training):
+        cls_preds, bbox_preds = self(images, training=training)
+        cls_preds, bbox_preds = tf.cast(cls_preds, tf.float32), tf.cast(bbox_preds, tf.float32)
+        bbox_labels, bbox_masks, cls_labels = multibox_target(self.anchors, labels)
+        cls = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(cls_labels, cls_preds, from_logits=True),
+                             axis=1)
+        diff = (bbox_preds - bbox_labels) * bbox_masks
+        if self.bbox_loss == "smooth_l1":
+            per_offset = tf.where(tf.abs(diff) < 1, 0.5 * diff * diff, tf.abs(diff) - 0.5)
+        else:
+            per_offset = tf.abs(diff)
+        loss = tf.reduce_mean(cls + tf.reduce_mean(per_offset, axis=1))
+        self.class_err.update_state(class_errors(cls_preds, cls_labels))
+        self.bbox_mae.update_state(bbox_abs_errors(bbox_preds, bbox_labels, bbox_masks))
+        return loss
+
+    def train_step(self, data):
+        images, labels = data
+        with tf.GradientTape() as tape:
+            loss = self._ssd_loss(images, labels, training=True)
+            scaled = scale_loss(loss)
+        grads = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        self.loss_tracker.update_state(loss, sample_weight=tf.shape(images)[0])
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        images, labels = data
+        loss = self._ssd_loss(images, labels, training=False)
+        self.loss_tracker.update_state(loss, sample_weight=tf.shape(images)[0])
+        return {m.name: m.result() for m in self.metrics}
+
+
+def build_model(config):
+    """A compiled TinySSD for `config` (call under the strategy scope)."""
+    model = TinySSD(config.num_classes, config.image_size, config.bbox_loss, name="tinyssd")
+    model(tf.zeros([1, config.image_size, config.image_size, 3], tf.uint8))
+    model.compile(optimizer=keras.optimizers.SGD(config.lr, weight_decay=config.weight_decay or None))
+    return model
+
+
+def make_detector(model, nms_threshold=0.5, max_detections=MAX_DETECTIONS):
+    """A `tf.function` images -> `(batch, max_detections, 6)` rows `(class, score, box)`.
+
+    Softmax, offset decoding and NMS (`multibox_detection`) in one graph; rows past the
+    kept detections have class -1.
+    """
+    anchors = model.anchors
+
+    @tf.function(reduce_retracing=True)
+    def detect(images):
+        cls_preds, bbox_preds = model(images, training=False)
+        probs = tf.nn.softmax(tf.cast(cls_preds, tf.float32), axis=-1)
+        out = multibox_detection(probs, tf.cast(bbox_preds, tf.float32), anchors, nms_threshold)
+        return out[:, :max_detections]
+
+    return detect
+
+
+def detect_dataset(detector, dataset):
+    """Run `detector` over a dataset of `(images, labels)` batches; return numpy (detections, labels)."""
+    dets, labels = [], []
+    for images, label in dataset:
+        dets.append(detector(images).numpy())
+        labels.append(label.numpy())
+    width = max(lab.shape[1] for lab in labels)
+    labels = [np.pad(lab, ((0, 0), (0, width - lab.shape[1]), (0, 0)), constant_values=-1) for lab in labels]
+    return np.concatenate(dets), np.concatenate(labels)
+
+
+# --- data ------------------------------------------------------------------------------
+def load_split(ctx, config, split):
+    """`(paths, labels, sizes)` of a split from --data-dir, the generated set or the download."""
+    root = banana.banana_root(ctx.data_dir, config.source, config.train_images, config.val_images,
+                              config.seed, config.max_objects)
+    paths, labels, sizes = banana.read_bananas(root, split)
+    top = int(labels[..., 0].max())
+    if top >= config.num_classes:
+        raise DatasetError(f"{root / banana.SPLITS[split] / 'label.csv'} has class {top}; "
+                           f"pass --num-classes {top + 1} or more")
+    return paths, labels, sizes
+
+
+def draw_detections(image, detections, threshold, best=False):
+    """PIL image with the detections `(k, 6)` (normalized boxes, by decreasing score) scoring
+    >= threshold drawn in white with `class:score`; with `best`, an image with none of those
+    gets its best detection drawn in grey instead."""
+    image = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    w, h = image.size
+    found = detections[detections[:, 0] >= 0]
+    keep = found[found[:, 1] >= threshold]
+    colour = (255, 255, 255)
+    if best and len(keep) == 0 and len(found):
+        keep, colour = found[:1], (150, 150, 150)
+    for cls, score, *box in keep:
+        xy = [box[0] * w, box[1] * h, box[2] * w, box[3] * h]
+        draw.rectangle(xy, outline=colour, width=max(2, w // 128))
+        draw.text((xy[0] + 3, xy[1] + 2), f"{int(cls)}:{score:.2f}", fill=colour)
+    return image
+
+
+def read_images(paths, image_size):
+    """The images at `paths` as RGB PIL images, plus their `(n, size, size, 3)` uint8 resized batch."""
+    originals = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                originals.append(im.convert("RGB"))
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"cannot read image {path} ({e.__class__.__name__}); pass PNG or JPEG files") from None
+    batch = np.stack([np.asarray(im.resize((image_size, image_size), Image.BILINEAR)) for im in originals])
+    return originals, batch
+
+
+def write_detection_grid(detector, paths, image_size, path, threshold=0.5):
+    """A PNG grid of `paths` (drawn at their own resolution) with the boxes scoring >= threshold
+    (white), or else each image's best box (grey)."""
+    originals, batch = read_images(paths, image_size)
+    dets = detector(tf.constant(batch)).numpy()
+    images = [np.asarray(draw_detections(np.asarray(im), d, threshold, best=True).resize((256, 256)))
+              for im, d in zip(originals, dets)]
+    images += [np.zeros_like(images[0])] * (-len(images) % 4)
+    grid = np.concatenate([np.concatenate(images[i:i + 4], axis=1) for i in range(0, len(images), 4)], axis=0)
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    Image.fromarray(grid).save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+# --- commands --------------------------------------------------------------------------
+def train(ctx):
+    cfg = ctx.config
+    per_replica_batch_size(cfg.batch_size, ctx.strategy)
+    train_paths, train_labels, train_sizes = load_split(ctx, cfg, "train")
+    val_paths, val_labels, val_sizes = load_split(ctx, cfg, "val")
+    train_decoded = banana.decoded_dataset(train_paths, train_labels, train_sizes, cfg.image_size)
+    val_data = banana.batches(banana.decoded_dataset(val_paths, val_labels, val_sizes, cfg.image_size),
+                              cfg.batch_size)
+    with ctx.strategy.scope():
+        model = build_model(cfg)
+    run = ctx.run()
+    detector = make_detector(model, cfg.nms_threshold)
+
+    def data(epoch):
+        return banana.batches(train_decoded, cfg.batch_size, shuffle_seed=cfg.seed + epoch, flip=cfg.flip,
+                              count=len(train_paths))
+
+    def validation_map(epoch, logs):
+        if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
+            return {}
+        dets, labels = detect_dataset(detector, val_data)
+        return {"val_" + k: v for k, v in coco_map(labels, dets, val_sizes).items()}
+
+    tic = time.perf_counter()
+    history = training.fit(model, data, run, epochs=cfg.epochs, validation_data=val_data,
+                           on_epoch_end=validation_map)
+    wall = time.perf_counter() - tic
+    write_detection_grid(detector, val_paths[:8], cfg.image_size, run.file("detections.png"))
+    last = history[-1]
+    keys = ("loss", "class_err", "bbox_mae", "val_loss", "val_class_err", "val_bbox_mae", "val_map50", "val_map")
+    epoch_s = float(np.median([h["time_s"] for h in history]))
+    return {**{k: last[k] for k in keys if k in last}, "epochs": last["epoch"], "train_wall_s": round(wall, 1),
+            "median_epoch_s": round(epoch_s, 2), "examples_per_s": round(len(train_paths) / epoch_s, 1),
+            "run_dir": str(run.path), "detections_png": str(run.file("detections.png"))}
+
+
+def restored_model(ctx):
+    model = build_model(ctx.config)
+    training.Run(ctx.run_dir, resume=True).restore({"model": model})
+    return model
+
+
+def evaluate(ctx):
+    cfg = ctx.config
+    paths, labels, sizes = load_split(ctx, cfg, "val")
+    model = restored_model(ctx)
+    data = banana.batches(banana.decoded_dataset(paths, labels, sizes, cfg.image_size), cfg.batch_size)
+    errors = model.evaluate(data, verbose=0, return_dict=True)
+    dets, labels = detect_dataset(make_detector(model, cfg.nms_threshold), data)
+    return {**coco_map(labels, dets, sizes), "class_err": errors["class_err"], "bbox_mae": errors["bbox_mae"],
+            "loss": errors["loss"], "images": len(paths)}
+
+
+def _predict_arguments(parser):
+    parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, ...)")
+    parser.add_argument("--out", type=Path, help="output directory (default: <run-dir>/predictions)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="draw boxes scoring at least this")
+
+
+def predict(ctx):
+    cfg, args = ctx.config, ctx.args
+    if not 0 <= args.threshold <= 1:
+        raise UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
+    originals, batch = read_images(args.images, cfg.image_size)
+    detector = make_detector(restored_model(ctx), cfg.nms_threshold)
+    tic = time.perf_counter()
+    dets = np.concatenate([detector(tf.constant(batch[i:i + cfg.batch_size])).numpy()
+                           for i in range(0, len(batch), cfg.batch_size)])
+    seconds = time.perf_counter() - tic
+    out = args.out or Path(ctx.run_dir) / "predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    found = 0
+    for path, im, d in zip(args.images, originals, dets):
+        draw_detections(np.asarray(im), d, args.threshold).save(out / f"{path.stem}_pred.png")
+        found += int(np.sum((d[:, 0] >= 0) & (d[:, 1] >= args.threshold)))
+    return {"images": len(originals), "detections": found, "threshold": args.threshold, "out": str(out),
+            "detect_s": round(seconds, 3)}
+
+
+COMMANDS = {
+    "train": cli.Command(train, "train TinySSD on banana-detection data", trains=True),
+    "evaluate": cli.Command(evaluate, "mAP@.5, COCO mAP, class_err and bbox_mae on the validation split"),
+    "predict": cli.Command(predict, "draw predicted boxes on images", add_arguments=_predict_arguments),
+}
+
+
+def main(argv=None):
+    return cli.main("vision.ssd", "TinySSD object detection (D2L 14.7)", SSDConfig, COMMANDS, demo=DEMO, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
