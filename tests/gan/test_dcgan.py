@@ -84,7 +84,10 @@ def test_two_replicas_match_one(tiny_run, capsys):
                        "--run-dir", "two"]) == 0
     two = _last_json(capsys)
     one = json.loads((tiny_run / "metrics.json").read_text())[0]
-    np.testing.assert_allclose([two["d_loss"], two["g_loss"]], [one["d_loss"], one["g_loss"]], rtol=1e-3)
+    # Measured: 2 replicas deviate from 1 by at most 0.11% after this epoch (reduction order,
+    # amplified by the adversarial game); per-replica batch statistics (batch norm not
+    # synchronised) move d_loss/g_loss by 1.8%/3.1%. 0.5% separates the two.
+    np.testing.assert_allclose([two["d_loss"], two["g_loss"]], [one["d_loss"], one["g_loss"]], rtol=5e-3)
     # Each run trains its own quality feature network with multithreaded (non-deterministic)
     # reductions; two identical 1-replica runs differ by up to ~3% in the Frechet distance.
     np.testing.assert_allclose(two["quality"], one["quality"], rtol=0.05)
