@@ -137,3 +137,13 @@ def scale_loss(loss):
     update equal to the single-replica one. Keras `Loss` objects already do this.
     """
     return loss / tf.distribute.get_replica_context().num_replicas_in_sync
+
+
+def use_xla():
+    """Whether to XLA-compile train steps (`model.compile(jit_compile=use_xla())`).
+
+    On GPUs yes. On CPUs no: oneDNN's kernels beat XLA's CPU code for convolutional
+    models here (DCGAN trains at 0.52x and FCN at 0.59x the speed with XLA), while Keras'
+    default `jit_compile="auto"` turns XLA on.
+    """
+    return bool(tf.config.list_physical_devices("GPU"))

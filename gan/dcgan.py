@@ -25,7 +25,7 @@ import tensorflow as tf
 from PIL import Image
 
 from common import cli, training
-from common.distribute import per_replica_batch_size
+from common.distribute import per_replica_batch_size, use_xla
 from common.errors import CheckpointMismatch, DlsuiteError, UsageError
 from common.plots import plt, save_figure
 from gan import data, quality
@@ -144,7 +144,7 @@ def build(config, replicas=1):
     model = DCGAN(config.image_size, config.latent_dim, config.gen_width, config.disc_width,
                   sync_batch_norm=replicas > 1)
     adam = lambda: keras.optimizers.Adam(config.lr, beta_1=config.beta_1)  # noqa: E731
-    model.compile(d_optimizer=adam(), g_optimizer=adam())
+    model.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=use_xla())
     return model
 
 

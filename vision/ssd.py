@@ -26,7 +26,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from common import cli, training
-from common.distribute import per_replica_batch_size, scale_loss
+from common.distribute import per_replica_batch_size, scale_loss, use_xla
 from common.errors import DatasetError, UsageError
 from vision import banana
 from vision.boxes import multibox_detection, multibox_prior, multibox_target
@@ -178,7 +178,8 @@ def build_model(config):
     """A compiled TinySSD for `config` (call under the strategy scope)."""
     model = TinySSD(config.num_classes, config.image_size, config.bbox_loss, name="tinyssd")
     model(tf.zeros([1, config.image_size, config.image_size, 3], tf.uint8))
-    model.compile(optimizer=keras.optimizers.SGD(config.lr, weight_decay=config.weight_decay or None))
+    model.compile(optimizer=keras.optimizers.SGD(config.lr, weight_decay=config.weight_decay or None),
+                  jit_compile=use_xla())
     return model
 
 
