@@ -5,17 +5,12 @@ import pytest
 from recsys import data as rd
 from recsys import deepfm, fm
 from tests.recsys._cli import one_replica_vs_two, run
+from tests.recsys._fm import randomised_fm
 
 
 def test_deep_part_adds_to_the_fm_logit_with_shared_embeddings():
-    model = fm.FactorizationMachine(num_features=9, factors=3, hidden=[4], dropout=0.0)
     x = np.array([[0, 4, 8], [2, 3, 6]], np.int32)
-    model(x)
-    rng = np.random.default_rng(0)
-    for w in model.trainable_variables:
-        w.assign(rng.normal(size=w.shape).astype("float32"))
-    v, w, b = (np.asarray(model.embedding.embeddings), np.asarray(model.linear.embeddings)[:, 0],
-               float(model.bias))
+    model, v, w, b = randomised_fm(x, hidden=[4], dropout=0.0)
     dense, out = model.deep[0], model.deep_out
     expected = []
     for row in x:

@@ -5,17 +5,12 @@ import pytest
 from recsys import data as rd
 from recsys import fm
 from tests.recsys._cli import one_replica_vs_two, run
+from tests.recsys._fm import randomised_fm
 
 
 def test_pairwise_term_equals_sum_over_field_pairs():
-    model = fm.FactorizationMachine(num_features=9, factors=3)
     x = np.array([[0, 4, 8], [1, 3, 7]], np.int32)
-    model(x)
-    rng = np.random.default_rng(0)
-    for w in model.trainable_variables:
-        w.assign(rng.normal(size=w.shape).astype("float32"))
-    v, w, b = (np.asarray(model.embedding.embeddings), np.asarray(model.linear.embeddings)[:, 0],
-               float(model.bias))
+    model, v, w, b = randomised_fm(x)
     expected = [b + w[row].sum() + sum(v[row[f]] @ v[row[g]] for f in range(3) for g in range(f + 1, 3))
                 for row in x]
     np.testing.assert_allclose(np.asarray(model(x)), expected, rtol=1e-5)
