@@ -3,7 +3,9 @@
 keras-team/keras#20585: `Model.fit` under MultiWorkerMirroredStrategy fails twice,
 (1) building the model by all-reducing a distributed batch, and (2) reducing scalar
 step logs with `axis=0`. Both only touch multi-worker runs; remove this module once
-Keras fixes the issue (keras is pinned in pyproject.toml).
+Keras fixes the issue (keras is pinned in pyproject.toml). `build_from_dataset` is the one
+place the spine builds a model from a batch (Keras' private `_symbolic_build`), used here
+and when resuming a lazily-built model.
 """
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer as _tf_trainer
@@ -31,6 +33,12 @@ def _reduce_per_replica(values, strategy, reduction):
 _tf_trainer.reduce_per_replica = _reduce_per_replica
 
 
+def build_from_dataset(model, dataset):
+    """Build `model` (its variables, compiled metrics) from one local batch of `dataset`."""
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=next(iter(dataset)))
+
+
 def prepare_multi_worker(model, dataset):
     """Build `model` from one local batch of `dataset` before `fit` under multi-worker.
 
@@ -39,7 +47,5 @@ def prepare_multi_worker(model, dataset):
     """
     if not _is_multi_worker(model.distribute_strategy) or "_maybe_symbolic_build" in vars(model):
         return
-    batch = next(iter(dataset))
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=batch)
+    build_from_dataset(model, dataset)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

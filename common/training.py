@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from common.keras_compat import prepare_multi_worker
+from common.keras_compat import build_from_dataset, prepare_multi_worker
 from common.errors import CheckpointMismatch, DlsuiteError, UsageError
 
 CHECKPOINTS = "checkpoints"
@@ -304,14 +304,12 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
     state = training_state(model)
     start = 0
     history = [m for m in run.metrics if run.resume]
+    make_data = train_data if callable(train_data) else (lambda epoch: train_data)
     if run.resume:
         if not model.weights:  # a subclassed model builds on its first batch: build it now
-            with model.distribute_strategy.scope():
-                model._symbolic_build(data_batch=next(iter(
-                    (train_data if not callable(train_data) else train_data(0)))))
+            build_from_dataset(model, make_data(0))
         start = run.restore(state)
         print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
-    make_data = train_data if callable(train_data) else (lambda epoch: train_data)
     verbose = _verbose() if verbose is None else verbose
     one_epoch = _OneEpoch()
     callbacks = [_AcrossEpochs(c) for c in callbacks]
