@@ -2,7 +2,9 @@
 
 A model module declares its hyperparameters once as a dataclass deriving from
 `TrainConfig`; every field becomes a `train` flag (`batch_size` -> `--batch-size`,
-booleans get `--x/--no-x`, `metadata={"choices": ...}` restricts values). The value a
+booleans get `--x/--no-x`, `metadata={"choices": ...}` restricts values, and
+`metadata=bounds("[0, 1)")` (or `at_least(1)`, `positive()`, ...) declares the range
+`Config.validate` checks, with one message for every model). The value a
 run uses is: dataclass default, then the `--demo` preset, then a named `--preset`
 (e.g. the book's settings), then (with `--resume`) the run's saved config.json, then
 flags given explicitly. Usage errors print one line and
@@ -14,7 +16,7 @@ import json
 import sys
 import time
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy, per_replica_batch_size
@@ -23,31 +25,69 @@ from common.errors import DlsuiteError, UsageError
 RUNS_ROOT = Path("runs")
 
 
+def bounds(interval, help=None, **metadata):
+    """Field metadata declaring the allowed interval, e.g. `"[0, 1)"`, `"(0, 1]"` or
+    `"[1, inf)"` (brackets include, parentheses exclude), which `Config.validate` checks."""
+    low_bracket, high_bracket = interval[0], interval[-1]
+    low, high = (float(v) for v in interval[1:-1].split(","))
+    if low_bracket not in "[(" or high_bracket not in "])" or not low < high:
+        raise ValueError(f"bad interval {interval!r}")
+    return {**metadata, "bounds": (low, high, low_bracket == "(", high_bracket == ")", interval),
+            **({"help": help} if help is not None else {})}
+
+
+def at_least(low, help=None, **metadata):
+    """`bounds("[low, inf)")`: "--x must be at least LOW"."""
+    return bounds(f"[{low}, inf)", help, **metadata)
+
+
+def positive(help=None, **metadata):
+    """`bounds("(0, inf)")`: "--x must be positive"."""
+    return bounds("(0, inf)", help, **metadata)
+
+
+def _bounds_message(low, high, low_open, high_open, interval):
+    if high == float("inf"):
+        if low == 0:
+            return "must be positive" if low_open else "must be non-negative"
+        if not low_open:
+            return f"must be at least {low:g}"
+    return f"must be in {interval}"
+
+
+def _declared_bounds(config_cls):
+    """Field name -> bounds, from the most derived class that declares them (a subclass that
+    only changes a default keeps its base class's bounds)."""
+    found = {}
+    for cls in config_cls.__mro__:
+        for f in getattr(cls, "__dataclass_fields__", {}).values():
+            if "bounds" in f.metadata:
+                found.setdefault(f.name, f.metadata["bounds"])
+    return found
+
+
 @dataclass
 class Config:
     """Base of every command's hyperparameter dataclass."""
 
     def validate(self):
-        """Raise UsageError for out-of-range values; subclasses extend it."""
+        """Raise UsageError for a value outside its field's declared `bounds`; subclasses
+        extend it with the checks that involve several fields."""
+        for name, (low, high, low_open, high_open, interval) in _declared_bounds(type(self)).items():
+            value = getattr(self, name)
+            if not ((low < value if low_open else low <= value) and (value < high if high_open else value <= high)):
+                raise UsageError(f"{_flag(name)} {_bounds_message(low, high, low_open, high_open, interval)}, "
+                                 f"got {value}")
 
 
 @dataclass
 class TrainConfig(Config):
     """The hyperparameters every trainer has; models subclass it and add their own."""
 
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 0.01
+    epochs: int = field(default=10, metadata=at_least(1))
+    batch_size: int = field(default=32, metadata=at_least(1))
+    lr: float = field(default=0.01, metadata=positive())
     seed: int = 0
-
-    def validate(self):
-        """Raise UsageError for out-of-range values; subclasses extend it."""
-        if self.epochs < 1:
-            raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
 
 
 @dataclass
@@ -100,7 +140,8 @@ def add_config_arguments(parser, config_cls):
         kind = hints[f.name]
         options = {"default": argparse.SUPPRESS, "help": f.metadata.get("help", "")}
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        options["help"] += f" (default: {default})"
+        interval = f", in {f.metadata['bounds'][4]}" if "bounds" in f.metadata else ""
+        options["help"] += f" (default: {default}{interval})"
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         else:

@@ -44,25 +44,18 @@ class DCGANConfig(cli.TrainConfig):
     batch_size: int = 32
     lr: float = field(default=0.0002, metadata={"help": "Adam learning rate of both networks"})
     image_size: int = field(default=32, metadata={"choices": [16, 32, 64, 128], "help": "image side in pixels"})
-    latent_dim: int = field(default=100, metadata={"help": "size of the generator's noise input"})
-    gen_width: int = field(default=64, metadata={"help": "channels of the generator's last block (doubling inwards)"})
-    disc_width: int = field(default=64, metadata={"help": "channels of the discriminator's first block (doubling)"})
-    beta_1: float = field(default=0.5, metadata={"help": "Adam beta_1"})
+    latent_dim: int = field(default=100, metadata=cli.at_least(1, "size of the generator's noise input"))
+    gen_width: int = field(default=64, metadata=cli.at_least(
+        1, "channels of the generator's last block (doubling inwards)"))
+    disc_width: int = field(default=64, metadata=cli.at_least(
+        1, "channels of the discriminator's first block (doubling)"))
+    beta_1: float = field(default=0.5, metadata=cli.bounds("[0, 1)", "Adam beta_1"))
     background: str = field(default="white", metadata={"choices": sorted(data.BACKGROUNDS),
                                                        "help": "colour transparent pixels are composited onto"})
     flip: bool = field(default=True, metadata={"help": "random left-right flips of the real images"})
-    holdout: float = field(default=0.15, metadata={"help": "fraction of images held out as the quality floor"})
-    quality_epochs: int = field(default=4, metadata={"help": "epochs of the quality metric's feature network"})
-
-    def validate(self):
-        super().validate()
-        for name in ("latent_dim", "gen_width", "disc_width", "quality_epochs"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.beta_1 < 1:
-            raise UsageError(f"--beta-1 must be in [0, 1), got {self.beta_1}")
-        if not 0 < self.holdout < 0.5:
-            raise UsageError(f"--holdout must be in (0, 0.5), got {self.holdout}")
+    holdout: float = field(default=0.15, metadata=cli.bounds(
+        "(0, 0.5)", "fraction of images held out as the quality floor"))
+    quality_epochs: int = field(default=4, metadata=cli.at_least(1, "epochs of the quality metric's feature network"))
 
 
 DEMO = {"epochs": 4, "batch_size": 32, "lr": 0.0005, "gen_width": 32, "disc_width": 32, "quality_epochs": 2}

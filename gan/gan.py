@@ -10,7 +10,7 @@ run is reproducible and splits over replicas like the data), updates the discrim
 on real and fake, then the generator through the updated discriminator.
 """
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -107,16 +107,12 @@ class GaussianGANConfig(cli.TrainConfig):
     epochs: int = 20
     batch_size: int = 8
     lr: float = 0.005
-    d_lr: float = 0.05
-    latent_dim: int = 2
+    d_lr: float = field(default=0.05, metadata=cli.positive("Adam learning rate of the discriminator"))
+    latent_dim: int = field(default=2, metadata=cli.at_least(1, "size of the generator's noise input"))
     n_points: int = 1000
 
     def validate(self):
         super().validate()
-        if not self.d_lr > 0:
-            raise UsageError(f"--d-lr must be positive, got {self.d_lr}")
-        if self.latent_dim < 1:
-            raise UsageError(f"--latent-dim must be at least 1, got {self.latent_dim}")
         if self.n_points < self.batch_size:
             raise UsageError(f"--n-points {self.n_points} is smaller than --batch-size {self.batch_size}")
 

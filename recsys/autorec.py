@@ -17,7 +17,6 @@ import numpy as np
 from keras import ops
 
 from common import cli, training
-from common.errors import UsageError
 from recsys import data as rdata
 from recsys.base import ScaledLossModel, epoch_dataset
 from recsys.metrics import rmse
@@ -28,21 +27,11 @@ class Config(cli.TrainConfig):
     epochs: int = 40
     batch_size: int = 256
     lr: float = 0.002
-    hidden: int = field(default=500, metadata={"help": "hidden units (sigmoid)"})
-    dropout: float = field(default=0.05, metadata={"help": "dropout on the hidden layer while training"})
-    weight_decay: float = field(default=0.03, metadata={"help": "L2 penalty on both weight matrices"})
-    test_ratio: float = field(default=0.1, metadata={"help": "fraction of ratings held out for the test set"})
-
-    def validate(self):
-        super().validate()
-        if self.hidden < 1:
-            raise UsageError(f"--hidden must be at least 1, got {self.hidden}")
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.weight_decay < 0:
-            raise UsageError(f"--weight-decay must be non-negative, got {self.weight_decay}")
-        if not 0 < self.test_ratio < 1:
-            raise UsageError(f"--test-ratio must be in (0, 1), got {self.test_ratio}")
+    hidden: int = field(default=500, metadata=cli.at_least(1, "hidden units (sigmoid)"))
+    dropout: float = field(default=0.05, metadata=cli.bounds("[0, 1)", "dropout on the hidden layer while training"))
+    weight_decay: float = field(default=0.03, metadata=cli.bounds("[0, inf)", "L2 penalty on both weight matrices"))
+    test_ratio: float = field(default=0.1, metadata=cli.bounds(
+        "(0, 1)", "fraction of ratings held out for the test set"))
 
 
 DEMO = {"epochs": 30, "hidden": 64, "batch_size": 32, "lr": 0.005, "weight_decay": 0.01}

@@ -18,7 +18,6 @@ import numpy as np
 from keras import ops
 
 from common import cli, training
-from common.errors import UsageError
 from recsys import data as rdata
 from recsys.losses import LOSSES
 from recsys.ranking import PairwiseRanker, fit_ranker, pairwise_dataset, ranking_report
@@ -29,21 +28,14 @@ class Config(cli.TrainConfig):
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 0.004
-    factors: int = field(default=32, metadata={"help": "item/user embedding size d"})
-    window: int = field(default=5, metadata={"help": "L, how many previous items the model sees"})
-    horizontal: int = field(default=16, metadata={"help": "horizontal filters per height"})
-    vertical: int = field(default=4, metadata={"help": "vertical filters"})
-    dropout: float = field(default=0.05, metadata={"help": "dropout on the convolution features while training"})
+    factors: int = field(default=32, metadata=cli.at_least(1, "item/user embedding size d"))
+    window: int = field(default=5, metadata=cli.at_least(1, "L, how many previous items the model sees"))
+    horizontal: int = field(default=16, metadata=cli.at_least(1, "horizontal filters per height"))
+    vertical: int = field(default=4, metadata=cli.at_least(1, "vertical filters"))
+    dropout: float = field(default=0.05, metadata=cli.bounds(
+        "[0, 1)", "dropout on the convolution features while training"))
     loss: str = field(default="bpr", metadata={"choices": sorted(LOSSES), "help": "pairwise ranking loss"})
-    top_k: int = field(default=10, metadata={"help": "k of HR@k and NDCG@k"})
-
-    def validate(self):
-        super().validate()
-        for name in ("factors", "window", "horizontal", "vertical", "top_k"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+    top_k: int = field(default=10, metadata=cli.at_least(1, "k of HR@k and NDCG@k"))
 
 
 DEMO = {"epochs": 4, "factors": 16, "batch_size": 256, "lr": 0.005, "horizontal": 8}

@@ -9,7 +9,6 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from common.errors import UsageError
 from recsys import fm
 from recsys.base import hidden_sizes
 
@@ -17,13 +16,11 @@ from recsys.base import hidden_sizes
 @dataclass
 class Config(fm.Config):
     hidden: str = field(default="32", metadata={"help": "MLP layer widths, comma separated"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout after each MLP layer while training"})
+    dropout: float = field(default=0.0, metadata=cli.bounds("[0, 1)", "dropout after each MLP layer while training"))
 
     def validate(self):
         super().validate()
         hidden_sizes(self.hidden)
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
 DEMO = dict(fm.DEMO)

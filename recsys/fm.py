@@ -30,25 +30,15 @@ class Config(cli.TrainConfig):
     epochs: int = 8
     batch_size: int = 1024
     lr: float = 0.003
-    factors: int = field(default=10, metadata={"help": "latent factors per feature"})
+    factors: int = field(default=10, metadata=cli.at_least(1, "latent factors per feature"))
     interactions: bool = field(default=True, metadata={"help": "pairwise term (--no-interactions: logistic regression)"})
-    weight_decay: float = field(default=1e-3, metadata={"help": "L2 penalty on the batch's embeddings"})
+    weight_decay: float = field(default=1e-3, metadata=cli.bounds("[0, inf)", "L2 penalty on the batch's embeddings"))
     dataset: str = field(default="ctr", metadata={"choices": ["ctr", "criteo"],
                                                    "help": "ctr: the book's train.csv/test.csv; criteo: one Criteo file"})
     data_file: str = field(default="train.txt", metadata={"help": "Criteo file inside --data-dir"})
-    threshold: int = field(default=rdata.CTR_THRESHOLD, metadata={"help": "values rarer than this share a bucket"})
-    test_ratio: float = field(default=0.1, metadata={"help": "Criteo rows held out for the test set"})
-
-    def validate(self):
-        super().validate()
-        if self.factors < 1:
-            raise UsageError(f"--factors must be at least 1, got {self.factors}")
-        if self.weight_decay < 0:
-            raise UsageError(f"--weight-decay must be non-negative, got {self.weight_decay}")
-        if self.threshold < 1:
-            raise UsageError(f"--threshold must be at least 1, got {self.threshold}")
-        if not 0 < self.test_ratio < 1:
-            raise UsageError(f"--test-ratio must be in (0, 1), got {self.test_ratio}")
+    threshold: int = field(default=rdata.CTR_THRESHOLD, metadata=cli.at_least(
+        1, "values rarer than this share a bucket"))
+    test_ratio: float = field(default=0.1, metadata=cli.bounds("(0, 1)", "Criteo rows held out for the test set"))
 
 
 DEMO = {}

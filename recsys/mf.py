@@ -27,18 +27,11 @@ class Config(cli.TrainConfig):
     epochs: int = 20
     batch_size: int = 512
     lr: float = 0.003
-    factors: int = field(default=64, metadata={"help": "latent factors per user and item"})
-    weight_decay: float = field(default=0.15, metadata={"help": "L2 penalty on the batch's factors and biases"})
-    test_ratio: float = field(default=0.1, metadata={"help": "fraction of ratings held out for the test set"})
-
-    def validate(self):
-        super().validate()
-        if self.factors < 1:
-            raise UsageError(f"--factors must be at least 1, got {self.factors}")
-        if self.weight_decay < 0:
-            raise UsageError(f"--weight-decay must be non-negative, got {self.weight_decay}")
-        if not 0 < self.test_ratio < 1:
-            raise UsageError(f"--test-ratio must be in (0, 1), got {self.test_ratio}")
+    factors: int = field(default=64, metadata=cli.at_least(1, "latent factors per user and item"))
+    weight_decay: float = field(default=0.15, metadata=cli.bounds(
+        "[0, inf)", "L2 penalty on the batch's factors and biases"))
+    test_ratio: float = field(default=0.1, metadata=cli.bounds(
+        "(0, 1)", "fraction of ratings held out for the test set"))
 
 
 DEMO = {"epochs": 5, "factors": 16, "batch_size": 256, "lr": 0.01}

@@ -16,7 +16,6 @@ import numpy as np
 from keras import ops
 
 from common import cli, training
-from common.errors import UsageError
 from recsys import data as rdata
 from recsys.base import hidden_sizes
 from recsys.losses import LOSSES
@@ -28,21 +27,15 @@ class Config(cli.TrainConfig):
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 0.002
-    factors: int = field(default=64, metadata={"help": "GMF and MLP embedding size"})
+    factors: int = field(default=64, metadata=cli.at_least(1, "GMF and MLP embedding size"))
     hidden: str = field(default="64,32,16", metadata={"help": "MLP layer widths, comma separated"})
     loss: str = field(default="bpr", metadata={"choices": sorted(LOSSES), "help": "pairwise ranking loss"})
-    weight_decay: float = field(default=1e-3, metadata={"help": "L2 penalty on the batch's embeddings"})
-    top_k: int = field(default=10, metadata={"help": "k of HR@k and NDCG@k"})
+    weight_decay: float = field(default=1e-3, metadata=cli.bounds("[0, inf)", "L2 penalty on the batch's embeddings"))
+    top_k: int = field(default=10, metadata=cli.at_least(1, "k of HR@k and NDCG@k"))
 
     def validate(self):
         super().validate()
-        if self.factors < 1:
-            raise UsageError(f"--factors must be at least 1, got {self.factors}")
         hidden_sizes(self.hidden)
-        if self.weight_decay < 0:
-            raise UsageError(f"--weight-decay must be non-negative, got {self.weight_decay}")
-        if self.top_k < 1:
-            raise UsageError(f"--top-k must be at least 1, got {self.top_k}")
 
 
 DEMO = {"epochs": 4, "factors": 16, "hidden": "32,16", "batch_size": 256, "lr": 0.005}

@@ -45,36 +45,28 @@ class DQNConfig(cli.TrainConfig):
     batch_size: int = field(default=64, metadata={"help": "global minibatch size of a gradient step"})
     lr: float = field(default=2.3e-3, metadata={"help": "Adam learning rate"})
     env: str = field(default="CartPole-v1", metadata={"help": "gymnasium id (Box observations, Discrete actions)"})
-    steps_per_epoch: int = field(default=2500, metadata={"help": "environment steps per epoch"})
-    hidden: int = field(default=256, metadata={"help": "units of each hidden layer"})
-    layers: int = field(default=2, metadata={"help": "hidden layers"})
-    gamma: float = field(default=0.99, metadata={"help": "discount factor in [0, 1]"})
-    buffer_size: int = field(default=100_000, metadata={"help": "replay buffer capacity (transitions)"})
+    steps_per_epoch: int = field(default=2500, metadata=cli.at_least(1, "environment steps per epoch"))
+    hidden: int = field(default=256, metadata=cli.at_least(1, "units of each hidden layer"))
+    layers: int = field(default=2, metadata=cli.at_least(1, "hidden layers"))
+    gamma: float = field(default=0.99, metadata=cli.bounds("[0, 1]", "discount factor"))
+    buffer_size: int = field(default=100_000, metadata=cli.at_least(1, "replay buffer capacity (transitions)"))
     learning_starts: int = field(default=1000, metadata={"help": "environment steps before the first update"})
-    train_freq: int = field(default=256, metadata={"help": "environment steps between training rounds"})
-    gradient_steps: int = field(default=128, metadata={"help": "gradient steps per training round"})
-    target_update: int = field(default=256, metadata={"help": "environment steps between target-network copies"})
-    eps_start: float = field(default=1.0, metadata={"help": "initial exploration rate"})
-    eps_end: float = field(default=0.04, metadata={"help": "final exploration rate"})
-    eps_decay_steps: int = field(default=8000, metadata={"help": "environment steps of the linear epsilon decay"})
+    train_freq: int = field(default=256, metadata=cli.at_least(1, "environment steps between training rounds"))
+    gradient_steps: int = field(default=128, metadata=cli.at_least(1, "gradient steps per training round"))
+    target_update: int = field(default=256, metadata=cli.at_least(1, "environment steps between target-network copies"))
+    eps_start: float = field(default=1.0, metadata=cli.bounds("[0, 1]", "initial exploration rate"))
+    eps_end: float = field(default=0.04, metadata=cli.bounds("[0, 1]", "final exploration rate"))
+    eps_decay_steps: int = field(default=8000, metadata=cli.at_least(
+        1, "environment steps of the linear epsilon decay"))
     double_q: bool = field(default=True, metadata={"help": "Double DQN targets (online net picks the action)"})
-    val_episodes: int = field(default=50, metadata={
-        "help": "greedy validation episodes after each epoch (the same seeds every epoch)"})
+    val_episodes: int = field(default=50, metadata=cli.at_least(
+        1, "greedy validation episodes after each epoch (the same seeds every epoch)"))
 
     def validate(self):
         super().validate()
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"--gamma must be in [0, 1], got {self.gamma}")
-        for name in ("steps_per_epoch", "hidden", "layers", "buffer_size", "train_freq",
-                     "gradient_steps", "target_update", "eps_decay_steps", "val_episodes"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.learning_starts < self.batch_size:
             raise UsageError(f"--learning-starts ({self.learning_starts}) must be at least --batch-size "
                              f"({self.batch_size}) so the first batch can be sampled")
-        for name in ("eps_start", "eps_end"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UsageError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
 
 
 DEMO = {"epochs": 2, "steps_per_epoch": 1500, "learning_starts": 500, "gradient_steps": 32,

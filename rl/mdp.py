@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.toy_text.frozen_lake import MAPS, generate_random_map
 
-from common.cli import Config
+from common.cli import Config, at_least, bounds
 from common.errors import DlsuiteError, UsageError
 
 EVAL_SEED = 1_000_000  # evaluation episode i resets with EVAL_SEED + seed + i
@@ -31,15 +31,12 @@ class TabularConfig(Config):
                                                                 "transition table (env.unwrapped.P)"})
     map: str = field(default="4x4", metadata={"help": f"FrozenLake map: {MAP_HELP}"})
     slippery: bool = field(default=False, metadata={"help": "FrozenLake's slippery ice (move sideways w.p. 2/3)"})
-    gamma: float = field(default=0.95, metadata={"help": "discount factor in [0, 1]"})
-    eval_episodes: int = field(default=1000, metadata={"help": "greedy-policy episodes for success_rate"})
+    gamma: float = field(default=0.95, metadata=bounds("[0, 1]", "discount factor"))
+    eval_episodes: int = field(default=1000, metadata=at_least(1, "greedy-policy episodes for success_rate"))
     seed: int = 0
 
     def validate(self):
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"--gamma must be in [0, 1], got {self.gamma}")
-        if self.eval_episodes < 1:
-            raise UsageError(f"--eval-episodes must be at least 1, got {self.eval_episodes}")
+        super().validate()
         if self.env.startswith("FrozenLake"):
             frozen_lake_map(self.map, self.seed)
 

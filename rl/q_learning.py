@@ -19,30 +19,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common import cli
-from common.errors import UsageError
 from rl import mdp
 from rl.plots import curve, value_policy_map
 
 
 @dataclass
 class QLearningConfig(mdp.TabularConfig):
-    alpha: float = field(default=0.9, metadata={"help": "learning rate in (0, 1]"})
-    epsilon: float = field(default=0.9, metadata={"help": "probability of a uniformly random action"})
-    episodes: int = field(default=256, metadata={"help": "training episodes"})
-    alpha_power: float = field(default=0.0, metadata={
-        "help": "the n-th update of Q[s, a] uses alpha / n**alpha_power: 0 keeps alpha constant (the book), "
-                "a power in (0.5, 1] makes Q converge on stochastic environments"})
-
-    def validate(self):
-        super().validate()
-        if not 0.0 < self.alpha <= 1.0:
-            raise UsageError(f"--alpha must be in (0, 1], got {self.alpha}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise UsageError(f"--epsilon must be in [0, 1], got {self.epsilon}")
-        if not 0.0 <= self.alpha_power <= 1.0:
-            raise UsageError(f"--alpha-power must be in [0, 1], got {self.alpha_power}")
-        if self.episodes < 1:
-            raise UsageError(f"--episodes must be at least 1, got {self.episodes}")
+    alpha: float = field(default=0.9, metadata=cli.bounds("(0, 1]", "learning rate"))
+    epsilon: float = field(default=0.9, metadata=cli.bounds("[0, 1]", "probability of a uniformly random action"))
+    episodes: int = field(default=256, metadata=cli.at_least(1, "training episodes"))
+    alpha_power: float = field(default=0.0, metadata=cli.bounds(
+        "[0, 1]", "the n-th update of Q[s, a] uses alpha / n**alpha_power: 0 keeps alpha constant (the book), "
+                  "a power in (0.5, 1] makes Q converge on stochastic environments"))
 
 
 DEMO = {"episodes": 2000, "eval_episodes": 200}

@@ -24,16 +24,12 @@ from rl.plots import curve, value_policy_map
 
 @dataclass
 class ValueIterationConfig(mdp.TabularConfig):
-    tol: float = field(default=1e-10, metadata={"help": "stop when no state value changes by more than this "
-                                                        "in a sweep (0: run --max-sweeps sweeps)"})
-    max_sweeps: int = field(default=10_000, metadata={"help": "upper bound on Bellman sweeps"})
+    tol: float = field(default=1e-10, metadata=cli.bounds(
+        "[0, inf)", "stop when no state value changes by more than this in a sweep (0: run --max-sweeps sweeps)"))
+    max_sweeps: int = field(default=10_000, metadata=cli.at_least(1, "upper bound on Bellman sweeps"))
 
     def validate(self):
         super().validate()
-        if self.tol < 0:
-            raise UsageError(f"--tol must be non-negative, got {self.tol}")
-        if self.max_sweeps < 1:
-            raise UsageError(f"--max-sweeps must be at least 1, got {self.max_sweeps}")
         if self.gamma == 1.0 and self.tol == 0:
             raise UsageError("--gamma 1 needs a positive --tol (undiscounted values need a convergence test)")
 

@@ -44,21 +44,23 @@ class FCNConfig(cli.TrainConfig):
     backbone_weights: str = field(default="none", metadata={
         "help": "none (train from scratch), imagenet (resnet50; needs the network) or PATH to a weights file",
         "metavar": "none|imagenet|PATH"})
-    width: int = field(default=32, metadata={
-        "help": "resnet18 channels in the first stage (64 = the standard ResNet-18; 32 keeps CPU runs practical)"})
+    width: int = field(default=32, metadata=cli.at_least(
+        1, "resnet18 channels in the first stage (64 = the standard ResNet-18; 32 keeps CPU runs practical)"))
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"], "help": "optimizer"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "decoupled weight decay (not on biases or BN)"})
+    weight_decay: float = field(default=1e-4, metadata=cli.bounds(
+        "[0, inf)", "decoupled weight decay (not on biases or BN)"))
     lr_schedule: str = field(default="cosine", metadata={"choices": ["cosine", "constant"],
                                                          "help": "learning-rate schedule over all steps"})
     dataset: str = field(default="shapes", metadata={
         "choices": ["shapes", "voc2012"],
         "help": "shapes: offline generated VOC-format set; voc2012: Pascal VOC (download or cache); "
                 "--data-dir overrides both"})
-    shapes_train: int = field(default=800, metadata={"help": "images in the generated shapes train split"})
-    shapes_val: int = field(default=100, metadata={"help": "images in the generated shapes val split"})
+    shapes_train: int = field(default=800, metadata=cli.at_least(1, "images in the generated shapes train split"))
+    shapes_val: int = field(default=100, metadata=cli.at_least(1, "images in the generated shapes val split"))
     shapes_size: str = field(default="128-160", metadata={
         "help": "side lengths of the generated images, LOW-HIGH pixels", "metavar": "LOW-HIGH"})
-    val_every: int = field(default=1, metadata={"help": "score val mIoU every N epochs (0: only at the end)"})
+    val_every: int = field(default=1, metadata=cli.bounds(
+        "[0, inf)", "score val mIoU every N epochs (0: only at the end)"))
 
     @property
     def crop_size(self):
@@ -76,10 +78,6 @@ class FCNConfig(cli.TrainConfig):
         low, high = self.shapes_size_range
         if low > high:
             raise UsageError(f"--shapes-size {self.shapes_size}: LOW must not exceed HIGH")
-        if self.width < 1 or self.shapes_train < 1 or self.shapes_val < 1 or self.val_every < 0:
-            raise UsageError("--width, --shapes-train and --shapes-val must be at least 1, --val-every at least 0")
-        if self.weight_decay < 0:
-            raise UsageError(f"--weight-decay must be non-negative, got {self.weight_decay}")
         if self.backbone_weights == "imagenet" and self.backbone != "resnet50":
             raise UsageError("--backbone-weights imagenet needs --backbone resnet50 "
                              "(no ImageNet weights exist for the Keras resnet18); or use none or a PATH")

@@ -1,4 +1,5 @@
 """common.cli: flags from the config dataclass, one-line errors with the documented exit codes."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -38,6 +39,41 @@ def test_out_of_range_config_value_exits_2(capsys):
     assert toy.main(["train", "--epochs", "0"]) == 2
     assert _one_line(capsys.readouterr().err).endswith("error: --epochs must be at least 1, got 0")
     assert toy.main(["train", "--lr", "-1"]) == 2
+
+
+@dataclasses.dataclass
+class _Bounded(cli.TrainConfig):
+    epochs: int = 3  # a new default keeps TrainConfig's bounds
+    ratio: float = dataclasses.field(default=0.5, metadata=cli.bounds("(0, 1]", "a ratio"))
+    decay: float = dataclasses.field(default=0.0, metadata=cli.bounds("[0, inf)"))
+    count: int = dataclasses.field(default=2, metadata=cli.at_least(2))
+    scale: float = dataclasses.field(default=1.0, metadata=cli.positive())
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"epochs": 0}, "--epochs must be at least 1, got 0"),
+    ({"lr": 0.0}, "--lr must be positive, got 0.0"),
+    ({"ratio": 0.0}, "--ratio must be in (0, 1], got 0.0"),
+    ({"ratio": 1.5}, "--ratio must be in (0, 1], got 1.5"),
+    ({"decay": -0.1}, "--decay must be non-negative, got -0.1"),
+    ({"count": 1}, "--count must be at least 2, got 1"),
+    ({"scale": -2.0}, "--scale must be positive, got -2.0"),
+])
+def test_declared_bounds(values, message):
+    with pytest.raises(cli.UsageError) as error:
+        _Bounded(**values).validate()
+    assert str(error.value) == message
+    # the edges the intervals include pass
+    _Bounded(ratio=1.0, decay=0.0, count=2, epochs=1).validate()
+
+
+def test_bounds_reach_the_help_text():
+    import argparse
+    parser = argparse.ArgumentParser()
+    cli.add_config_arguments(parser, _Bounded)
+    assert "a ratio (default: 0.5, in (0, 1])" in " ".join(parser.format_help().split())
+    with pytest.raises(ValueError):
+        cli.bounds("[1, 0]")
 
 
 def test_missing_data_directory_exits_1_with_one_line(tmp_path, capsys):
