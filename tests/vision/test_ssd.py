@@ -114,19 +114,21 @@ def test_two_replicas_train_like_one(tiny_data, capsys):
     assert np.linalg.norm(flat[1] - flat[2]) < 0.005 * update
 
 
-def test_learns_a_seeded_tiny_task(tmp_path):
-    # 32 generated images at 64 x 64, 100 SGD steps of 16 at the book's lr 0.2: a working
-    # detector finds the bananas it was trained on (mAP@.5 ~0.77 when this was written); a model
-    # whose targets, offsets or loss were broken stays near 0 (it predicts background only).
+@pytest.mark.parametrize("recipe, floor", [({}, 0.85), (ssd.BOOK, 0.3)])
+def test_learns_a_seeded_tiny_task(tmp_path, recipe, floor):
+    # 32 generated images at 64 x 64, 100 steps of 16 (constant lr): a working detector finds the
+    # bananas it was trained on; a model whose targets, offsets or loss were broken stays near 0
+    # (it predicts background only). When written: map50 0.947 with the default recipe (focal loss,
+    # Adam 3e-3), 0.530 with the book's (mean cross-entropy, SGD lr 0.2).
     training.set_seed(0)
     root = banana.generate_bananas(tmp_path / "b", num_train=32, num_val=1, seed=2)
     paths, labels, sizes = banana.read_bananas(root, "train")
     decoded = banana.decoded_dataset(paths, labels, sizes, 64)
-    model = ssd.build_model(ssd.SSDConfig(image_size=64))
+    model = ssd.build_model(ssd.SSDConfig(image_size=64, **{k: v for k, v in recipe.items() if k != "batch_size"}))
     model.fit(banana.batches(decoded, 16).repeat(), steps_per_epoch=100, verbose=0)
     dets, gt = ssd.detect_dataset(ssd.make_detector(model), banana.batches(decoded, 16))
     result = coco_map(gt, dets, sizes)
-    assert result["map50"] > 0.5, result
+    assert result["map50"] > floor, result
 
 
 def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
