@@ -155,6 +155,22 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
     assert "--threshold must be in [0, 1], got 2.0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, expected", [
+    (["--preset", "book"], {"optimizer": "sgd", "lr": 0.2, "class_loss": "mean", "batch_size": 32}),
+    (["--class-loss", "hard_negative", "--neg-ratio", "2"], {"optimizer": "adam", "class_loss": "hard_negative"}),
+])
+def test_cli_recipes(tiny_data, capsys, flags, expected):
+    assert ssd.main(["train", "--data-dir", str(tiny_data), "--epochs", "1", "--run-dir", "r", *TINY, *flags]) == 0
+    result = last_json(capsys)
+    assert np.isfinite(result["loss"]) and 0 <= result["val_map50"] <= 1
+    saved = json.loads(open("r/config.json").read())
+    # --preset book sets batch 32, but TINY's explicit --batch-size 8 wins over the preset
+    assert {k: saved[k] for k in expected} == {**expected, **({"batch_size": 8} if "batch_size" in expected else {})}
+    fields = ssd.SSDConfig.__dataclass_fields__
+    model = ssd.build_model(ssd.SSDConfig(**{k: v for k, v in saved.items() if k in fields}))
+    assert type(model.optimizer).__name__.lower() == expected["optimizer"]
+
+
 @pytest.mark.parametrize("argv, code, message", [
     (["train", "--image-size", "100"], 2, "--image-size must be a positive multiple of 64, got 100"),
     (["train", "--nms-threshold", "0"], 2, "--nms-threshold must be in (0, 1], got 0.0"),
