@@ -41,13 +41,12 @@ def hard_negatives(cls_loss, positive, neg_ratio, min_negatives=0):
     return (rank < quota) & ~positive
 
 
-def focal_weights(cls_preds, cls_labels, gamma=2.0, alpha=0.25):
-    """`(batch, anchors)` focal-loss weights `alpha_t (1 - p_t) ** gamma` of the cross-entropy:
-    `p_t` the softmax probability of the true class, `alpha_t` = `alpha` for objects and
-    `1 - alpha` for background."""
-    p_true = tf.gather(tf.nn.softmax(cls_preds, axis=-1), cls_labels, batch_dims=2)
+def focal_weights(ce, cls_labels, gamma=2.0, alpha=0.25):
+    """`(batch, anchors)` focal-loss weights `alpha_t (1 - p_t) ** gamma` of the cross-entropy
+    `ce`: `p_t = exp(-ce)` is the softmax probability of the true class, `alpha_t` = `alpha`
+    for objects and `1 - alpha` for background."""
     alpha_t = tf.where(cls_labels > 0, alpha, 1 - alpha)
-    return alpha_t * (1 - p_true) ** gamma
+    return alpha_t * (1 - tf.exp(-ce)) ** gamma
 
 
 def prior_bias(num_anchors, num_classes, prior=0.01):
@@ -73,7 +72,7 @@ def ssd_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks, *, clas
         return tf.reduce_mean(ce, axis=1) + tf.reduce_mean(per_offset, axis=1)
     positive = cls_labels > 0
     if class_loss == "focal":
-        per_anchor = focal_weights(cls_preds, cls_labels, gamma, alpha) * ce
+        per_anchor = focal_weights(ce, cls_labels, gamma, alpha) * ce
     else:
         per_anchor = tf.where(positive | hard_negatives(ce, positive, neg_ratio, min_negatives), ce, 0.0)
     num_pos = tf.maximum(tf.reduce_sum(tf.cast(positive, tf.float32), axis=1), 1.0)
