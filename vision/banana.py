@@ -103,7 +103,7 @@ def banana_root(data_dir=None, source="generated", num_train=1000, num_val=100, 
     """
     if data_dir is not None or source == "download":
         return resolve_dataset(NAME, required=REQUIRED, url=URL, sha1=SHA1, data_dir=data_dir,
-                               hint="--data generated or --demo")
+                               hint="--source generated (the offline generated set) or --demo")
     root = cache_root() / "vision-demo" / f"bananas-{num_train}-{num_val}-obj{max_objects}-seed{seed}"
     return generate_bananas(root, num_train, num_val, seed=seed, max_objects=max_objects)
 

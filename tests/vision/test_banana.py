@@ -87,6 +87,7 @@ def test_download_source_fails_offline_with_one_line(tmp_path, monkeypatch):
         banana.banana_root(source="download")
     text = str(e.value)
     assert "banana-detection" in text and "--data-dir" in text and "\n" not in text
+    assert text.endswith("or use --source generated (the offline generated set) or --demo")  # flags that exist
 
 
 def test_data_dir_must_hold_the_layout(tmp_path):
