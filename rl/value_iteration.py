@@ -130,7 +130,8 @@ def evaluate(ctx):
 
 
 COMMANDS = {
-    "train": cli.Command(train, "run value iteration and score its greedy policy (the default)", configurable=True, reads_data=False),
+    "train": cli.Command(train, "run value iteration and score its greedy policy (the default)",
+                         configurable=True, reads_data=False),
     "evaluate": cli.Command(evaluate, "success rate of a saved policy", add_arguments=mdp.evaluate_arguments,
                              reads_data=False),
 }
