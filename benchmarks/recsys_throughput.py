@@ -14,7 +14,7 @@ import common  # noqa: F401  (quiet TensorFlow import)
 from benchmarks.harness import measure
 from recsys import data as rd
 from recsys import deepfm, fm, mf, neumf
-from recsys.base import epoch_dataset
+from common.data import epoch_dataset
 from recsys.metrics import ranking_metrics
 from recsys.ranking import pairwise_dataset
 
@@ -32,7 +32,7 @@ def main():
 
     cfg = mf.Config()
     model = mf.build(cfg, train.num_users, train.num_items, float(train.ratings.mean()))
-    data = epoch_dataset(((train.users, train.items), train.ratings), cfg.batch_size, 0)
+    data = epoch_dataset(((train.users, train.items), train.ratings), cfg.batch_size, 0, 0)
     measure("recsys.mf train", _fit_once(model, data), len(train), "examples", repeat=2,
             batch_size=cfg.batch_size, factors=cfg.factors, **size)
 
@@ -56,7 +56,7 @@ def main():
     for name, module in (("fm", fm), ("deepfm", deepfm)):
         cfg = module.Config()
         model = fm.build(cfg, ctr_train, module.model_kwargs)
-        data = epoch_dataset((ctr_train.features, ctr_train.labels), cfg.batch_size, 0)
+        data = epoch_dataset((ctr_train.features, ctr_train.labels), cfg.batch_size, 0, 0)
         measure(f"recsys.{name} train", _fit_once(model, data), len(ctr_train), "examples", repeat=2,
                 batch_size=cfg.batch_size, fields=len(ctr_train.field_dims), features=ctr_train.num_features)
 

@@ -80,14 +80,52 @@ class Config:
                                  f"got {value}")
 
 
+SEED_BOUNDS = bounds(f"[0, {2**32 - 1}]", "random seed for initialisation, shuffling and sampling")
+
+
 @dataclass
 class TrainConfig(Config):
     """The hyperparameters every trainer has; models subclass it and add their own."""
 
-    epochs: int = field(default=10, metadata=at_least(1))
-    batch_size: int = field(default=32, metadata=at_least(1))
-    lr: float = field(default=0.01, metadata=positive())
-    seed: int = 0
+    epochs: int = field(default=10, metadata=at_least(1, "passes over the training data"))
+    batch_size: int = field(default=32, metadata=at_least(1, "global batch size, summed over replicas"))
+    lr: float = field(default=0.01, metadata=positive("learning rate"))
+    seed: int = field(default=0, metadata=SEED_BOUNDS)
+
+
+def _parse_ints(text, sep):
+    if isinstance(text, (list, tuple)):
+        return tuple(int(v) for v in text)
+    return tuple(int(v) for v in str(text).lower().split(sep))
+
+
+def int_list(help=None, **metadata):
+    """Field metadata for a comma-separated list of positive integers ("64,32,16" -> (64, 32, 16))."""
+    def parse(text):
+        values = _parse_ints(text, ",")
+        if not values or min(values) < 1:
+            raise ValueError
+        return values
+    return {**metadata, "parse": parse, "metavar": metadata.get("metavar", "N,N,..."),
+            "expects": "comma-separated positive integers like 64,32,16", **({"help": help} if help else {})}
+
+
+def int_pair(help=None, **metadata):
+    """Field metadata for a size written HxW or N ("128x96" -> (128, 96), "128" -> (128, 128))."""
+    def parse(text):
+        values = _parse_ints(text, "x")
+        values = values * 2 if len(values) == 1 else values
+        if len(values) != 2 or min(values) < 1:
+            raise ValueError
+        return values
+    return {**metadata, "parse": parse, "metavar": metadata.get("metavar", "HxW"),
+            "expects": "a size HxW like 128x128 (or one number for a square)", **({"help": help} if help else {})}
+
+
+def _format_default(value):
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return value
 
 
 @dataclass
@@ -114,6 +152,9 @@ class Command:
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)  # --epoch must not pass for --epochs
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
@@ -133,23 +174,63 @@ def positive_int(text):
     return value
 
 
+def _typed(name, parse, expects):
+    def convert(text):
+        try:
+            return parse(text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(f"{_flag(name)} must be {expects}, got {text!r}") from None
+    convert.__name__ = name
+    return convert
+
+
 def add_config_arguments(parser, config_cls):
-    """Add one flag per dataclass field, defaulting to 'not given' (argparse.SUPPRESS)."""
+    """Add one flag per dataclass field, defaulting to 'not given' (argparse.SUPPRESS).
+
+    The help shows the field's description, default, allowed range or choices, all from
+    the field's declaration, which is also what `Config.validate` checks.
+    """
     hints = typing.get_type_hints(config_cls)
+    declared = _declared_bounds(config_cls)
     for f in dataclasses.fields(config_cls):
         kind = hints[f.name]
-        options = {"default": argparse.SUPPRESS, "help": f.metadata.get("help", "")}
+        meta = _declared_metadata(config_cls, f.name)
+        options = {"default": argparse.SUPPRESS, "help": meta.get("help", "")}
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        interval = f", in {f.metadata['bounds'][4]}" if "bounds" in f.metadata else ""
-        options["help"] += f" (default: {default}{interval})"
+        interval = f", in {declared[f.name][4]}" if f.name in declared else ""
+        options["help"] += f" (default: {_format_default(default)}{interval})"
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
+        elif "parse" in meta:
+            options["type"] = _typed(f.name, meta["parse"], meta["expects"])
+            options["metavar"] = meta["metavar"]
         else:
             options["type"] = kind if kind in (int, float, str) else str
-            if "choices" in f.metadata:
-                options["choices"] = f.metadata["choices"]
-            options["metavar"] = f.metadata.get("metavar", f.name.upper())
+            if "choices" in meta:
+                options["choices"] = meta["choices"]
+            else:
+                options["metavar"] = meta.get("metavar", f.name.upper())
         parser.add_argument(_flag(f.name), **options)
+
+
+def _declared_metadata(config_cls, name):
+    """A field's metadata, from the most derived class that declares any (a subclass that only
+    changes a default keeps its base class's help, range and choices)."""
+    for cls in config_cls.__mro__:
+        f = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata:
+            return f.metadata
+    return {}
+
+
+def _parse_saved(config_cls, values):
+    """Turn JSON values (lists) back into the typed values of `parse` fields."""
+    out = dict(values)
+    for f in dataclasses.fields(config_cls):
+        parse = _declared_metadata(config_cls, f.name).get("parse")
+        if parse is not None and f.name in out and not isinstance(out[f.name], tuple):
+            out[f.name] = parse(out[f.name])
+    return out
 
 
 def build_config(config_cls, explicit, demo=None, saved=None, preset=None):
@@ -158,29 +239,89 @@ def build_config(config_cls, explicit, demo=None, saved=None, preset=None):
     values = {}
     for layer in (demo or {}, preset or {}, {k: v for k, v in (saved or {}).items() if k in names}, explicit):
         values.update(layer)
-    config = config_cls(**values)
+    config = config_cls(**_parse_saved(config_cls, values))
     config.validate()
     return config
 
 
 class Context:
-    """What a command function gets: parsed flags, the config, the run directory, the strategy."""
+    """What a command function gets: parsed flags, the config, the run directory, the strategy.
 
-    def __init__(self, prog, command, args, config, argv=()):
+    `saved` is the run's config.json for commands that work on an existing run; its
+    recorded data source is then the default for `data_dir` and `demo`.
+    """
+
+    def __init__(self, prog, command, args, config, argv=(), saved=None):
         self.prog = prog
         self.argv = list(argv)
         self.command = command
         self.args = args
         self.config = config
+        self.saved = saved or {}
         self._strategy = None
+        self._run = None
+        self._warn_if_other_data()
+
+    @property
+    def trained_on(self):
+        """The data source recorded when the run was trained: {"source": "demo" | "dir" | "default", ...}."""
+        return self.saved.get("data") or {}
 
     @property
     def data_dir(self):
-        return getattr(self.args, "data_dir", None)
+        """`--data-dir`, else (for an existing run) the directory the run was trained on, else None."""
+        given = getattr(self.args, "data_dir", None)
+        if given is not None or getattr(self.args, "demo", False):
+            return given
+        if self.trained_on.get("source") == "dir":
+            return Path(self.trained_on["path"])
+        return None
 
     @property
     def demo(self):
-        return getattr(self.args, "demo", False)
+        """`--demo`, else (for an existing run without --data-dir) whether it was trained with --demo."""
+        if getattr(self.args, "demo", False):
+            return True
+        return getattr(self.args, "data_dir", None) is None and self.trained_on.get("source") == "demo"
+
+    def data_source(self):
+        """What this command reads: {"source": "demo"} / {"source": "dir", "path", "fingerprint"} /
+        {"source": "default"} (the dataset's cache, downloaded when missing), plus the
+        `datasets` the readers resolved so far (name -> path and fingerprint)."""
+        from common.data import fingerprint, resolved_datasets
+
+        if self.demo:
+            source = {"source": "demo"}
+        elif self.data_dir is not None:
+            path = Path(self.data_dir).expanduser().resolve()
+            source = {"source": "dir", "path": str(path), "fingerprint": fingerprint(path)}
+        else:
+            source = {"source": "default"}
+        datasets = {name: {"path": str(path), "fingerprint": fingerprint(path)}
+                    for name, path in resolved_datasets().items()}
+        return {**source, **({"datasets": datasets} if datasets else {})}
+
+    def _warn_if_other_data(self):
+        trained = self.trained_on
+        if not trained or not hasattr(self.args, "data_dir"):
+            return
+        given_dir, given_demo = getattr(self.args, "data_dir", None), getattr(self.args, "demo", False)
+        if given_dir is None and not given_demo:
+            if trained.get("source") == "dir":
+                from common.data import fingerprint
+
+                path = Path(trained["path"])
+                if not path.is_dir():
+                    raise UsageError(f"the run was trained on {path}, which no longer exists; pass --data-dir")
+                if fingerprint(path) != trained.get("fingerprint"):
+                    print(f"note: the files in {path} changed since the run was trained on them", file=sys.stderr)
+            return
+        now = "--demo data" if given_demo else f"--data-dir {given_dir}"
+        before = {"demo": "--demo data", "dir": f"--data-dir {trained.get('path')}",
+                  "default": "the default dataset"}.get(trained.get("source"), "other data")
+        if now != before and not (given_dir is not None and trained.get("source") == "dir"
+                                  and Path(given_dir).expanduser().resolve() == Path(trained["path"])):
+            print(f"note: the run was trained on {before}; this {self.command} reads {now}", file=sys.stderr)
 
     @property
     def run_dir(self):
@@ -197,15 +338,32 @@ class Context:
         return self._strategy
 
     def run(self):
-        """The Run of a train/configurable command, with config.json written."""
+        """The Run of a train/configurable command, with config.json written (every
+        hyperparameter, the command line, the replicas and the data source)."""
         from common.training import Run
 
         trains = hasattr(self.args, "strategy")
         chief = is_chief(self.strategy) if trains else True
         run = Run(self.run_dir, resume=getattr(self.args, "resume", False), chief=chief)
         extra = {"replicas": self.strategy.num_replicas_in_sync} if trains else {}
+        if hasattr(self.args, "data_dir"):
+            extra["data"] = self.data_source()
         run.write_config(self.config, command=" ".join(["python -m", self.prog, *self.argv]), **extra)
+        self._run = run
         return run
+
+    def restore(self, objects, checkpoint=None):
+        """Restore `objects` (a built model, or name -> model/trackable) from this run's newest
+        intact checkpoint (or `checkpoint`); returns the checkpoint's epoch."""
+        from common.training import Run
+
+        objects = objects if isinstance(objects, dict) else {"model": objects}
+        return Run(self.run_dir, resume=True).restore(objects, checkpoint)
+
+    @property
+    def interrupted(self):
+        """True when Ctrl-C stopped this command's training early."""
+        return self._run is not None and self._run.interrupted
 
 
 def default_run_root(prog):
@@ -219,19 +377,23 @@ def latest_run(prog):
     return runs[-1] if runs else None
 
 
-def build_parser(prog, description, config_cls, commands, presets=None):
+def build_parser(prog, description, config_cls, commands, presets=None, demo=None):
     parser = _Parser(prog=f"python -m {prog}", description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(commands) + "}",
                                 parser_class=_Parser)
     for name, cmd in commands.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         if cmd.reads_data:
-            p.add_argument("--data-dir", type=Path, help="directory holding the dataset's own layout")
+            p.add_argument("--data-dir", type=Path, help="directory holding the dataset's own layout"
+                           + ("" if cmd.fresh else " (default: what the run was trained on)"))
         p.add_argument("--run-dir", type=Path,
                        help=f"run directory (default: new runs/{default_run_root(prog).name}/<time> for train, "
                             "the newest one otherwise)")
+        settings = ", ".join(f"{k}={_format_default(v)}" for k, v in (demo or {}).items())
         p.add_argument("--demo", action="store_true",
-                       help="use the demo preset" + (" on the small offline generated dataset" if cmd.reads_data else ""))
+                       help=("offline: the small generated dataset" if cmd.reads_data else "the quick demo settings")
+                            + (f" and {settings}" if settings and cmd.fresh else "")
+                            + ("" if cmd.fresh else " (default: what the run was trained on)"))
         if cmd.fresh:
             add_config_arguments(p, config_cls)
             if presets:
@@ -264,12 +426,22 @@ def print_metrics(metrics):
     print(json.dumps(metrics, default=lambda o: o.item() if hasattr(o, "item") else str(o)), flush=True)
 
 
-def main(prog, description, config_cls, commands, demo=None, argv=None, presets=None):
+def _calling_module(depth=2):
+    """The dotted name of the module whose code called `main` (`python -m` runs it as __main__)."""
+    caller = sys._getframe(depth).f_globals
+    spec = caller.get("__spec__")
+    return spec.name if spec is not None else caller["__name__"]
+
+
+def main(description, config_cls, commands, demo=None, argv=None, presets=None):
     """Parse `argv`, build the context and run the chosen command; return the exit code.
 
-    `demo`: field overrides for `--demo`. `presets`: name -> field overrides for `--preset`.
+    The program name (`python -m <domain>.<model>`) is the module that calls `main`. `demo`: field overrides for `--demo`. `presets`: name -> field overrides
+    for `--preset`. A command whose training Ctrl-C stopped prints its JSON with
+    `"interrupted": true` and exits 130.
     """
-    parser = build_parser(prog, description, config_cls, commands, presets)
+    prog = _calling_module()
+    parser = build_parser(prog, description, config_cls, commands, presets, demo)
     args = parser.parse_args(argv)
     cmd = commands[args.command]
     try:
@@ -277,10 +449,9 @@ def main(prog, description, config_cls, commands, demo=None, argv=None, presets=
         explicit = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
         saved = None
         if not cmd.fresh or getattr(args, "resume", False):
-            path = Path(args.run_dir) / "config.json"
-            if not path.exists():
-                raise UsageError(f"{args.run_dir} is not a run directory (no config.json); pass the --run-dir of a train run")
-            saved = json.loads(path.read_text())
+            from common.training import read_config
+
+            saved = read_config(args.run_dir)
         preset = (presets or {}).get(getattr(args, "preset", None))
         config = build_config(config_cls, explicit, demo if args.demo else None, saved, preset)
         if cmd.trains:
@@ -289,18 +460,18 @@ def main(prog, description, config_cls, commands, demo=None, argv=None, presets=
 
         set_seed(config.seed)
         argv = sys.argv[1:] if argv is None else argv
-        result = cmd.fn(Context(prog, args.command, args, config, argv))
+        ctx = Context(prog, args.command, args, config, argv, saved=saved)
+        result = cmd.fn(ctx)
         if isinstance(result, dict):
+            if cmd.fresh:
+                result = {**result, "run_dir": str(args.run_dir)}
+            if ctx.interrupted:
+                result["interrupted"] = True
             print_metrics(result)
-        return 0
+        return 130 if ctx.interrupted else 0
     except DlsuiteError as e:
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-def entry(prog, description, config_cls, commands, demo=None, presets=None):
-    """`sys.exit(main(...))` for a module's `if __name__ == "__main__":` block."""
-    sys.exit(main(prog, description, config_cls, commands, demo=demo, presets=presets))

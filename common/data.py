@@ -7,20 +7,27 @@ line naming what is missing, where it looked, the address, and the way out.
 """
 import hashlib
 import os
-import shutil
 import socket
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from common.errors import DatasetError
+from common.files import atomic_path
 
 CACHE_ENV = "DLSUITE_CACHE"
 DEFAULT_TIMEOUT_S = 5.0
 _CHUNK = 1 << 20
+_RESOLVED = {}  # dataset name -> directory, as resolve_dataset found it in this process
+
+
+def resolved_datasets():
+    """Name -> directory of every dataset `resolve_dataset` returned in this process (what a run read)."""
+    return dict(_RESOLVED)
 
 
 def cache_root():
@@ -55,11 +62,9 @@ def download(url, sha1, cache_dir=None, timeout=DEFAULT_TIMEOUT_S):
     target = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
     if target.exists() and (sha1 is None or sha1_of(target) == sha1):
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
-    try:
-        digest = hashlib.sha1()
-        with os.fdopen(fd, "wb") as out:
+    digest = hashlib.sha1()
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     for chunk in iter(lambda: response.read(_CHUNK), b""):
@@ -76,11 +81,7 @@ def download(url, sha1, cache_dir=None, timeout=DEFAULT_TIMEOUT_S):
                 f"SHA-1 mismatch for {url}: expected {sha1}, got {digest.hexdigest()}; "
                 "the download is corrupt or the file changed upstream (nothing was cached)"
             )
-        os.replace(tmp, target)
-        return target
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return target
 
 
 def _safe_members(names, dest):
@@ -99,32 +100,25 @@ def extract(archive, dest):
     sibling directory that is renamed into place, so a failure leaves no half tree.
     """
     archive, dest = Path(archive), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z:
-                _safe_members(z.namelist(), tmp)
-                z.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as t:
-                members = t.getmembers()
-                _safe_members([m.name for m in members], tmp)
-                for m in members:
-                    if m.issym() or m.islnk():
-                        _safe_members([str(Path(m.name).parent / m.linkname)], tmp)
-                t.extractall(tmp, filter="data")
-        else:
-            raise DatasetError(f"{archive} is not a zip or tar archive (corrupt download?); delete it and retry")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        with atomic_path(dest, directory=True) as tmp:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as z:
+                    _safe_members(z.namelist(), tmp)
+                    z.extractall(tmp)
+            elif tarfile.is_tarfile(archive):
+                with tarfile.open(archive) as t:
+                    members = t.getmembers()
+                    _safe_members([m.name for m in members], tmp)
+                    for m in members:
+                        if m.issym() or m.islnk():
+                            _safe_members([str(Path(m.name).parent / m.linkname)], tmp)
+                    t.extractall(tmp, filter="data")
+            else:
+                raise DatasetError(f"{archive} is not a zip or tar archive (corrupt download?); delete it and retry")
         return dest
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
         raise DatasetError(f"corrupt archive {archive} ({e}); delete it and retry") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def find_layout(root, required):
@@ -144,8 +138,15 @@ def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint=
 
     With `data_dir` the files must be there (or one or two levels below). Otherwise the
     extracted copy in `cache_root()/name` is used, downloading and extracting `url`
-    first when needed. `hint` names the offline alternative (e.g. "--demo").
+    first when needed. `hint` names the offline alternative (e.g. "--demo"). The result
+    is remembered for `resolved_datasets` (recorded in a run's config.json).
     """
+    found = _resolve(name, required, url, sha1, data_dir, hint, timeout)
+    _RESOLVED[name] = found.resolve()
+    return found
+
+
+def _resolve(name, required, url, sha1, data_dir, hint, timeout):
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
         if not data_dir.is_dir():
@@ -174,6 +175,21 @@ def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint=
     return found
 
 
+def epoch_seed(seed, epoch):
+    """A 32-bit seed for (`seed`, `epoch`) from `numpy.random.SeedSequence`.
+
+    Unlike `seed + epoch`, run seed s at epoch e+1 does not replay run seed s+1 at epoch e:
+    different pairs give unrelated streams. Every per-epoch shuffle, negative sample and
+    augmentation draws from this (or `epoch_rng`), so a resumed run sees the same data.
+    """
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
+
+
+def epoch_rng(seed, epoch):
+    """`numpy.random.Generator` for (`seed`, `epoch`); see `epoch_seed`."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch)]))
+
+
 def shuffle_for_epoch(dataset, buffer_size, seed, epoch):
     """Shuffle `dataset` in an order fixed by (`seed`, `epoch`).
 
@@ -182,4 +198,33 @@ def shuffle_for_epoch(dataset, buffer_size, seed, epoch):
     (tf.data's default `reshuffle_each_iteration=True` changes the order whenever Keras
     iterates the dataset one extra time, which it does under MirroredStrategy).
     """
-    return dataset.shuffle(buffer_size, seed=int(seed) * 100_003 + int(epoch), reshuffle_each_iteration=False)
+    return dataset.shuffle(buffer_size, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
+
+
+def epoch_dataset(arrays, batch_size, seed, epoch):
+    """Batches of `arrays` (a nested tuple of equal-length arrays) in a NumPy permutation
+    drawn from `epoch_rng(seed, epoch)`.
+
+    Shuffling in NumPy rather than with `Dataset.shuffle` keeps the order identical
+    however the strategy distributes the pipeline, so 1 and N replicas see the same batches.
+    """
+    import tensorflow as tf
+
+    leaves = tf.nest.flatten(arrays)
+    order = epoch_rng(seed, epoch).permutation(len(leaves[0]))
+    data = tf.nest.pack_sequence_as(arrays, [np.asarray(a)[order] for a in leaves])
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fingerprint(path, limit=100_000):
+    """A short hex digest of the names and sizes of the files under `path` (or of one file).
+
+    Cheap (no file contents are read) and stable across copies: it tells whether a data
+    directory still holds what a run was trained on.
+    """
+    path = Path(path)
+    digest = hashlib.sha1()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[:limit]
+    for f in files:
+        digest.update(f"{f.relative_to(path) if f != path else f.name}\t{f.stat().st_size}\n".encode())
+    return digest.hexdigest()[:12]

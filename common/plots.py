@@ -1,5 +1,4 @@
 """PNG figures (matplotlib with the Agg backend), written atomically."""
-import os
 from pathlib import Path
 
 import matplotlib
@@ -8,15 +7,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.files import atomic_path  # noqa: E402
+
 
 def save_figure(fig, path, dpi=100):
     """Save `fig` as PNG at `path` (temporary file, then rename) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

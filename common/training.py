@@ -7,7 +7,7 @@ earlier checkpoint), `tensorboard/`, `curves.png` and the final `model.keras`.
 """
 import dataclasses
 import json
-import os
+import math
 import shutil
 import signal
 import sys
@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from common.keras_compat import build_from_dataset, prepare_multi_worker
 from common.errors import CheckpointMismatch, DlsuiteError, UsageError
+from common.files import atomic_path, write_json
 
 CHECKPOINTS = "checkpoints"
 
@@ -27,25 +28,6 @@ CHECKPOINTS = "checkpoints"
 def set_seed(seed):
     """Seed Python, NumPy, TensorFlow and Keras in one call."""
     keras.utils.set_random_seed(int(seed))
-
-
-def write_json(path, obj):
-    """Write JSON atomically (temporary file in the same directory, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 class Run:
@@ -70,6 +52,7 @@ class Run:
         if chief:
             self.path.mkdir(parents=True, exist_ok=True)
         self._writer = None
+        self.interrupted = False  # set by `fit` when Ctrl-C stopped the run early
 
     # --- files -----------------------------------------------------------------
     def file(self, name):
@@ -86,10 +69,7 @@ class Run:
         self.write_json("config.json", {**data, **extra})
 
     def load_config(self):
-        path = self.file("config.json")
-        if not path.exists():
-            raise DlsuiteError(f"{path} not found; is {self.path} a run directory made by train?")
-        return json.loads(path.read_text())
+        return read_config(self.path)
 
     @property
     def metrics(self):
@@ -124,61 +104,91 @@ class Run:
     def save_checkpoint(self, epoch, objects, keep=3):
         """Write `objects` (name -> Keras layer/model or trackable) as checkpoint `epoch`.
 
-        Layers and models are stored as their positional `weights` with a shape manifest
-        (layers kept in Python lists are included); other trackables (optimizers, plain
-        variables) through TensorFlow's object graph. Keeps the newest `keep`.
+        Layers and models are stored as their positional `variables` (weights plus the
+        state of their random `SeedGenerator`s, so dropout masks continue on resume) with a
+        shape manifest; other trackables (optimizers, schedules, plain variables) through
+        TensorFlow's object graph. Keeps the newest `keep`.
         """
         root = self.path / CHECKPOINTS if self.chief else Path(tempfile.mkdtemp(prefix="dlsuite-worker-"))
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".epoch-"))
         trackables, manifest = _checkpointable(objects, "save")
-        tf.train.Checkpoint(**trackables).write(str(tmp / "state"))
-        write_json(tmp / "weights.json", manifest)
-        (tmp / "DONE").write_text(str(epoch))
+        with atomic_path(root / f"epoch-{epoch:04d}", directory=True) as tmp:
+            tf.train.Checkpoint(**trackables).write(str(tmp / "state"))
+            write_json(tmp / "weights.json", manifest)
+            (tmp / "DONE").write_text(str(epoch))
         if not self.chief:
             shutil.rmtree(root)
             return
-        final = root / f"epoch-{epoch:04d}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
         for old in self.checkpoints()[:-keep]:
             shutil.rmtree(old)
 
     def restore(self, objects, checkpoint=None):
-        """Restore `objects` from `checkpoint` (default the latest); return its epoch.
+        """Restore `objects` from `checkpoint`, default the newest intact one; return its epoch.
 
-        Layers and models must be built; their weights must match the checkpoint's
-        shapes (else one-line `DlsuiteError`). Optimizer variables not yet created are
-        restored when they are created.
+        A damaged newest checkpoint (truncated or unreadable files) is skipped with one line
+        on stderr naming the one used instead; `DlsuiteError` when none is intact. Layers and
+        models must be built; their variables must match the checkpoint's shapes (else one-line
+        `CheckpointMismatch`). Optimizer variables not yet created are restored when they are.
         """
-        checkpoint = checkpoint or self.latest_checkpoint()
-        if checkpoint is None:
+        candidates = [checkpoint] if checkpoint is not None else self.checkpoints()[::-1]
+        if not candidates:
             raise DlsuiteError(f"no checkpoint in {self.path / CHECKPOINTS}; train first")
         trackables, manifest = _checkpointable(objects, "restore")
-        if not (checkpoint / "weights.json").exists():
-            raise CheckpointMismatch(f"{checkpoint} has no weights.json: it was written by an older dlsuite; "
-                                     "train a new run")
-        saved = json.loads((checkpoint / "weights.json").read_text())
-        for name, shapes in manifest.items():
-            if name not in saved:
-                raise CheckpointMismatch(f"{checkpoint} holds no {name!r}; it was written by another program")
-            if shapes != saved[name]:
-                raise CheckpointMismatch(
-                    f"{checkpoint}: {name!r} has {len(saved[name])} weights of other shapes than this one's "
-                    f"{len(shapes)} (first difference at weight "
-                    f"{next((i for i, (a, b) in enumerate(zip(shapes, saved[name])) if a != b), min(len(shapes), len(saved[name])))}); "
-                    "was it trained with other sizes? Pass the same hyperparameters or another --run-dir")
-        tf.train.Checkpoint(**trackables).read(str(checkpoint / "state")).expect_partial()
-        return int((checkpoint / "DONE").read_text())
+        damaged = []
+        for candidate in candidates:
+            try:
+                epoch = _read_checkpoint(candidate, trackables, manifest)
+            except CheckpointMismatch:
+                raise
+            except (tf.errors.OpError, ValueError, IndexError, KeyError, OSError) as e:
+                damaged.append(f"{candidate.name} ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})")
+                continue
+            if damaged:
+                print(f"checkpoint {', '.join(damaged)} is damaged; restored {candidate.name} instead",
+                      file=sys.stderr)
+            return epoch
+        raise DlsuiteError(f"no intact checkpoint in {self.path / CHECKPOINTS}: {'; '.join(damaged)}; "
+                           "train a new run")
 
 
-class _Weights(tf.Module):
-    """A layer's weights as a positional list, so checkpoints need no object graph."""
+def _read_checkpoint(checkpoint, trackables, manifest):
+    if not (checkpoint / "weights.json").exists():
+        raise CheckpointMismatch(f"{checkpoint} has no weights.json: it was written by an older dlsuite; "
+                                 "train a new run")
+    saved = json.loads((checkpoint / "weights.json").read_text())
+    for name, shapes in manifest.items():
+        if name not in saved:
+            raise CheckpointMismatch(f"{checkpoint} holds no {name!r}; it was written by another program")
+        if shapes != saved[name]:
+            first = next((i for i, (a, b) in enumerate(zip(shapes, saved[name])) if a != b),
+                         min(len(shapes), len(saved[name])))
+            raise CheckpointMismatch(
+                f"{checkpoint}: {name!r} has {len(saved[name])} variables of other shapes than this one's "
+                f"{len(shapes)} (first difference at variable {first}); "
+                "was it trained with other sizes? Pass the same hyperparameters or another --run-dir")
+    tf.train.Checkpoint(**trackables).read(str(checkpoint / "state")).expect_partial()
+    return int((checkpoint / "DONE").read_text())
 
-    def __init__(self, weights):
+
+def read_config(run_dir):
+    """The saved config.json of a run directory as a dict; one-line `DlsuiteError` if missing or corrupt."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise UsageError(f"{run_dir} is not a run directory (no config.json); pass the --run-dir of a train run")
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DlsuiteError(f"{path} is corrupt ({e}); restore it or train a new run") from None
+    if not isinstance(config, dict):
+        raise DlsuiteError(f"{path} is corrupt (not a JSON object); restore it or train a new run")
+    return config
+
+
+class _Variables(tf.Module):
+    """A layer's variables as a positional list, so checkpoints need no object graph."""
+
+    def __init__(self, variables):
         super().__init__()
-        self.weights_list = list(weights)
+        self.weights_list = list(variables)
 
 
 def _checkpointable(objects, action):
@@ -187,8 +197,8 @@ def _checkpointable(objects, action):
         if isinstance(obj, keras.layers.Layer):
             if not obj.weights:
                 raise DlsuiteError(f"cannot {action} {name!r}: the model has no weights yet (build it first)")
-            trackables[name] = _Weights(obj.weights)
-            manifest[name] = [list(w.shape) for w in obj.weights]
+            trackables[name] = _Variables(obj.variables)
+            manifest[name] = [list(v.shape) for v in obj.variables]
         else:
             trackables[name] = obj
     return trackables, manifest
@@ -208,7 +218,58 @@ def training_state(model):
     state = {"model": model}
     for i, opt in enumerate(optimizers_of(model)):
         state[f"optimizer_{i}"] = opt
+        if isinstance(opt._learning_rate, CosineSchedule):
+            state[f"schedule_{i}"] = opt._learning_rate.state
     return state
+
+
+class _ScheduleState(tf.Module):
+    def __init__(self, base_lr, total_steps):
+        super().__init__()
+        self.start_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.start_lr = tf.Variable(float(base_lr), dtype=tf.float32, trainable=False)
+        self.end_step = tf.Variable(int(total_steps), dtype=tf.int64, trainable=False)
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class CosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Cosine decay from `base_lr` to `alpha * base_lr` over `total_steps` optimizer steps
+    (as `keras.optimizers.schedules.CosineDecay`), which `fit` can stretch on resume.
+
+    Its position is checkpointed with the optimizer. When a run is resumed with another
+    `--epochs`, the decay continues from the learning rate reached so far down to
+    `alpha * base_lr` over the remaining steps (`continue_to`), with no jump; resumed with
+    the same `--epochs` it is exactly the uninterrupted schedule.
+    """
+
+    def __init__(self, base_lr, total_steps, alpha=0.0):
+        self.base_lr, self.alpha = float(base_lr), float(alpha)
+        self.state = _ScheduleState(base_lr, max(int(total_steps), 1))
+
+    def __call__(self, step):
+        st = self.state
+        span = tf.cast(tf.maximum(st.end_step - st.start_step, 1), tf.float32)
+        done = tf.clip_by_value(tf.cast(tf.cast(step, tf.int64) - st.start_step, tf.float32), 0.0, span)
+        end_lr = self.alpha * self.base_lr
+        return end_lr + (st.start_lr - end_lr) * 0.5 * (1.0 + tf.cos(math.pi * done / span))
+
+    @property
+    def total_steps(self):
+        return int(self.state.end_step.numpy())
+
+    def continue_to(self, step, total_steps):
+        """From optimizer step `step` on, decay from the current rate to the end over `total_steps`
+        in all; returns True when the schedule changed (`total_steps` differs from its end)."""
+        if int(total_steps) == self.total_steps or step >= total_steps:
+            return False
+        current = float(self(step))
+        self.state.start_lr.assign(current)
+        self.state.start_step.assign(int(step))
+        self.state.end_step.assign(int(total_steps))
+        return True
+
+    def get_config(self):
+        return {"base_lr": self.base_lr, "total_steps": self.total_steps, "alpha": self.alpha}
 
 
 class StopOnInterrupt:
@@ -308,8 +369,16 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
     if run.resume:
         if not model.weights:  # a subclassed model builds on its first batch: build it now
             build_from_dataset(model, make_data(0))
+        planned = {name: obj for name, obj in state.items() if name.startswith("schedule_")}
+        planned = {name: int(obj.end_step.numpy()) for name, obj in planned.items()}
         start = run.restore(state)
-        print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
+        print(f"resumed from epoch {start} of {run.path}", file=sys.stderr)
+        for i, opt in enumerate(optimizers_of(model)):
+            if f"schedule_{i}" in planned and opt._learning_rate.continue_to(int(opt.iterations),
+                                                                              planned[f"schedule_{i}"]):
+                print(f"learning-rate schedule: continues from {float(opt._learning_rate(opt.iterations)):.3g} "
+                      f"at step {int(opt.iterations)} to its end at step {planned[f'schedule_{i}']}",
+                      file=sys.stderr)
     verbose = _verbose() if verbose is None else verbose
     one_epoch = _OneEpoch()
     callbacks = [_AcrossEpochs(c) for c in callbacks]
@@ -329,6 +398,7 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
             run.log_epoch(logs)
             run.save_checkpoint(epoch + 1, state)
             if interrupt.requested or one_epoch.stop_requested:
+                run.interrupted = interrupt.requested
                 print(f"stopped after epoch {epoch + 1}; continue with --resume --run-dir {run.path}",
                       file=sys.stderr)
                 break
@@ -344,7 +414,5 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
 
 def save_keras_model(model, path):
     """Save the whole model as a .keras file atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)

@@ -300,7 +300,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("gan.dcgan", "The book's DCGAN on sprite images (D2L 17.2)", DCGANConfig, COMMANDS,
+    return cli.main("The book's DCGAN on sprite images (D2L 17.2)", DCGANConfig, COMMANDS,
                     demo=DEMO, argv=argv, presets={"book": BOOK})
 
 

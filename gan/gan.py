@@ -201,7 +201,7 @@ COMMANDS = {"train": cli.Command(train, "train the GAN on the book's 2-D Gaussia
 
 
 def main(argv=None):
-    return cli.main("gan.gan", "The book's GAN on 2-D Gaussian data (D2L 17.1)", GaussianGANConfig, COMMANDS,
+    return cli.main("The book's GAN on 2-D Gaussian data (D2L 17.1)", GaussianGANConfig, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

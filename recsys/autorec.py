@@ -17,8 +17,9 @@ import numpy as np
 from keras import ops
 
 from common import cli, training
+from common.data import epoch_dataset
+from common.models import ScaledLossModel
 from recsys import data as rdata
-from recsys.base import ScaledLossModel, epoch_dataset
 from recsys.metrics import rmse
 
 
@@ -95,7 +96,7 @@ def train(ctx):
     run = ctx.run()
 
     def dataset(epoch):
-        return epoch_dataset((items, items), cfg.batch_size, cfg.seed + epoch)
+        return epoch_dataset((items, items), cfg.batch_size, cfg.seed, epoch)
 
     history = training.fit(model, dataset, run, epochs=cfg.epochs,
                            on_epoch_end=lambda epoch, logs: {"test_rmse": test_rmse(model, items, test_set)})
@@ -116,7 +117,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("recsys.autorec", "Item-based AutoRec on MovieLens (explicit ratings)", Config, COMMANDS,
+    return cli.main("Item-based AutoRec on MovieLens (explicit ratings)", Config, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

@@ -130,7 +130,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("recsys.caser", "Caser on MovieLens (sequence-aware recommendation)", Config, COMMANDS,
+    return cli.main("Caser on MovieLens (sequence-aware recommendation)", Config, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

@@ -10,24 +10,19 @@ from dataclasses import dataclass, field
 
 from common import cli
 from recsys import fm
-from recsys.base import hidden_sizes
 
 
 @dataclass
 class Config(fm.Config):
-    hidden: str = field(default="32", metadata={"help": "MLP layer widths, comma separated"})
+    hidden: tuple = field(default=(32,), metadata=cli.int_list("MLP layer widths"))
     dropout: float = field(default=0.0, metadata=cli.bounds("[0, 1)", "dropout after each MLP layer while training"))
-
-    def validate(self):
-        super().validate()
-        hidden_sizes(self.hidden)
 
 
 DEMO = dict(fm.DEMO)
 
 
 def model_kwargs(config):
-    return {**fm.model_kwargs(config), "hidden": hidden_sizes(config.hidden), "dropout": config.dropout}
+    return {**fm.model_kwargs(config), "hidden": config.hidden, "dropout": config.dropout}
 
 
 COMMANDS = {
@@ -37,7 +32,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("recsys.deepfm", "DeepFM for click-through rate", Config, COMMANDS, demo=DEMO, argv=argv)
+    return cli.main("DeepFM for click-through rate", Config, COMMANDS, demo=DEMO, argv=argv)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ import numpy as np
 from keras import ops
 
 from common import cli, training
+from common.data import epoch_dataset
+from common.models import ScaledLossModel
 from common.errors import UsageError
 from recsys import data as rdata
-from recsys.base import ScaledLossModel, epoch_dataset
 from recsys.metrics import binary_auc, log_loss
 
 
@@ -140,7 +141,7 @@ def make_train(kwargs_of):
         run = ctx.run()
 
         def dataset(epoch):
-            return epoch_dataset((train_set.features, train_set.labels), cfg.batch_size, cfg.seed + epoch)
+            return epoch_dataset((train_set.features, train_set.labels), cfg.batch_size, cfg.seed, epoch)
 
         def on_epoch_end(epoch, logs):
             return {f"test_{k}": v for k, v in ctr_report(model, test_set).items()}
@@ -171,7 +172,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("recsys.fm", "Factorization machine for click-through rate", Config, COMMANDS, demo=DEMO,
+    return cli.main("Factorization machine for click-through rate", Config, COMMANDS, demo=DEMO,
                     argv=argv)
 
 

@@ -16,9 +16,10 @@ import numpy as np
 from keras import ops
 
 from common import cli, training
+from common.data import epoch_dataset
+from common.models import ScaledLossModel
 from common.errors import UsageError
 from recsys import data as rdata
-from recsys.base import ScaledLossModel, epoch_dataset
 from recsys.metrics import rmse
 
 
@@ -98,7 +99,7 @@ def train(ctx):
     run = ctx.run()
 
     def dataset(epoch):
-        return epoch_dataset(((train_set.users, train_set.items), train_set.ratings), cfg.batch_size, cfg.seed + epoch)
+        return epoch_dataset(((train_set.users, train_set.items), train_set.ratings), cfg.batch_size, cfg.seed, epoch)
 
     def test_rmse(epoch, logs):
         return {"test_rmse": rmse(predict_ratings(model, test_set.users, test_set.items), test_set.ratings)}
@@ -147,7 +148,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("recsys.mf", "Matrix factorization on MovieLens (explicit ratings)", Config, COMMANDS,
+    return cli.main("Matrix factorization on MovieLens (explicit ratings)", Config, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

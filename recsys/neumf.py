@@ -17,7 +17,6 @@ from keras import ops
 
 from common import cli, training
 from recsys import data as rdata
-from recsys.base import hidden_sizes
 from recsys.losses import LOSSES
 from recsys.ranking import PairwiseRanker, fit_ranker, pairwise_dataset, ranking_report
 
@@ -28,17 +27,13 @@ class Config(cli.TrainConfig):
     batch_size: int = 1024
     lr: float = 0.002
     factors: int = field(default=64, metadata=cli.at_least(1, "GMF and MLP embedding size"))
-    hidden: str = field(default="64,32,16", metadata={"help": "MLP layer widths, comma separated"})
+    hidden: tuple = field(default=(64, 32, 16), metadata=cli.int_list("MLP layer widths"))
     loss: str = field(default="bpr", metadata={"choices": sorted(LOSSES), "help": "pairwise ranking loss"})
     weight_decay: float = field(default=1e-3, metadata=cli.bounds("[0, inf)", "L2 penalty on the batch's embeddings"))
     top_k: int = field(default=10, metadata=cli.at_least(1, "k of HR@k and NDCG@k"))
 
-    def validate(self):
-        super().validate()
-        hidden_sizes(self.hidden)
 
-
-DEMO = {"epochs": 4, "factors": 16, "hidden": "32,16", "batch_size": 256, "lr": 0.005}
+DEMO = {"epochs": 4, "factors": 16, "hidden": (32, 16), "batch_size": 256, "lr": 0.005}
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -94,7 +89,7 @@ class NeuMF(PairwiseRanker):
 
 
 def build(config, num_users, num_items):
-    model = NeuMF(num_users, num_items, config.factors, hidden_sizes(config.hidden), config.weight_decay,
+    model = NeuMF(num_users, num_items, config.factors, config.hidden, config.weight_decay,
                   config.loss)
     model.compile(keras.optimizers.Adam(config.lr))
     model((np.zeros(1, np.int32), np.zeros(1, np.int32)))
@@ -137,7 +132,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("recsys.neumf", "NeuMF on MovieLens (implicit feedback, BPR)", Config, COMMANDS,
+    return cli.main("NeuMF on MovieLens (implicit feedback, BPR)", Config, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

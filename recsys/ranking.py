@@ -10,7 +10,8 @@ over all unobserved items.
 import numpy as np
 
 from common import training
-from recsys.base import ScaledLossModel, epoch_dataset
+from common.data import epoch_dataset, epoch_rng
+from common.models import ScaledLossModel
 from recsys.data import UserItemIndex, sample_negatives
 from recsys.losses import LOSSES
 from recsys.metrics import evaluate_ranking
@@ -62,8 +63,8 @@ def pairwise_dataset(context, users, positives, index, batch_size, seed, epoch):
     training items (`index`) are excluded when sampling. Shuffled and sampled with
     `seed + epoch`.
     """
-    negatives = sample_negatives(index, users, np.random.default_rng(seed + epoch))[:, 0]
-    return epoch_dataset((context, positives, negatives), batch_size, seed + epoch)
+    negatives = sample_negatives(index, users, epoch_rng(seed, epoch))[:, 0]
+    return epoch_dataset((context, positives, negatives), batch_size, seed, epoch)
 
 
 def ranking_report(score_fn, train_set, test_set, k=10, batch_users=256):

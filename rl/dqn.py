@@ -362,7 +362,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("rl.dqn", "Deep Q-network on a gymnasium environment (CartPole-v1)", DQNConfig, COMMANDS,
+    return cli.main("Deep Q-network on a gymnasium environment (CartPole-v1)", DQNConfig, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

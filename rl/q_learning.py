@@ -125,7 +125,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("rl.q_learning", "Tabular Q-learning on FrozenLake (or any tabular gymnasium env)",
+    return cli.main("Tabular Q-learning on FrozenLake (or any tabular gymnasium env)",
                     QLearningConfig, COMMANDS, demo=DEMO, argv=mdp.default_command(argv, COMMANDS))
 
 

@@ -138,7 +138,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("rl.value_iteration", "Value iteration on FrozenLake (or any tabular gymnasium env)",
+    return cli.main("Value iteration on FrozenLake (or any tabular gymnasium env)",
                     ValueIterationConfig, COMMANDS, demo=DEMO, argv=mdp.default_command(argv, COMMANDS))
 
 

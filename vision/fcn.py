@@ -325,7 +325,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("vision.fcn", "FCN semantic segmentation (d2l 14.11)", FCNConfig, COMMANDS, demo=DEMO,
+    return cli.main("FCN semantic segmentation (d2l 14.11)", FCNConfig, COMMANDS, demo=DEMO,
                     argv=argv)
 
 

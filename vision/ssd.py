@@ -379,7 +379,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("vision.ssd", "TinySSD object detection (D2L 14.7)", SSDConfig, COMMANDS, demo=DEMO, argv=argv,
+    return cli.main("TinySSD object detection (D2L 14.7)", SSDConfig, COMMANDS, demo=DEMO, argv=argv,
                     presets={"book": BOOK})
 
 

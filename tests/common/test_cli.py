@@ -111,7 +111,8 @@ def test_evaluate_prints_metrics_json_on_the_last_line_of_the_newest_run(tmp_pat
     on_train_data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert toy.main(["evaluate", "--data-dir", str(data)]) == 0
     on_zero_targets = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(json.loads(train_out)) == {"loss"}
+    assert set(json.loads(train_out)) == {"loss", "run_dir"}
+    assert Path(json.loads(train_out)["run_dir"]) == cli.latest_run("tests.common.toy")
     assert on_train_data["mse"] < 1.0 < on_zero_targets["mse"]
 
 
@@ -132,7 +133,7 @@ def test_named_preset_flag(tmp_path):
     commands = {"train": cli.Command(lambda ctx: captured.append((ctx.config.hidden, ctx.config.lr)), "t",
                                      trains=True)}
     argv = ["train", "--preset", "wide", "--lr", "0.05", "--run-dir", str(tmp_path / "r")]
-    assert cli.main("tests.p", "p", toy.ToyConfig, commands, argv=argv, presets={"wide": {"hidden": 64, "lr": 1.0}}) == 0
+    assert cli.main("p", toy.ToyConfig, commands, argv=argv, presets={"wide": {"hidden": 64, "lr": 1.0}}) == 0
     assert captured == [(64, 0.05)]
 
 
@@ -148,9 +149,10 @@ def test_python_dash_m_is_quiet_and_exits_cleanly(tmp_path):
 
 def test_commands_that_read_no_data_have_no_data_dir_flag(capsys):
     commands = {"solve": cli.Command(lambda ctx: {"ok": 1}, "solve", configurable=True, reads_data=False)}
-    assert cli.main("tests.sim", "sim", toy.ToyConfig, commands, argv=["solve", "--demo"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"ok": 1}
+    assert cli.main("sim", toy.ToyConfig, commands, argv=["solve", "--demo"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["ok"] == 1 and Path(result["run_dir"]).parent == Path("runs/test_cli")
     with pytest.raises(SystemExit) as exit_info:
-        cli.main("tests.sim", "sim", toy.ToyConfig, commands, argv=["solve", "--data-dir", "x"])
+        cli.main("sim", toy.ToyConfig, commands, argv=["solve", "--data-dir", "x"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --data-dir x" in _one_line(capsys.readouterr().err)

@@ -62,4 +62,4 @@ COMMANDS = {"train": cli.Command(train, "train the toy model", trains=True),
 
 
 def main(argv=None):
-    return cli.main("tests.toy", "toy model", ToyConfig, COMMANDS, demo={"epochs": 2}, argv=argv)
+    return cli.main("toy model", ToyConfig, COMMANDS, demo={"epochs": 2}, argv=argv)
