@@ -5,7 +5,7 @@ import pytest
 from recsys import autorec
 from recsys import data as rd
 from recsys.metrics import rmse
-from tests.recsys._cli import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, run
 
 
 def test_masked_loss_counts_only_observed_ratings():

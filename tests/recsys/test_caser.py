@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from recsys import caser
-from tests.recsys._cli import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, run
 
 
 def test_score_all_matches_per_item_scores():

@@ -4,7 +4,7 @@ import pytest
 
 from recsys import data as rd
 from recsys import deepfm, fm
-from tests.recsys._cli import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, run
 from tests.recsys._fm import randomised_fm
 
 

@@ -5,7 +5,7 @@ import pytest
 from recsys import data as rd
 from recsys import mf
 from recsys.metrics import rmse
-from tests.recsys._cli import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, run
 
 
 def test_mf_learns_and_two_replicas_match_one(capsys):

@@ -10,7 +10,7 @@ import pytest
 from common.data import shared_data_dir
 from recsys import data as rdata
 from recsys import neumf
-from tests.recsys._cli import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, run
 
 
 def test_score_all_matches_pairwise_scores():

@@ -1,4 +1,4 @@
-"""Run a recsys module's `main(argv)` in-process and read its JSON line."""
+"""Shared test helpers: run a module's `main(argv)` in-process and read its JSON line; 1 vs 2 replicas."""
 import json
 
 
