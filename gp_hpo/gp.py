@@ -185,9 +185,15 @@ class ExactGP:
             starts.append(np.append(self.kernel.random_theta(self.d, rng), rng.uniform(*np.log(NOISE_STD.prior))))
         best, history = None, []
         for x0 in starts:
-            x0 = x0 if fit_noise else x0[:-1]
-            result = minimize(self._negative_lml, x0, args=(pairs,), jac=True, method="L-BFGS-B", bounds=bounds,
-                              options={"maxiter": max_iter})
+            x0 = np.clip(x0 if fit_noise else x0[:-1], *np.array(bounds).T)
+            # L-BFGS-B's first trial point is x0 - gradient: scale the objective so that it moves
+            # each log-hyperparameter by at most 0.5, instead of jumping to a bound (where, e.g.,
+            # a tiny lengthscale makes the kernel white noise and every gradient vanish).
+            _, g0 = self._negative_lml(x0, pairs)
+            c = 1.0 / max(1.0, 2.0 * float(np.max(np.abs(g0))))
+            result = minimize(lambda v: tuple(c * r for r in self._negative_lml(v, pairs)), x0, jac=True,
+                              method="L-BFGS-B", bounds=bounds, options={"maxiter": max_iter, "gtol": 1e-5 * c})
+            result.fun /= c
             history.append({"lml": float(-result.fun * len(self._ys) - len(self._ys) * math.log(self.y_std)),
                             "evaluations": int(result.nfev)})
             if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
@@ -273,3 +279,253 @@ class ExactGP:
         mean, cov = self.posterior(X_new)
         L, _ = jittered_cholesky(cov)
         return mean + (L @ np.random.default_rng(seed).standard_normal((len(mean), n_samples))).T
+
+
+def make_gp(kernel, backend="numpy", noise_std=None, iterations=100, lr=0.1):
+    """An `ExactGP` ("numpy") or a `gp_hpo.gp_gpytorch.GPyTorchGP` ("gpytorch") with the same interface."""
+    if backend == "gpytorch":
+        from gp_hpo.gp_gpytorch import GPyTorchGP
+
+        return GPyTorchGP(kernel, noise_std=noise_std, iterations=iterations, lr=lr)
+    return ExactGP(kernel, noise_std=noise_std)
+
+
+# --- data ----------------------------------------------------------------------------------
+def book_data(n=50, noise=0.25, seed=0):
+    """The book's regression data (D2L 18.3): x = linspace(0, 5, n), y = sin x + 0.5 sin 4x + N(0, noise^2).
+
+    Returns X (n, 1), y (n,) and the noise-free function f(x).
+    """
+    x = np.linspace(0.0, 5.0, n)
+    rng = np.random.default_rng(seed)
+    return x[:, None], book_function(x) + noise * rng.standard_normal(n)
+
+
+def book_function(x):
+    """sin x + 0.5 sin 4x, the book's latent function."""
+    return np.sin(x) + 0.5 * np.sin(4.0 * x)
+
+
+def read_table(path, x_columns=(), y_column="y", require_y=True):
+    """Inputs and targets from a CSV file with a header row: (X (n, d), y (n,) or None, x column names).
+
+    `x_columns`: the input columns (empty: every column but `y_column`). `y` is None when the
+    file has no `y_column` and `require_y` is False. DatasetError with one line naming the file,
+    the line and the column for a missing file or column, a short row or a non-numeric value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file (pass --data FILE.csv with a header row, e.g. x,y)")
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise DatasetError(f"{path}: empty file (expected a header row such as x,y)")
+        header = [h.strip() for h in header]
+        has_y = y_column in header
+        x_columns = list(x_columns) or [h for h in header if h != y_column]
+        missing = [c for c in x_columns + ([y_column] if require_y else []) if c not in header]
+        if missing:
+            raise DatasetError(f"{path}: missing column{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))} "
+                               f"(columns: {', '.join(header)}; choose with --x and --y)")
+        if not x_columns:
+            raise DatasetError(f"{path}: no input column besides {y_column!r}")
+        wanted = x_columns + ([y_column] if has_y else [])
+        index = [header.index(c) for c in wanted]
+        rows = []
+        for row in reader:
+            if not row or all(not v.strip() for v in row):
+                continue
+            if len(row) != len(header):
+                raise DatasetError(f"{path} line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
+            values = []
+            for c, i in zip(wanted, index):
+                try:
+                    v = float(row[i])
+                except ValueError:
+                    raise DatasetError(f"{path} line {reader.line_num}: column {c!r} is not a number: {row[i]!r}") from None
+                if not math.isfinite(v):
+                    raise DatasetError(f"{path} line {reader.line_num}: column {c!r} is not finite: {row[i]!r}")
+                values.append(v)
+            rows.append(values)
+    if not rows:
+        raise DatasetError(f"{path}: no data rows after the header")
+    table = np.array(rows)
+    d = len(x_columns)
+    return table[:, :d], (table[:, d] if has_y else None), x_columns
+
+
+def _columns(text):
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def load_training_data(config):
+    """(X, y, x column names, y column name, f or None): --data's columns, or the book's data."""
+    if config.data:
+        X, y, names = read_table(config.data, _columns(config.x), config.y)
+        return X, y, names, config.y, None
+    X, y = book_data(config.n, config.data_noise, config.seed)
+    return X, y, ["x"], "y", book_function
+
+
+# --- command line ----------------------------------------------------------------------------
+@dataclass
+class GPConfig(cli.Config):
+    kernel: str = field(default="rbf", metadata={
+        "help": 'kernel expression: sums and products of rbf, matern12, matern32, matern52, rq, periodic, '
+                'linear, nn, e.g. "rbf + periodic * rbf"'})
+    backend: str = field(default="numpy", metadata={
+        "choices": ["numpy", "gpytorch"], "help": "numpy: our exact GP; gpytorch: the same model in GPyTorch"})
+    noise_std: float = field(default=0.0, metadata=cli.bounds(
+        "[0, inf)", "fixed observation noise std in y's units (0: fit it)"))
+    restarts: int = field(default=3, metadata=cli.bounds(
+        "[0, inf)", "random optimiser starts after the one from the default hyperparameters"))
+    data: str = field(default="", metadata={
+        "help": "CSV file with a header row (default: the book's data, sin x + 0.5 sin 4x plus noise)"})
+    x: str = field(default="", metadata={"help": "comma-separated input columns of --data (default: all but --y)"})
+    y: str = field(default="y", metadata={"help": "target column of --data"})
+    n: int = field(default=50, metadata=cli.at_least(1, "points of the book's data on [0, 5]"))
+    data_noise: float = field(default=0.25, metadata=cli.bounds("[0, inf)", "noise std of the book's data"))
+    iterations: int = field(default=100, metadata=cli.at_least(1, "Adam steps per start (gpytorch backend)"))
+    lr: float = field(default=0.1, metadata=cli.positive("Adam learning rate (gpytorch backend)"))
+    seed: int = field(default=0, metadata={"help": "seed of the book's data and of the random restarts"})
+
+    def validate(self):
+        super().validate()
+        parse_kernel(self.kernel)
+
+
+DEMO = {"restarts": 1}
+MODEL_FILE, DATA_FILE = "model.json", "data.npz"
+
+
+def _noise(config):
+    return config.noise_std if config.noise_std > 0 else None
+
+
+def fit(ctx):
+    """Fit the GP's hyperparameters, save the model, plot the fit, return the hyperparameters."""
+    config = ctx.config
+    X, y, x_names, y_name, truth = load_training_data(config)
+    gp = make_gp(config.kernel, config.backend, _noise(config), config.iterations, config.lr)
+    start = time.perf_counter()
+    gp.fit(X, y, restarts=config.restarts, seed=config.seed)
+    seconds = time.perf_counter() - start
+    run = ctx.run()
+    hyperparameters = gp.hyperparameters()
+    metrics = {**hyperparameters, "log_marginal_likelihood": gp.log_marginal_likelihood(), "n": len(y),
+               "seconds": round(seconds, 4), "kernel": gp.kernel.expression, "backend": config.backend}
+    np.savez(run.file(DATA_FILE), X=X, y=y)
+    run.write_json(MODEL_FILE, {"kernel": gp.kernel.expression, "backend": config.backend,
+                                "noise_std_fixed": _noise(config), "hyperparameters": hyperparameters,
+                                "x_columns": x_names, "y_column": y_name,
+                                "log_marginal_likelihood": metrics["log_marginal_likelihood"]})
+    run.write_json("metrics.json", metrics)
+    from gp_hpo.gp_plots import plot_fit
+
+    plot_fit(gp, X, y, run.file("fit.png"), x_names, y_name, truth,
+             title=f"{gp.kernel.expression}: noise_std {hyperparameters['noise_std']:.3g}")
+    return metrics
+
+
+def restore(run_dir):
+    """(fitted GP, model.json dict) of a `fit` run, conditioned on its saved data and hyperparameters."""
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file() or not (Path(run_dir) / DATA_FILE).is_file():
+        raise UsageError(f"{run_dir} holds no fitted GP ({MODEL_FILE}, {DATA_FILE}); run `fit` into it first")
+    saved = json.loads(path.read_text())
+    data = np.load(Path(run_dir) / DATA_FILE)
+    gp = make_gp(saved["kernel"], saved["backend"], saved["noise_std_fixed"])
+    gp.fit(data["X"], data["y"], hyperparameters=saved["hyperparameters"])
+    return gp, saved
+
+
+def parse_points(text, d):
+    """Inputs from --x: "0.5,1,2.5" is three points when d = 1; rows separated by ';' otherwise."""
+    try:
+        if ";" in text or d > 1:
+            rows = [[float(v) for v in row.split(",")] for row in text.split(";") if row.strip()]
+        else:
+            rows = [[float(v)] for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--x {text!r}: expected numbers separated by commas (rows by ';' for {d} inputs)") from None
+    if not rows or any(len(r) != d for r in rows):
+        raise UsageError(f"--x {text!r}: every point needs {d} value{'s' * (d > 1)} (the model's inputs)")
+    return np.array(rows)
+
+
+def predictive_metrics(y, mean, std):
+    """rmse, nlpd (mean negative log density of y under N(mean, std^2)) and coverage_95 (|y - mean| <= 1.96 std)."""
+    std = np.maximum(std, 1e-300)
+    z = (y - mean) / std
+    return {"rmse": float(np.sqrt(np.mean((y - mean) ** 2))),
+            "nlpd": float(np.mean(0.5 * z ** 2 + np.log(std) + 0.5 * LOG_2PI)),
+            "coverage_95": float(np.mean(np.abs(z) <= 1.959963984540054))}
+
+
+def predict(ctx):
+    """Predict at --x or at --data's rows; writes predictions.csv; scores against y when present."""
+    args = ctx.args
+    gp, saved = restore(ctx.run_dir)
+    d = len(saved["x_columns"])
+    if (args.x is None) == (args.data is None):
+        raise UsageError("give exactly one of --x VALUES and --data FILE.csv")
+    y = None
+    if args.x is not None:
+        X = parse_points(args.x, d)
+    else:
+        X, y, _ = read_table(args.data, saved["x_columns"], saved["y_column"], require_y=False)
+    mean, f_std = gp.predict(X)
+    _, std = gp.predict(X, include_noise=True)
+    out = Path(args.output) if args.output else Path(ctx.run_dir) / "predictions.csv"
+    with open(out, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*saved["x_columns"], "mean", "std", "f_std"] + ([saved["y_column"]] if y is not None else []))
+        for i in range(len(X)):
+            writer.writerow([*map(repr, X[i]), repr(mean[i]), repr(std[i]), repr(f_std[i])]
+                            + ([repr(y[i])] if y is not None else []))
+    result = {"mean": mean.tolist(), "std": std.tolist(), "f_std": f_std.tolist(), "predictions": str(out)}
+    if y is not None:
+        result.update(predictive_metrics(y, mean, std))
+    return result
+
+
+def plot(ctx):
+    """Redraw fit.png and draw prior and posterior function samples (samples.png) of a fitted run."""
+    from gp_hpo.gp_plots import plot_fit, plot_samples
+
+    gp, saved = restore(ctx.run_dir)
+    truth = None if ctx.config.data else book_function
+    paths = [plot_fit(gp, gp.X, gp.y, Path(ctx.run_dir) / "fit.png", saved["x_columns"], saved["y_column"], truth,
+                      title=saved["kernel"])]
+    if gp.d == 1:
+        paths.append(plot_samples(gp, Path(ctx.run_dir) / "samples.png", ctx.args.samples, ctx.config.seed))
+    return {"plots": [str(p) for p in paths]}
+
+
+def _predict_arguments(parser):
+    parser.add_argument("--x", help="input points: 0.5,1,2.5 (one input) or 0.1,0.2;0.3,0.4 (rows of several)")
+    parser.add_argument("--data", help="CSV file with the model's input columns (and its y column to score)")
+    parser.add_argument("--output", help="predictions CSV path (default: RUN_DIR/predictions.csv)")
+
+
+def _plot_arguments(parser):
+    parser.add_argument("--samples", type=cli.positive_int, default=5, help="functions drawn from prior and posterior")
+
+
+COMMANDS = {
+    "fit": cli.Command(fit, "fit the hyperparameters by maximum marginal likelihood, save the model, plot",
+                       configurable=True, reads_data=False),
+    "predict": cli.Command(predict, "posterior mean and std at --x or --data; rmse, nlpd, coverage_95 with y",
+                           add_arguments=_predict_arguments, reads_data=False),
+    "plot": cli.Command(plot, "redraw fit.png and draw prior/posterior samples (samples.png) of a fitted run",
+                        add_arguments=_plot_arguments, reads_data=False),
+}
+
+
+def main(argv=None):
+    return cli.main("Exact Gaussian-process regression (D2L 18)", GPConfig, COMMANDS, demo=DEMO, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

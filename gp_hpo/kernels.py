@@ -189,7 +189,7 @@ class RationalQuadratic(Stationary):
 
 class Periodic(BaseKernel):
     name = "periodic"
-    hyperparameters = (LENGTHSCALE, Hyperparameter("period", "x", 1.0, (1e-2, 1e2), (0.2, 3.0)))
+    hyperparameters = (LENGTHSCALE, Hyperparameter("period", "x", 1.0, (1e-1, 1e2), (0.2, 3.0)))
 
     def _angles(self, p, pairs):
         return [np.pi * pairs.diff(k) / p["period"][k] for k in range(pairs.d)]

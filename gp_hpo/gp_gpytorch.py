@@ -1,0 +1,329 @@
+"""The `ExactGP` interface backed by GPyTorch (D2L 18.3): `python -m gp_hpo.gp fit --backend gpytorch`.
+
+    gp = GPyTorchGP(parse_kernel("rbf + periodic * rbf"), noise_std=None)
+    gp.fit(X, y, restarts=3, seed=0)      # or hyperparameters={...} to condition only
+    mean, std = gp.predict(X_new, include_noise=False)
+
+The same model as `gp_hpo.gp.ExactGP`: zero mean on standardised targets, standardised
+inputs, each product term of the kernel expression in a `ScaleKernel`, the terms summed
+(`AdditiveKernel`), a `GaussianLikelihood`, float64. Hyperparameters are trained by Adam on
+GPyTorch's `ExactMarginalLogLikelihood` (`iterations` steps at learning rate `lr`, the book's
+recipe), from the defaults and `restarts` random starts, keeping the best. Names and units of
+`hyperparameters()` are those of `ExactGP` (GPyTorch's periodic `lengthscale` is our
+lengthscale squared; the conversion happens here). The neural-network kernel, which GPyTorch
+lacks, is a small `gpytorch.kernels.Kernel` subclass.
+
+`cholesky=True` (the default) computes with Cholesky at every size, as `ExactGP` does;
+`cholesky=False` keeps GPyTorch's defaults (conjugate gradients and Lanczos above 800
+points), which is how the benchmark runs GPyTorch. torch and gpytorch come with the `gp`
+extra and are imported when the backend is used.
+"""
+import math
+
+import numpy as np
+
+from common.errors import DlsuiteError, UsageError
+from common.extras import require
+from gp_hpo.gp import _standardiser, as_inputs
+from gp_hpo.kernels import NOISE_STD, Linear, Matern, NeuralNetwork, Periodic, RationalQuadratic, RBF, parse_kernel
+
+
+def _modules():
+    return require("torch", "gp"), require("gpytorch", "gp")
+
+
+_NN_CLASS = []
+
+
+def _nn_kernel_class():
+    """The GPyTorch neural-network kernel class, defined once torch is imported."""
+    if _NN_CLASS:
+        return _NN_CLASS[0]
+    torch, gpytorch = _modules()
+
+    class NeuralNetworkKernel(gpytorch.kernels.Kernel):
+        """The arcsine (neural-network) kernel with positive bias_std and weight_std."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.register_parameter("raw_bias_std", torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)))
+            self.register_parameter("raw_weight_std", torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)))
+            self.register_constraint("raw_bias_std", gpytorch.constraints.Positive())
+            self.register_constraint("raw_weight_std", gpytorch.constraints.Positive())
+
+        def forward(self, x1, x2, diag=False, **params):
+            b2 = self.raw_bias_std_constraint.transform(self.raw_bias_std) ** 2
+            w2 = self.raw_weight_std_constraint.transform(self.raw_weight_std) ** 2
+            n1 = 1.0 + 2.0 * (b2 + w2 * (x1 * x1).sum(-1))
+            n2 = 1.0 + 2.0 * (b2 + w2 * (x2 * x2).sum(-1))
+            if diag:
+                z = 2.0 * (b2 + w2 * (x1 * x2).sum(-1)) / torch.sqrt(n1 * n2)
+            else:
+                z = 2.0 * (b2 + w2 * x1 @ x2.transpose(-1, -2)) / torch.sqrt(n1[..., :, None] * n2[..., None, :])
+            return (2.0 / math.pi) * torch.asin(z.clamp(-1.0, 1.0))
+
+    _NN_CLASS.append(NeuralNetworkKernel)
+    return NeuralNetworkKernel
+
+
+class _Accessor:
+    """Reads and writes one of our hyperparameters (log, standardised units) on a GPyTorch module."""
+
+    def __init__(self, module, attribute, power=1.0):
+        self.module, self.attribute, self.power = module, attribute, power
+
+    def get(self):
+        value = getattr(self.module, self.attribute).detach().reshape(-1).cpu().numpy()
+        return np.log(value) / self.power
+
+    def set(self, log_values):
+        torch = _modules()[0]
+        current = getattr(self.module, self.attribute)
+        value = torch.as_tensor(np.exp(np.asarray(log_values) * self.power), dtype=torch.float64)
+        setattr(self.module, self.attribute, value.reshape(current.shape))
+
+
+def build_gpytorch_kernel(kernel, d):
+    """(GPyTorch kernel, accessors): the expression as AdditiveKernel of ScaleKernel(product), and
+    per hyperparameter slot group (in `kernel.layout(d)` order, per-dimension slots grouped) an
+    `_Accessor`."""
+    torch, gpytorch = _modules()
+    K = gpytorch.kernels
+    terms, accessors = [], []
+    for term in kernel.terms:
+        factors, term_accessors = [], []
+        for _, base in term:
+            if isinstance(base, RBF):
+                m = K.RBFKernel(ard_num_dims=d)
+                term_accessors.append(_Accessor(m, "lengthscale"))
+            elif isinstance(base, Matern):
+                m = K.MaternKernel(nu=base.nu, ard_num_dims=d)
+                term_accessors.append(_Accessor(m, "lengthscale"))
+            elif isinstance(base, RationalQuadratic):
+                m = K.RQKernel(ard_num_dims=d)
+                term_accessors += [_Accessor(m, "lengthscale"), _Accessor(m, "alpha")]
+            elif isinstance(base, Periodic):
+                m = K.PeriodicKernel(ard_num_dims=d)
+                term_accessors += [_Accessor(m, "lengthscale", power=2.0), _Accessor(m, "period_length")]
+            elif isinstance(base, Linear):
+                m = K.LinearKernel()
+                m.variance = torch.tensor(1.0, dtype=torch.float64)
+                m.raw_variance.requires_grad_(False)
+            elif isinstance(base, NeuralNetwork):
+                m = _nn_kernel_class()()
+                term_accessors += [_NNAccessor(m, "bias_std"), _NNAccessor(m, "weight_std")]
+            else:
+                raise UsageError(f"the gpytorch backend has no kernel {base.name!r}")
+            factors.append(m)
+        product = factors[0] if len(factors) == 1 else K.ProductKernel(*factors)
+        scaled = K.ScaleKernel(product)
+        accessors.append(_Accessor(scaled, "outputscale", power=2.0))
+        accessors += term_accessors
+        terms.append(scaled)
+    full = terms[0] if len(terms) == 1 else K.AdditiveKernel(*terms)
+    return full.double(), accessors
+
+
+class _NNAccessor(_Accessor):
+    def get(self):
+        raw = getattr(self.module, f"raw_{self.attribute}")
+        constraint = getattr(self.module, f"raw_{self.attribute}_constraint")
+        return np.log(constraint.transform(raw).detach().cpu().numpy())
+
+    def set(self, log_values):
+        torch = _modules()[0]
+        raw = getattr(self.module, f"raw_{self.attribute}")
+        constraint = getattr(self.module, f"raw_{self.attribute}_constraint")
+        value = torch.as_tensor(np.exp(np.asarray(log_values)), dtype=torch.float64).reshape(raw.shape)
+        with torch.no_grad():
+            raw.copy_(constraint.inverse_transform(value))
+
+
+class GPyTorchGP:
+    """`gp_hpo.gp.ExactGP`'s interface on GPyTorch (see the module docstring)."""
+
+    def __init__(self, kernel, noise_std=None, iterations=100, lr=0.1, cholesky=True):
+        self.kernel = parse_kernel(kernel) if isinstance(kernel, str) else kernel
+        if noise_std is not None and not noise_std > 0:
+            raise UsageError(f"noise_std must be positive (or None to fit it), got {noise_std}")
+        self.noise_std = noise_std
+        self.iterations, self.lr, self.cholesky = iterations, lr, cholesky
+        self._fitted = False
+
+    def _settings(self):
+        torch, gpytorch = _modules()
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        if self.cholesky:
+            stack.enter_context(gpytorch.settings.max_cholesky_size(10 ** 9))
+        return stack
+
+    def _build(self):
+        torch, gpytorch = _modules()
+        covar, accessors = build_gpytorch_kernel(self.kernel, self.d)
+        likelihood = gpytorch.likelihoods.GaussianLikelihood(
+            noise_constraint=gpytorch.constraints.GreaterThan(NOISE_STD.bounds[0] ** 2)).double()
+
+        class Model(gpytorch.models.ExactGP):
+            def __init__(self, x, y):
+                super().__init__(x, y, likelihood)
+                self.mean_module = gpytorch.means.ZeroMean()
+                self.covar_module = covar
+
+            def forward(self, x):
+                return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+        model = Model(self._Xt, self._yt).double()
+        return model, likelihood, accessors
+
+    def _slot_groups(self):
+        """Per accessor, the indices of its slots in `kernel.layout(d)`."""
+        groups = []
+        for s_index, s in enumerate(self.kernel.layout(self.d)):
+            if s.dim is None or s.dim == 0:
+                groups.append([s_index])
+            else:
+                groups[-1].append(s_index)
+        return groups
+
+    def _set_theta(self, theta, log_noise):
+        torch, _ = _modules()
+        for accessor, idx in zip(self._accessors, self._slot_groups()):
+            accessor.set(theta[idx])
+        self.likelihood.noise = torch.tensor(math.exp(2.0 * log_noise), dtype=torch.float64)
+
+    def _get_theta(self):
+        theta = np.empty(len(self.kernel.layout(self.d)))
+        for accessor, idx in zip(self._accessors, self._slot_groups()):
+            theta[idx] = accessor.get()
+        log_noise = 0.5 * math.log(float(self.likelihood.noise.detach().reshape(-1)[0]))
+        return theta, log_noise
+
+    def fit(self, X, y, restarts=3, seed=0, hyperparameters=None):
+        """As `ExactGP.fit`: Adam on the exact marginal likelihood from several starts, or condition only."""
+        torch, gpytorch = _modules()
+        X = as_inputs(X)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if len(y) != len(X) or len(X) == 0:
+            raise UsageError(f"X has {len(X)} rows but y has {len(y)} values (need the same, at least 1)")
+        self.X, self.y, self.d = X, y, X.shape[1]
+        self.x_mean, self.x_std = _standardiser(X)
+        y_mean, y_std = _standardiser(y[:, None])
+        self.y_mean, self.y_std = float(y_mean[0]), float(y_std[0])
+        self._Xt = torch.as_tensor((X - self.x_mean) / self.x_std, dtype=torch.float64)
+        self._yt = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float64)
+        self.model, self.likelihood, self._accessors = self._build()
+        shift = self._log_unit_shift()
+        fixed_noise = None if self.noise_std is None else math.log(self.noise_std / self.y_std)
+        if hyperparameters is not None:
+            theta = self.kernel.from_dict(hyperparameters, self.d) - shift
+            if fixed_noise is None and not hyperparameters.get("noise_std", 0) > 0:
+                raise UsageError("hyperparameters need a positive 'noise_std' (or construct the GP with noise_std=...)")
+            log_noise = fixed_noise if fixed_noise is not None else math.log(hyperparameters["noise_std"] / self.y_std)
+            self._set_theta(theta, log_noise)
+        else:
+            self._train(restarts, seed, fixed_noise)
+        self._shift = shift
+        self._finish()
+        return self
+
+    def _log_unit_shift(self):
+        return np.array([math.log(self.x_std[s.dim]) if s.spec.unit == "x"
+                         else math.log(self.y_std) if s.spec.unit == "y" else 0.0
+                         for s in self.kernel.layout(self.d)])
+
+    def _loss(self, mll):
+        output = self.model(self._Xt)
+        return -mll(output, self._yt)
+
+    def _train(self, restarts, seed, fixed_noise):
+        torch, gpytorch = _modules()
+        rng = np.random.default_rng(seed)
+        starts = [(self.kernel.default_theta(self.d), math.log(NOISE_STD.default))]
+        for _ in range(restarts):
+            starts.append((self.kernel.random_theta(self.d, rng), rng.uniform(*np.log(NOISE_STD.prior))))
+        self.likelihood.raw_noise.requires_grad_(fixed_noise is None)
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self.model)
+        best = None
+        with self._settings():
+            for theta, log_noise in starts:
+                self._set_theta(theta, fixed_noise if fixed_noise is not None else log_noise)
+                self.model.train()
+                self.likelihood.train()
+                params = [p for p in self.model.parameters() if p.requires_grad]
+                optimiser = torch.optim.Adam(params, lr=self.lr)
+                for _ in range(self.iterations):
+                    optimiser.zero_grad()
+                    loss = self._loss(mll)
+                    loss.backward()
+                    optimiser.step()
+                with torch.no_grad():
+                    final = float(self._exact_negative_lml())
+                if np.isfinite(final) and (best is None or final < best[0]):
+                    best = (final, self._get_theta())
+        if best is None:
+            raise DlsuiteError("the GPyTorch fit failed at every start (non-finite marginal likelihood)")
+        self._set_theta(*best[1])
+
+    def _exact_negative_lml(self):
+        """-log p(y_standardised) by Cholesky (whatever `cholesky` says), in nats."""
+        torch, gpytorch = _modules()
+        self.model.train()
+        self.likelihood.train()
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self.model)
+        with gpytorch.settings.max_cholesky_size(10 ** 9), torch.no_grad():
+            return -mll(self.model(self._Xt), self._yt).item() * len(self._yt)
+
+    def _finish(self):
+        torch, _ = _modules()
+        n = len(self._yt)
+        self._lml = -self._exact_negative_lml() - n * math.log(self.y_std)
+        self._theta, log_noise = self._get_theta()
+        self._noise_var = math.exp(2.0 * log_noise)
+        self.model.eval()
+        self.likelihood.eval()
+        self._fitted = True
+
+    def _check_fitted(self):
+        if not self._fitted:
+            raise DlsuiteError("the GP is not fitted: call fit(X, y) first")
+
+    def hyperparameters(self):
+        """As `ExactGP.hyperparameters`: data units, noise_std included."""
+        self._check_fitted()
+        values = self.kernel.to_dict(self._theta + self._shift, self.d)
+        values["noise_std"] = float(math.sqrt(self._noise_var) * self.y_std)
+        return values
+
+    def log_marginal_likelihood(self):
+        """log p(y | X) in y's units (nats), computed by Cholesky."""
+        self._check_fitted()
+        return self._lml
+
+    def _distribution(self, X_new, include_noise):
+        torch, _ = _modules()
+        Xs = torch.as_tensor((as_inputs(X_new, self.d) - self.x_mean) / self.x_std, dtype=torch.float64)
+        f = self.model(Xs)
+        return self.likelihood(f) if include_noise else f
+
+    def predict(self, X_new, include_noise=False, batch_size=2048):
+        """As `ExactGP.predict`: mean and std (m,) in y's units, `batch_size` points at a time."""
+        torch, _ = _modules()
+        self._check_fitted()
+        X_new = as_inputs(X_new, self.d)
+        means, stds = [], []
+        with torch.no_grad(), self._settings():
+            for start in range(0, len(X_new), batch_size):
+                dist = self._distribution(X_new[start:start + batch_size], include_noise)
+                means.append(dist.mean.numpy())
+                stds.append(dist.variance.clamp_min(0.0).sqrt().numpy())
+        return np.concatenate(means) * self.y_std + self.y_mean, np.concatenate(stds) * self.y_std
+
+    def posterior(self, X_new, include_noise=False):
+        """As `ExactGP.posterior`: mean (m,) and covariance (m, m) in y's units."""
+        torch, _ = _modules()
+        self._check_fitted()
+        with torch.no_grad(), self._settings():
+            dist = self._distribution(X_new, include_noise)
+            return dist.mean.numpy() * self.y_std + self.y_mean, dist.covariance_matrix.numpy() * self.y_std ** 2
