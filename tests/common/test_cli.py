@@ -156,3 +156,86 @@ def test_commands_that_read_no_data_have_no_data_dir_flag(capsys):
         cli.main("sim", toy.ToyConfig, commands, argv=["solve", "--data-dir", "x"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --data-dir x" in _one_line(capsys.readouterr().err)
+
+
+def _last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_abbreviated_flags_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        toy.main(["train", "--epoch", "2"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --epoch 2" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("seed", ["-5", "5000000000"])
+def test_seed_out_of_range_is_one_line(seed, capsys):
+    assert toy.main(["train", "--seed", seed]) == 2
+    assert f"--seed must be in [0, 4294967295], got {seed}" in _one_line(capsys.readouterr().err)
+
+
+def test_corrupt_config_json_is_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    assert toy.main(["train", "--epochs", "1", "--run-dir", str(run_dir)]) == 0
+    (run_dir / "config.json").write_text('{"epochs": 1,')
+    capsys.readouterr()
+    assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 1
+    assert "config.json is corrupt" in _one_line(capsys.readouterr().err)
+
+
+def test_ctrl_c_exits_130_with_the_json_marked_interrupted(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    assert toy.main(["train", "--epochs", "4", "--interrupt-at", "2", "--run-dir", str(run_dir)]) == 130
+    result = _last_json(capsys)
+    assert result["interrupted"] is True and result["run_dir"] == str(run_dir)
+    assert toy.main(["train", "--resume", "--run-dir", str(run_dir), "--interrupt-at", "0"]) == 0
+    assert "interrupted" not in _last_json(capsys)
+
+
+def test_evaluate_reads_the_data_the_run_was_trained_on(tmp_path, capsys):
+    x, y = toy.load(None)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "x.npy", x)
+    np.save(data / "y.npy", y * 0)
+    run_dir = tmp_path / "r"
+    assert toy.main(["train", "--epochs", "3", "--data-dir", str(data), "--run-dir", str(run_dir)]) == 0
+    saved = json.loads((run_dir / "config.json").read_text())["data"]
+    assert saved["source"] == "dir" and saved["path"] == str(data.resolve()) and len(saved["fingerprint"]) == 12
+    capsys.readouterr()
+    assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 0  # no --data-dir: the training data
+    out = capsys.readouterr()
+    on_training_data = json.loads(out.out.strip().splitlines()[-1])
+    assert out.err == ""
+    assert toy.main(["evaluate", "--run-dir", str(run_dir), "--demo"]) == 0  # other data: said in one line
+    out = capsys.readouterr()
+    assert _one_line(out.err) == (f"note: the run was trained on --data-dir {data.resolve()}; "
+                                  "this evaluate reads --demo data")
+    assert json.loads(out.out.strip().splitlines()[-1])["mse"] > on_training_data["mse"]
+    np.save(data / "extra.npy", x)
+    assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 0
+    assert f"note: the files in {data.resolve()} changed since the run was trained on them" in capsys.readouterr().err
+
+
+def test_list_flags_are_parsed_once_and_saved(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    assert toy.main(["train", "--epochs", "1", "--widths", "8,4,2", "--run-dir", str(run_dir)]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["widths"] == [8, 4, 2]
+    seen = []
+    commands = {"show": cli.Command(lambda ctx: seen.append(ctx.config.widths), "show")}
+    assert cli.main("w", toy.ToyConfig, commands, argv=["show", "--run-dir", str(run_dir)]) == 0
+    assert seen == [(8, 4, 2)]
+    with pytest.raises(SystemExit):
+        toy.main(["train", "--widths", "8,x"])
+    assert "--widths must be comma-separated positive integers like 64,32,16, got '8,x'" in capsys.readouterr().err
+
+
+def test_help_shows_descriptions_choices_and_ranges(capsys):
+    with pytest.raises(SystemExit):
+        toy.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--optimizer {adam,sgd} optimizer (default: adam)" in text
+    assert "--epochs EPOCHS passes over the training data (default: 4, in [1, inf))" in text
+    assert "--seed SEED random seed for initialisation, shuffling and sampling (default: 0, in [0, 4294967295])" in text
+    assert "--demo offline: the small generated dataset and epochs=2" in text

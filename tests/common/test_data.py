@@ -9,6 +9,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common import data
@@ -198,3 +199,35 @@ def test_sha1_of_streams_the_file(tmp_path):
     blob = bytes(range(256)) * 9000  # several 1 MiB chunks
     (tmp_path / "f").write_bytes(blob)
     assert data.sha1_of(tmp_path / "f") == hashlib.sha1(blob).hexdigest()
+
+
+def test_epoch_seeds_do_not_overlap_across_run_seeds():
+    """With seed + epoch, run seed 0 at epoch 1 replayed run seed 1 at epoch 0; SeedSequence does not."""
+    seeds = {(s, e): data.epoch_seed(s, e) for s in range(20) for e in range(20)}
+    assert len(set(seeds.values())) == len(seeds)
+    assert data.epoch_seed(0, 1) != data.epoch_seed(1, 0)
+    assert data.epoch_seed(3, 7) == data.epoch_seed(3, 7) and 0 <= data.epoch_seed(3, 7) < 2**32
+    assert data.epoch_rng(0, 1).integers(1 << 30) != data.epoch_rng(1, 0).integers(1 << 30)
+
+
+def test_epoch_dataset_order_is_a_seeded_permutation():
+    x = np.arange(10)
+    batches = lambda seed, epoch: np.concatenate([b.numpy() for b in data.epoch_dataset(x, 4, seed, epoch)])
+    np.testing.assert_array_equal(batches(0, 2), x[data.epoch_rng(0, 2).permutation(10)])
+    assert sorted(batches(0, 2)) == list(x) and list(batches(0, 2)) != list(batches(0, 3))
+
+
+def test_fingerprint_follows_names_and_sizes(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("abc")
+    first = data.fingerprint(tmp_path / "d")
+    assert len(first) == 12 and data.fingerprint(tmp_path / "d") == first
+    (tmp_path / "d" / "a.txt").write_text("abcd")
+    assert data.fingerprint(tmp_path / "d") != first
+
+
+def test_resolved_datasets_remember_what_was_read(tmp_path):
+    (tmp_path / "d" / "set").mkdir(parents=True)
+    (tmp_path / "d" / "set" / "f.txt").write_text("1")
+    found = data.resolve_dataset("remembered", required=["f.txt"], data_dir=tmp_path / "d")
+    assert data.resolved_datasets()["remembered"] == found.resolve()

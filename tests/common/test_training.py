@@ -200,3 +200,77 @@ def test_resume_builds_a_lazily_built_model_first(tmp_path):
     resumed = training.fit(unbuilt, data, training.Run(tmp_path / "b", resume=True), epochs=3, verbose=0)
     assert [h["epoch"] for h in resumed] == [1, 2, 3]
     np.testing.assert_allclose([h["loss"] for h in resumed], [h["loss"] for h in straight], rtol=1e-5)
+
+
+def _final_weights(run_dir, **config):
+    model = toy.build(toy.ToyConfig(**config))
+    training.Run(run_dir, resume=True).restore({"model": model})
+    return model.get_weights()
+
+
+def test_resume_with_dropout_continues_the_dropout_masks(tmp_path):
+    """Checkpoints hold the dropout SeedGenerator state: a resumed run ends on the uninterrupted weights."""
+    straight, split, other = tmp_path / "straight", tmp_path / "split", tmp_path / "other"
+    assert toy.main(["train", "--epochs", "4", "--dropout", "0.5", "--run-dir", str(straight)]) == 0
+    assert toy.main(["train", "--epochs", "2", "--dropout", "0.5", "--run-dir", str(split)]) == 0
+    assert toy.main(["train", "--resume", "--epochs", "4", "--run-dir", str(split)]) == 0
+    assert toy.main(["train", "--epochs", "4", "--dropout", "0.5", "--seed", "1", "--run-dir", str(other)]) == 0
+    a, b, c = (_final_weights(d, dropout=0.5) for d in (straight, split, other))
+    for w1, w2 in zip(a, b):
+        np.testing.assert_allclose(w1, w2, rtol=1e-6, atol=1e-7)
+    assert max(float(np.abs(w1 - w3).max()) for w1, w3 in zip(a, c)) > 1e-3  # the test can tell runs apart
+
+
+def test_cosine_schedule_resumed_with_more_epochs_continues_without_a_jump(tmp_path, capsys):
+    same, longer, straight = tmp_path / "same", tmp_path / "longer", tmp_path / "straight"
+    flags = ["--cosine", "--lr", "0.1", "--batch-size", "16"]  # 8 steps an epoch
+    assert toy.main(["train", "--epochs", "4", *flags, "--run-dir", str(straight)]) == 0
+    assert toy.main(["train", "--epochs", "4", *flags, "--interrupt-at", "2", "--run-dir", str(same)]) == 130
+    assert toy.main(["train", "--resume", "--run-dir", str(same), "--interrupt-at", "0"]) == 0
+    np.testing.assert_allclose([m["loss"] for m in _metrics(straight)], [m["loss"] for m in _metrics(same)], rtol=1e-6)
+
+    assert toy.main(["train", "--epochs", "2", *flags, "--run-dir", str(longer)]) == 0
+    lr_at_2 = _metrics(longer)[-1]["lr"]
+    assert lr_at_2 == pytest.approx(0.01, rel=1e-4)  # schedule over 16 steps ended at alpha * lr
+    capsys.readouterr()
+    assert toy.main(["train", "--resume", "--epochs", "6", "--run-dir", str(longer)]) == 0
+    assert "learning-rate schedule: continues from 0.01 at step 16 to its end at step 48" in capsys.readouterr().err
+    lrs = [m["lr"] for m in _metrics(longer)]
+    # From 0.01 at step 16, cosine down to alpha * 0.1 = 0.01 over 32 more steps: it stays at 0.01.
+    np.testing.assert_allclose(lrs[2:], [0.01] * 4, rtol=1e-4)
+
+
+def test_cosine_schedule_continue_to_is_continuous():
+    schedule = training.CosineSchedule(1.0, 100, alpha=0.0)
+    before = float(schedule(40))
+    assert before == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.4)))
+    assert not schedule.continue_to(40, 100)  # same end: unchanged, exactly the uninterrupted schedule
+    assert schedule.continue_to(40, 200)
+    assert float(schedule(40)) == pytest.approx(before)
+    assert float(schedule(120)) == pytest.approx(before * 0.5 * (1 + np.cos(np.pi * 80 / 160)))
+    assert float(schedule(200)) == pytest.approx(0.0, abs=1e-7)
+    assert float(schedule(10)) == pytest.approx(before)  # steps before the restart hold the restart value
+
+
+def _truncate(checkpoint):
+    data = next(checkpoint.glob("state.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert toy.main(["train", "--epochs", "3", "--run-dir", str(run_dir)]) == 0
+    _truncate(run_dir / "checkpoints" / "epoch-0003")
+    capsys.readouterr()
+    assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "checkpoint epoch-0003" in err and "is damaged; restored epoch-0002 instead" in err
+    assert len(err.strip().splitlines()) == 1
+    assert toy.main(["train", "--resume", "--epochs", "4", "--run-dir", str(run_dir)]) == 0
+    assert [m["epoch"] for m in _metrics(run_dir)] == [1, 2, 3, 4]
+    for checkpoint in (run_dir / "checkpoints").iterdir():
+        _truncate(checkpoint)
+    capsys.readouterr()
+    assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no intact checkpoint" in err and "Traceback" not in err

@@ -1,4 +1,5 @@
 """A tiny regression model wired through the spine, used by the spine's own tests."""
+import signal
 from dataclasses import dataclass, field
 
 import keras
@@ -15,8 +16,12 @@ class ToyConfig(cli.TrainConfig):
     epochs: int = 4
     batch_size: int = 16
     lr: float = 0.05
-    hidden: int = 8
+    hidden: int = field(default=8, metadata=cli.at_least(1, "hidden units"))
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"], "help": "optimizer"})
+    dropout: float = field(default=0.0, metadata=cli.bounds("[0, 1)", "dropout after the hidden layer"))
+    cosine: bool = field(default=False, metadata={"help": "cosine learning-rate decay over the run"})
+    widths: tuple = field(default=(3, 2), metadata=cli.int_list("a list flag, parsed once"))
+    interrupt_at: int = field(default=0, metadata=cli.bounds("[0, inf)", "send Ctrl-C after this epoch (tests)"))
 
 
 def load(data_dir):
@@ -30,10 +35,11 @@ def load(data_dir):
     return np.load(data_dir / "x.npy"), np.load(data_dir / "y.npy")
 
 
-def build(config):
+def build(config, steps_per_epoch=8):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(config.hidden, activation="tanh"),
-                              keras.layers.Dense(1)])
-    opt = keras.optimizers.Adam(config.lr) if config.optimizer == "adam" else keras.optimizers.SGD(config.lr)
+                              keras.layers.Dropout(config.dropout), keras.layers.Dense(1)])
+    lr = training.CosineSchedule(config.lr, config.epochs * steps_per_epoch, alpha=0.1) if config.cosine else config.lr
+    opt = keras.optimizers.Adam(lr) if config.optimizer == "adam" else keras.optimizers.SGD(lr)
     model.compile(opt, "mse")
     return model
 
@@ -42,18 +48,24 @@ def train(ctx):
     cfg = ctx.config
     x, y = load(ctx.data_dir)
     with ctx.strategy.scope():
-        model = build(cfg)
+        model = build(cfg, steps_per_epoch=-(-len(x) // cfg.batch_size))
     run = ctx.run()
     data = lambda epoch: shuffle_for_epoch(tf.data.Dataset.from_tensor_slices((x, y)), len(x),
                                            cfg.seed, epoch).batch(cfg.batch_size)
-    history = training.fit(model, data, run, epochs=cfg.epochs, verbose=0)
+
+    def on_epoch_end(epoch, logs):
+        if epoch + 1 == cfg.interrupt_at:
+            signal.raise_signal(signal.SIGINT)
+        return {"lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))}
+
+    history = training.fit(model, data, run, epochs=cfg.epochs, on_epoch_end=on_epoch_end, verbose=0)
     return {"loss": history[-1]["loss"]}
 
 
 def evaluate(ctx):
     x, y = load(ctx.data_dir)
     model = build(ctx.config)
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
+    ctx.restore(model)
     return {"mse": float(model.evaluate(x, y, verbose=0))}
 
 
