@@ -1,0 +1,195 @@
+import csv
+import json
+import math
+import multiprocessing
+import os
+import time
+
+import optuna
+import pytest
+
+from gp_hpo.hpo import main
+from gp_hpo.hpo import tuner
+from gp_hpo.hpo.tuner import StudySettings, Tuner, open_study, trial_records
+
+SPACE = {"x": {"type": "uniform", "low": 0.0, "high": 1.0}}
+LOG_ENV = "HPO_TEST_CALLS"
+HERE = __name__
+
+
+def _log_call(config):
+    if os.environ.get(LOG_ENV):
+        with open(os.environ[LOG_ENV], "a") as f:
+            f.write(json.dumps({"x": config["x"], "seed": config["seed"], "pid": os.getpid()}) + "\n")
+
+
+def sleepy(config, report):
+    """error = x; 0.1 s per epoch."""
+    _log_call(config)
+    for epoch in range(1, config["max_epochs"] + 1):
+        time.sleep(0.1)
+        if not report(epoch, config["x"]):
+            return
+
+
+def counting(config, report):
+    _log_call(config)
+    for epoch in range(1, config["max_epochs"] + 1):
+        report(epoch, config["x"] + 1 / epoch)
+
+
+counting.space = SPACE
+
+
+def flaky(config, report):
+    """Raises for x > 0.6, reports NaN at epoch 2 for x < 0.2."""
+    if config["x"] > 0.6:
+        raise ValueError(f"x too big: {config['x']:.3f}\nsecond line")
+    for epoch in range(1, config["max_epochs"] + 1):
+        report(epoch, math.nan if config["x"] < 0.2 and epoch == 2 else config["x"])
+
+
+def calls(path):
+    return [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+
+
+def cli(*args, capsys=None):
+    code = main(["run", *args])
+    out, err = capsys.readouterr() if capsys else ("", "")
+    return code, out, err
+
+
+def test_two_journal_workers_finish_T_trials_once_each_and_retry_a_killed_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(LOG_ENV, str(tmp_path / "calls.jsonl"))
+    settings = StudySettings(objective=f"{HERE}:sleepy", space=SPACE, storage=str(tmp_path / "journal.log"),
+                             trials=14, max_epochs=3, heartbeat_seconds=0.2, grace_seconds=1.5)
+    study = open_study(settings, create=True)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=tuner._worker_process, args=(settings.to_dict(), f"w{i}")) for i in range(2)]
+    for p in procs:
+        p.start()
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill w1 in the middle of one of its trials
+        running = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                   if t.user_attrs.get("worker") == "w1" and t.intermediate_values]
+        if running and len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
+            procs[1].kill()
+            break
+        time.sleep(0.05)
+    procs[0].join(180)
+    procs[1].join(5)
+    assert procs[0].exitcode == 0 and procs[1].exitcode != 0
+    rows = trial_records(study)
+    counted = [r for r in rows if r["retry_of"] == ""]
+    assert len(counted) == 14  # T first attempts, no surplus
+    killed = [r for r in rows if r["state"] == "retried"]
+    assert len(killed) == 1 and killed[0]["worker"] == "w1" and "heartbeat stale" in killed[0]["message"]
+    retry = [r for r in rows if r["retry_of"] == killed[0]["trial"]]
+    assert len(retry) == 1 and retry[0]["state"] == "complete" and retry[0]["param_x"] == killed[0]["param_x"]
+    assert sum(r["state"] == "complete" for r in rows) == 14
+    assert len({r["param_x"] for r in counted}) == 14  # no configuration drawn twice
+    assert {r["worker"] for r in rows} == {"w0", "w1"}
+    # every completed trial ran exactly once, except the killed one (started twice)
+    started = [c["x"] for c in calls(tmp_path / "calls.jsonl")]
+    assert sorted(started) == sorted([r["param_x"] for r in counted] + [killed[0]["param_x"]])
+    # every report is in the storage: the killed trial kept the epochs it reported before dying
+    assert study.trials[killed[0]["trial"]].intermediate_values
+
+
+def test_resume_does_not_rerun_finished_trials(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(LOG_ENV, str(tmp_path / "calls.jsonl"))
+    d = tmp_path / "study"
+    flags = ["--objective", f"{HERE}:counting", "--max-epochs", "2", "--study-dir", str(d),
+             "--heartbeat-seconds", "0.2", "--grace-seconds", "1"]
+    assert cli(*flags, "--trials", "4", capsys=capsys)[0] == 0
+    # a worker killed in the middle of trial 4: RUNNING, one epoch reported, heartbeat long gone
+    study = optuna.load_study(study_name="hpo", storage=tuner.make_storage(str(d / "journal.log")))
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.report(0.9, 1)
+    study._storage.set_trial_system_attr(trial._trial_id, "heartbeat", time.time() - 100)
+    before = {r["trial"]: r for r in trial_records(study)}
+    code, out, _ = cli("--resume", "--study-dir", str(d), "--trials", "6", capsys=capsys)
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["trials"] == 6 and summary["complete_trials"] == 6 and summary["retried_trials"] == 1
+    # the killed trial counts as the 5th first attempt: after resuming, its retry and one new trial ran
+    assert len(calls(tmp_path / "calls.jsonl")) == 4 + 2
+    after = {r["trial"]: r for r in trial_records(study)}
+    for n in range(4):
+        assert after[n] == before[n]  # finished trials untouched
+    assert after[4]["state"] == "retried"
+    with open(d / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 7
+
+
+def test_cli_outputs(tmp_path, capsys):
+    d = tmp_path / "s"
+    code, out, _ = cli("--objective", "gp_hpo.hpo.objectives:branin", "--scheduler", "asha", "--trials", "12",
+                       "--max-epochs", "9", "--study-dir", str(d), "--seed", "3", capsys=capsys)
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert {"best_config", "best_error", "total_epochs", "wall_seconds", "trials", "failed_trials"} <= set(summary)
+    assert set(summary["best_config"]) == {"x0", "x1"} and summary["trials"] == 12
+    with open(d / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 and {"trial", "state", "worker", "epochs", "error", "start_s", "end_s"} <= set(rows[0])
+    assert summary["total_epochs"] == sum(int(r["epochs"]) for r in rows)
+    assert summary["best_error"] == pytest.approx(min(float(r["error"]) for r in rows))
+    assert (d / "incumbent.png").stat().st_size > 1000 and (d / "journal.log").exists()
+
+
+def test_sqlite_storage(tmp_path):
+    settings = StudySettings(objective=f"{HERE}:counting", space=SPACE, storage=f"sqlite:///{tmp_path}/s.db",
+                             trials=5, max_epochs=2, searcher="bo", initial_random=3)
+    summary = Tuner(settings).run(1)
+    assert summary["complete_trials"] == 5 and summary["total_epochs"] == 10
+
+
+def test_failing_and_non_finite_trials_are_recorded_and_the_study_goes_on(tmp_path, capsys):
+    d = tmp_path / "s"
+    code, out, err = cli("--objective", f"{HERE}:flaky", "--space", str(_space_file(tmp_path)), "--trials", "12",
+                         "--max-epochs", "3", "--study-dir", str(d), capsys=capsys)
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    with open(d / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    big = [r for r in rows if float(r["param_x"]) > 0.6]
+    nan = [r for r in rows if float(r["param_x"]) < 0.2]
+    assert big and nan and len(rows) == 12
+    assert all(r["state"] == "failed" and r["message"].startswith("ValueError: x too big") for r in big)
+    assert all(r["state"] == "failed" and "non-finite error (nan) at epoch 2" in r["message"]
+               and r["epochs"] == "1" for r in nan)
+    assert summary["failed_trials"] == len(big) + len(nan) and summary["complete_trials"] == 12 - len(big) - len(nan)
+    assert f"trial {big[0]['trial']} failed: ValueError: x too big" in err and "second line" not in err
+
+
+def _space_file(tmp_path, spec=None):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(SPACE if spec is None else spec))
+    return path
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--objective", "no_such_pkg.mod:fn"], "--objective no_such_pkg.mod:fn: cannot import no_such_pkg.mod"),
+    (["--objective", "gp_hpo.hpo.objectives:nope"], "has no function 'nope'"),
+    (["--objective", "gp_hpo.hpo.objectives"], "expected package.module:function"),
+    (["--objective", f"{HERE}:sleepy"], "has no default space; pass --space FILE.json"),
+    (["--objective", f"{HERE}:sleepy", "--space", "EMPTY"], "the configuration space is empty"),
+    (["--min-epochs", "5", "--max-epochs", "3"], "--min-epochs (5) must not exceed --max-epochs (3)"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, flags, message):
+    flags = [str(_space_file(tmp_path, {})) if f == "EMPTY" else f for f in flags]
+    code, _, err = cli(*flags, "--study-dir", str(tmp_path / "s"), capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_joining_a_study_with_other_settings_is_refused(tmp_path, capsys):
+    storage = str(tmp_path / "shared.log")
+    base = ["--objective", f"{HERE}:counting", "--storage", storage, "--trials", "2", "--max-epochs", "2"]
+    assert cli(*base, "--study-dir", str(tmp_path / "a"), capsys=capsys)[0] == 0
+    code, _, err = cli(*base, "--max-epochs", "3", "--study-dir", str(tmp_path / "b"), capsys=capsys)
+    assert code == 2 and "already exists with other settings (max_epochs)" in err
+    # the same flags join: the study already holds its 2 trials, so nothing more runs
+    code, out, _ = cli(*base, "--study-dir", str(tmp_path / "c"), capsys=capsys)
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["trials"] == 2
