@@ -8,10 +8,10 @@ Hartmann-6), `tuner` (workers, heartbeats and retries, results) and `command`
 (`python -m gp_hpo.hpo run`).
 """
 
+from common import cli
+from gp_hpo.hpo.command import COMMANDS, DEMO, DESCRIPTION, Config
+
 
 def main(argv=None):
     """`python -m gp_hpo.hpo run ...`; returns the exit code (see `gp_hpo.hpo.command`)."""
-    from common import cli
-    from gp_hpo.hpo.command import COMMANDS, DEMO, DESCRIPTION, HPOConfig
-
-    return cli.main(DESCRIPTION, HPOConfig, COMMANDS, demo=DEMO, argv=argv)
+    return cli.main(DESCRIPTION, Config, COMMANDS, demo=DEMO, argv=argv)

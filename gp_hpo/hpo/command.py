@@ -32,7 +32,7 @@ from gp_hpo.hpo.space import ConfigSpace
 from gp_hpo.hpo.tuner import JOURNAL, StudySettings, Tuner
 
 @dataclass
-class HPOConfig(cli.Config):
+class Config(cli.Config):
     searcher: str = field(default="random", metadata={
         "choices": [*SEARCHERS, *OPTUNA_SAMPLERS],
         "help": "how configurations are proposed (tpe, optuna-gp: Optuna's samplers, for comparison)"})

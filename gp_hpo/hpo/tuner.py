@@ -99,7 +99,7 @@ def make_storage(url):
         return journal.JournalStorage(journal.JournalFileBackend(str(url)))
     except (ImportError, ModuleNotFoundError) as e:
         raise DlsuiteError(f"--storage {url}: the database driver is missing ({e}); install it, "
-                           "e.g. pip install psycopg2-binary for postgresql://") from None
+                           "e.g. pip install \"psycopg[binary]\" for postgresql://") from None
     except Exception as e:  # noqa: BLE001 - connection failures come in many classes
         raise DlsuiteError(f"--storage {url}: cannot open ({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
@@ -325,7 +325,7 @@ def trial_records(study):
     """One dict per trial (surplus and WAITING ones left out), ordered by trial number, times in seconds from the study start."""
     t0 = study.user_attrs.get("t0", 0.0)
     trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     rows = []
     for t in trials:
         if t.user_attrs.get("surplus") or t.state == TrialState.WAITING:
@@ -398,7 +398,10 @@ def write_results(study, study_dir):
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, study_dir / "results.csv")
-    plot_incumbent(rows, study_dir / "incumbent.png", title=study.study_name)
+    settings = study.user_attrs.get("settings", {})
+    title = (f"{settings.get('searcher')} + {settings.get('scheduler')} on "
+             f"{str(settings.get('objective', '')).rsplit(':', 1)[-1]} (study {study.study_name})")
+    plot_incumbent(rows, study_dir / "incumbent.png", title=title)
     return summarize(study, rows)
 
 
@@ -412,8 +415,8 @@ def plot_incumbent(rows, path, title=""):
         if len(best):
             ax.step(x, best, where="post", marker=".")
         ax.set_xlabel(label)
-        ax.set_ylabel("best validation error")
         ax.grid(alpha=0.3)
+    axes[0].set_ylabel("best validation error so far")
     fig.suptitle(title)
     return save_figure(fig, path)
 
@@ -430,10 +433,13 @@ class Tuner:
         self.records = []
 
     def run(self, workers=1, study_dir=None, in_process=True):
-        open_study(self.settings, create=True)
-        run_workers(self.settings, workers, in_process)
-        study = open_study(self.settings, create=False)
-        self.records = trial_records(study)
-        if study_dir is not None:
-            return write_results(study, study_dir)
-        return summarize(study, self.records)
+        """Run the workers; returns the summary (results.csv and incumbent.png written into
+        `study_dir` when given, also when Ctrl-C stops the run)."""
+        study = open_study(self.settings, create=True)
+        try:
+            run_workers(self.settings, workers, in_process)
+        finally:
+            self.records = trial_records(study)
+            if study_dir is not None:
+                summary = write_results(study, study_dir)
+        return summary if study_dir is not None else summarize(study, self.records)
