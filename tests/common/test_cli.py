@@ -99,12 +99,18 @@ def test_global_batch_that_does_not_split_over_replicas_is_one_line(capsys):
     assert "--batch-size 15 does not split evenly over 2 replicas" in _one_line(capsys.readouterr().err)
 
 
-def test_evaluate_prints_metrics_json_on_the_last_line_of_the_newest_run(tmp_path, capsys):
+def _zero_target_data(tmp_path):
+    """A --data-dir with the toy inputs and all-zero targets (so its mse differs from the demo data's)."""
     x, y = toy.load(None)
     data = tmp_path / "data"
     data.mkdir()
     np.save(data / "x.npy", x)
     np.save(data / "y.npy", y * 0)
+    return data
+
+
+def test_evaluate_prints_metrics_json_on_the_last_line_of_the_newest_run(tmp_path, capsys):
+    data = _zero_target_data(tmp_path)
     assert toy.main(["train", "--epochs", "3", "--devices", "2"]) == 0
     train_out = capsys.readouterr().out.strip().splitlines()[-1]
     assert toy.main(["evaluate"]) == 0
@@ -194,11 +200,7 @@ def test_ctrl_c_exits_130_with_the_json_marked_interrupted(tmp_path, capsys):
 
 
 def test_evaluate_reads_the_data_the_run_was_trained_on(tmp_path, capsys):
-    x, y = toy.load(None)
-    data = tmp_path / "data"
-    data.mkdir()
-    np.save(data / "x.npy", x)
-    np.save(data / "y.npy", y * 0)
+    data = _zero_target_data(tmp_path)
     run_dir = tmp_path / "r"
     assert toy.main(["train", "--epochs", "3", "--data-dir", str(data), "--run-dir", str(run_dir)]) == 0
     saved = json.loads((run_dir / "config.json").read_text())["data"]
@@ -213,7 +215,7 @@ def test_evaluate_reads_the_data_the_run_was_trained_on(tmp_path, capsys):
     assert _one_line(out.err) == (f"note: the run was trained on --data-dir {data.resolve()}; "
                                   "this evaluate reads --demo data")
     assert json.loads(out.out.strip().splitlines()[-1])["mse"] > on_training_data["mse"]
-    np.save(data / "extra.npy", x)
+    np.save(data / "extra.npy", np.zeros(3))
     assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 0
     assert f"note: the files in {data.resolve()} changed since the run was trained on them" in capsys.readouterr().err
 
