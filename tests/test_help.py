@@ -1,0 +1,38 @@
+"""Every command of every model module: each flag has a description, and --help shows choices and ranges."""
+import argparse
+import importlib
+import pkgutil
+
+import pytest
+
+from common import cli
+
+DOMAINS = ("vision", "recsys", "rl", "gan", "nlp", "gp_hpo")
+
+
+def _command_modules():
+    found = []
+    for domain in DOMAINS:
+        package = importlib.import_module(domain)
+        for info in pkgutil.walk_packages(package.__path__, f"{domain}."):
+            module = importlib.import_module(info.name)
+            if hasattr(module, "COMMANDS") and hasattr(module, "Config") and hasattr(module, "main"):
+                found.append(info.name)
+    return found
+
+
+@pytest.mark.parametrize("name", _command_modules())
+def test_every_flag_is_described(name):
+    module = importlib.import_module(name)
+    parser = cli.build_parser(name, "", module.Config, module.COMMANDS, getattr(module, "PRESETS", None),
+                              getattr(module, "DEMO", None))
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            description = (action.help or "").split(" (default")[0].strip()
+            assert description, f"{name} {command} {flag} has no description"
+            if action.choices is not None:
+                assert action.metavar is None, f"{name} {command} {flag} hides its choices behind a metavar"
