@@ -14,7 +14,8 @@ the comparisons against `random/fifo`:
 
 `--lock FILE` takes an exclusive flock on FILE around each study (not the whole run),
 for a shared machine; `--out FILE` appends the lines to FILE as well, and studies
-already there (same objective, method, seed, trials, epochs) are not run again.
+already there (same objective, method, seed, trials, epochs; FIFO studies whatever the
+rungs) are not run again.
 """
 import argparse
 import contextlib
@@ -80,11 +81,19 @@ def main(argv=None):
     done = []
     if args.out and Path(args.out).exists():
         done = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
-        done = [d for d in done if d.get("what") == "hpo_study" and all(d.get(k) == v for k, v in key.items())]
+        done = [d for d in done if d.get("what") == "hpo_study"]
+    # FIFO studies do not depend on the rungs: reuse them across --min-epochs / --eta
+    rungless = ("min_epochs", "eta")
+
+    def same_study(d, method, seed):
+        fifo = method.endswith("/fifo")
+        return (d["method"] == method and d["seed"] == seed
+                and all(d.get(k) == v for k, v in key.items() if not (fifo and k in rungless)))
+
     results = {}
     for method in args.methods.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            found = next((d for d in done if d["method"] == method and d["seed"] == seed), None)
+            found = next((d for d in done if same_study(d, method, seed)), None)
             if found is None:
                 with flocked(args.lock):
                     tic = time.time()

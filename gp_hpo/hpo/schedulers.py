@@ -9,11 +9,12 @@ storage, so any number of workers can share it. Early stopping is an Optuna prun
 - `FIFOScheduler`: every trial trains for `r_max` epochs.
 - `SuccessiveHalvingScheduler` (synchronous, D2L 19.4): rounds of n_0 = eta^K trials at
   r_min epochs, then the best 1/eta retrained at eta times the epochs, ..., up to r_max.
-  A round is laid out in advance as Optuna WAITING trials (one per slot of each rung);
-  a rung-k slot waits until rung k-1 of its round has finished, then runs the
-  configuration ranked at its index (user attribute `promoted_from`), training from
-  scratch as the book does. Popping a WAITING trial is atomic in Optuna's storages,
-  so several workers never run the same slot.
+  A round is laid out in advance as Optuna WAITING trials (one per slot of each rung;
+  the first round by `prime`, each next one by the worker that takes the previous
+  round's first slot); a rung-k slot waits until rung k-1 of its round has finished,
+  then runs the configuration ranked at its index (user attribute `promoted_from`),
+  training from scratch as the book does. Popping a WAITING trial is atomic in
+  Optuna's storages, so several workers never run the same slot nor queue a round twice.
 - `HyperbandScheduler`: successive-halving rounds cycling through Hyperband's brackets.
 - `ASHAScheduler` (asynchronous successive halving, stopping variant): FIFO plus the
   `ASHAPruner`, which stops a trial at rung r_k = r_min eta^k < r_max unless its error
@@ -72,6 +73,9 @@ class Scheduler:
     def pruner(self):
         return optuna.pruners.NopPruner()
 
+    def prime(self, study):
+        """Prepare a new study before its workers start (successive halving queues its first round)."""
+
 
 class FIFOScheduler(Scheduler):
     """Every trial gets the full `r_max` epochs (the book's BasicScheduler)."""
@@ -94,16 +98,34 @@ class SuccessiveHalvingScheduler(Scheduler):
         """[(epochs, trials)] per rung of a round: the book's n_k = prefact eta^(K-k) at levels[k]."""
         return [(r, self.prefact * self.eta ** (self.K - k)) for k, r in enumerate(self.levels)]
 
-    def _start_round(self, study, trial):
-        rounds = {t.user_attrs.get("sh_round") for t in study.get_trials(deepcopy=False)} - {None}
-        plan = self.plan(len(rounds))
-        attrs = {"sh_round": trial.number, "sh_plan": plan}
-        for key, value in dict(attrs, sh_rung=0, sh_slot=0).items():
-            trial.set_user_attr(key, value)
+    def _enqueue_round(self, study, index, trial=None):
+        """Queue round `index` as WAITING slot trials (`trial`, when given, takes rung 0 slot 0)."""
+        plan = self.plan(index)
+        attrs = {"sh_round": index, "sh_plan": plan}
         for k, (_, n) in enumerate(plan):
             for i in range(n):
-                if (k, i) != (0, 0):
-                    study.enqueue_trial({}, user_attrs=dict(attrs, sh_rung=k, sh_slot=i))
+                slot = dict(attrs, sh_rung=k, sh_slot=i)
+                if trial is not None and (k, i) == (0, 0):
+                    for key, value in slot.items():
+                        trial.set_user_attr(key, value)
+                else:
+                    study.enqueue_trial({}, user_attrs=slot)
+
+    def prime(self, study):
+        """Queue the first round in a new study (before any worker starts)."""
+        if not study.get_trials(deepcopy=False):
+            self._enqueue_round(study, 0)
+
+    def _next_round(self, study, trial):
+        """The worker that takes a round's first slot queues the following round, exactly once
+        (popping a WAITING trial is atomic); a fresh trial in an unprimed study starts a round."""
+        if "sh_round" not in trial.user_attrs:
+            rounds = [t.user_attrs.get("sh_round", -1) for t in study.get_trials(deepcopy=False)]
+            self._enqueue_round(study, max(rounds, default=-1) + 1, trial=trial)
+        attrs = trial.user_attrs
+        if attrs["sh_rung"] == 0 and attrs["sh_slot"] == 0 and not attrs.get("sh_next_queued"):
+            trial.set_user_attr("sh_next_queued", True)  # copied to a retry, which must not queue again
+            self._enqueue_round(study, attrs["sh_round"] + 1)
 
     def _previous_rung(self, study, trial):
         """The finished trials of the rung below `trial`'s (waiting while some still run)."""
@@ -116,8 +138,7 @@ class SuccessiveHalvingScheduler(Scheduler):
             time.sleep(self.poll_seconds)
 
     def suggest(self, study, trial):
-        if "sh_round" not in trial.user_attrs:
-            self._start_round(study, trial)
+        self._next_round(study, trial)
         plan, rung = trial.user_attrs["sh_plan"], trial.user_attrs["sh_rung"]
         if rung > 0 and "promoted_from" not in trial.user_attrs:
             ranked = sorted((t for t in self._previous_rung(study, trial) if t.state == TrialState.COMPLETE),

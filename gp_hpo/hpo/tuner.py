@@ -202,7 +202,16 @@ def budget_state(study, limit_number=None):
 
 
 def run_trial(study, trial, scheduler, objective, settings, worker):
-    """Run one asked trial to its end (COMPLETE, PRUNED or FAIL) and return its state."""
+    """Run one asked trial to its end (COMPLETE, PRUNED or FAIL) and return its state.
+
+    The heartbeat runs from the start, so a successive-halving slot waiting for its rung
+    is not taken for a dead one.
+    """
+    with _Heartbeat(study._storage, trial._trial_id, settings.heartbeat_seconds):
+        return _run_trial(study, trial, scheduler, objective, settings, worker)
+
+
+def _run_trial(study, trial, scheduler, objective, settings, worker):
     trial.set_user_attr("worker", worker)
     config = scheduler.suggest(study, trial)
     if config is None:
@@ -228,23 +237,22 @@ def run_trial(study, trial, scheduler, objective, settings, worker):
             last["stopped"] = "pruned"
         return last["stopped"] is None
 
-    with _Heartbeat(study._storage, trial._trial_id, settings.heartbeat_seconds):
-        try:
-            returned = objective(config, report)
-            if last["error"] is None and returned is not None:
-                returned = float(returned)
-                if not math.isfinite(returned):
-                    raise NonFiniteError(f"returned a non-finite error ({returned})")
-                last["error"] = returned
-            if last["error"] is None:
-                raise DlsuiteError("the objective neither reported nor returned an error")
-        except Exception as e:  # noqa: BLE001 - a failing trial must not stop the study
-            message = (f"{type(e).__name__}: {e}".splitlines() or [""])[0][:500]
-            trial.set_user_attr("error", message)
-            trial.set_user_attr("epochs", last["epoch"])
-            study.tell(trial, state=TrialState.FAIL)
-            print(f"gp_hpo.hpo: trial {trial.number} failed: {message}", file=sys.stderr, flush=True)
-            return TrialState.FAIL
+    try:
+        returned = objective(config, report)
+        if last["error"] is None and returned is not None:
+            returned = float(returned)
+            if not math.isfinite(returned):
+                raise NonFiniteError(f"returned a non-finite error ({returned})")
+            last["error"] = returned
+        if last["error"] is None:
+            raise DlsuiteError("the objective neither reported nor returned an error")
+    except Exception as e:  # noqa: BLE001 - a failing trial must not stop the study
+        message = (f"{type(e).__name__}: {e}".splitlines() or [""])[0][:500]
+        trial.set_user_attr("error", message)
+        trial.set_user_attr("epochs", last["epoch"])
+        study.tell(trial, state=TrialState.FAIL)
+        print(f"gp_hpo.hpo: trial {trial.number} failed: {message}", file=sys.stderr, flush=True)
+        return TrialState.FAIL
     trial.set_user_attr("epochs", last["epoch"])
     if last["stopped"] is not None:
         trial.set_user_attr("stopped", last["stopped"])
@@ -436,6 +444,8 @@ class Tuner:
         """Run the workers; returns the summary (results.csv and incumbent.png written into
         `study_dir` when given, also when Ctrl-C stops the run)."""
         study = open_study(self.settings, create=True)
+        s = self.settings
+        make_scheduler(s.scheduler, ConfigSpace(s.space), s.min_epochs, s.max_epochs, s.eta).prime(study)
         try:
             run_workers(self.settings, workers, in_process)
         finally:

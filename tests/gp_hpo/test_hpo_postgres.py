@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from gp_hpo.hpo.tuner import StudySettings, open_study, run_workers, trial_records
+from gp_hpo.hpo.tuner import StudySettings, Tuner, open_study, run_workers, trial_records
 
 pytestmark = pytest.mark.slow
 SPACE = {"x": {"type": "uniform", "low": 0.0, "high": 1.0}}
@@ -56,3 +56,18 @@ def test_two_workers_share_a_postgresql_study(postgres_url):
     assert len(rows) == 12 and all(r["state"] in ("complete", "pruned") for r in rows)
     assert len({r["param_x"] for r in rows}) == 12 and {r["worker"] for r in rows} == {"w0", "w1"}
     assert all(len(study.trials[r["trial"]].intermediate_values) == r["epochs"] for r in rows)
+
+
+def test_synchronous_successive_halving_with_two_workers(postgres_url):
+    # 9 trials at 1 epoch, the best 3 retrained for 3, the best for 9: workers wait at each rung
+    settings = StudySettings(objective="tests.gp_hpo.test_hpo_tuner:sleepy", space=SPACE, storage=postgres_url,
+                             study="sh", trials=13, max_epochs=9, scheduler="sh", min_epochs=1, eta=3)
+    tuner = Tuner(settings)
+    tuner.run(2, in_process=False)
+    rows = tuner.records
+    assert [r["epochs"] for r in rows] == [1] * 9 + [3] * 3 + [9]
+    xs = {r["trial"]: r["param_x"] for r in rows}
+    assert [r["promoted_from"] for r in rows[9:12]] == sorted(range(9), key=xs.get)[:3]
+    assert rows[12]["promoted_from"] == 9
+    rung1_end = max(r["end_s"] for r in rows[:9])
+    assert all(r["start_s"] <= rung1_end + 5 for r in rows[9:12])  # slots were taken while rung 1 ran
