@@ -193,3 +193,14 @@ def test_joining_a_study_with_other_settings_is_refused(tmp_path, capsys):
     # the same flags join: the study already holds its 2 trials, so nothing more runs
     code, out, _ = cli(*base, "--study-dir", str(tmp_path / "c"), capsys=capsys)
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["trials"] == 2
+
+
+def test_max_wall_seconds_stops_the_study(tmp_path):
+    settings = StudySettings(objective=f"{HERE}:sleepy", space=SPACE, storage=str(tmp_path / "j.log"), trials=50,
+                             max_epochs=3, deadline=time.time() + 1.0)
+    tuner = Tuner(settings)
+    summary = tuner.run(1)
+    assert 2 <= summary["trials"] < 10
+    # the trial running at the deadline stops at its next report (unless the deadline fell between trials)
+    assert (tuner.records[-1]["state"], tuner.records[-1]["message"]) in (("pruned", "deadline"), ("complete", ""))
+    assert all(r["state"] == "complete" and r["epochs"] == 3 for r in tuner.records[:-1])
