@@ -156,7 +156,7 @@ class ExactGP:
             L, _ = jittered_cholesky(K, overwrite=True, clean=False)
         except np.linalg.LinAlgError:
             return 1e10, np.zeros_like(params)
-        from scipy.linalg import cho_solve, lapack
+        from scipy.linalg import blas, cho_solve, lapack
 
         alpha = cho_solve((L, True), self._ys, check_finite=False)
         lml = -0.5 * self._ys @ alpha - np.log(np.diag(L)).sum() - 0.5 * n * LOG_2PI
@@ -167,7 +167,7 @@ class ExactGP:
             return 1e10, np.zeros_like(params)
         for i in range(1, n):
             W[:i, i] = W[i, :i]
-        W -= np.multiply.outer(alpha, alpha)
+        blas.dger(-1.0, alpha, alpha, a=W.T, overwrite_a=1)  # W -= alpha alpha^T in place
         grad = [-0.5 * np.vdot(W, g) for g in gradients]
         if self._fixed_log_noise() is None:
             grad.append(-noise_var * np.trace(W))
@@ -281,12 +281,13 @@ class ExactGP:
         return mean + (L @ np.random.default_rng(seed).standard_normal((len(mean), n_samples))).T
 
 
-def make_gp(kernel, backend="numpy", noise_std=None, iterations=100, lr=0.1):
-    """An `ExactGP` ("numpy") or a `gp_hpo.gp_gpytorch.GPyTorchGP` ("gpytorch") with the same interface."""
+def make_gp(kernel, backend="numpy", noise_std=None, iterations=100, lr=0.1, optimizer="lbfgs"):
+    """An `ExactGP` ("numpy") or a `gp_hpo.gp_gpytorch.GPyTorchGP` ("gpytorch") with the same interface;
+    `iterations`, `lr` and `optimizer` are the GPyTorch backend's."""
     if backend == "gpytorch":
         from gp_hpo.gp_gpytorch import GPyTorchGP
 
-        return GPyTorchGP(kernel, noise_std=noise_std, iterations=iterations, lr=lr)
+        return GPyTorchGP(kernel, noise_std=noise_std, iterations=iterations, lr=lr, optimizer=optimizer)
     return ExactGP(kernel, noise_std=noise_std)
 
 
@@ -386,7 +387,10 @@ class GPConfig(cli.Config):
     y: str = field(default="y", metadata={"help": "target column of --data"})
     n: int = field(default=50, metadata=cli.at_least(1, "points of the book's data on [0, 5]"))
     data_noise: float = field(default=0.25, metadata=cli.bounds("[0, inf)", "noise std of the book's data"))
-    iterations: int = field(default=100, metadata=cli.at_least(1, "Adam steps per start (gpytorch backend)"))
+    optimizer: str = field(default="lbfgs", metadata={
+        "choices": ["lbfgs", "adam"], "help": "gpytorch backend's optimiser: torch L-BFGS, or Adam (the book's)"})
+    iterations: int = field(default=100, metadata=cli.at_least(
+        1, "gpytorch backend: L-BFGS iterations (at most) or Adam steps per start"))
     lr: float = field(default=0.1, metadata=cli.positive("Adam learning rate (gpytorch backend)"))
     seed: int = field(default=0, metadata={"help": "seed of the book's data and of the random restarts"})
 
@@ -396,6 +400,7 @@ class GPConfig(cli.Config):
 
 
 DEMO = {"restarts": 1}
+PRESETS = {"book": {"kernel": "rbf", "optimizer": "adam", "lr": 0.1, "iterations": 50}}
 MODEL_FILE, DATA_FILE = "model.json", "data.npz"
 
 
@@ -407,7 +412,7 @@ def fit(ctx):
     """Fit the GP's hyperparameters, save the model, plot the fit, return the hyperparameters."""
     config = ctx.config
     X, y, x_names, y_name, truth = load_training_data(config)
-    gp = make_gp(config.kernel, config.backend, _noise(config), config.iterations, config.lr)
+    gp = make_gp(config.kernel, config.backend, _noise(config), config.iterations, config.lr, config.optimizer)
     start = time.perf_counter()
     gp.fit(X, y, restarts=config.restarts, seed=config.seed)
     seconds = time.perf_counter() - start
@@ -524,7 +529,8 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("Exact Gaussian-process regression (D2L 18)", GPConfig, COMMANDS, demo=DEMO, argv=argv)
+    return cli.main("Exact Gaussian-process regression (D2L 18)", GPConfig, COMMANDS, demo=DEMO, argv=argv,
+                    presets=PRESETS)
 
 
 if __name__ == "__main__":

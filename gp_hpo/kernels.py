@@ -42,9 +42,10 @@ class Hyperparameter:
     """One positive hyperparameter of a base kernel.
 
     `unit`: "x" (a length in the inputs' units, one per input dimension), "y" (in the targets'
-    units) or "1" (dimensionless). `default` and `bounds` are in standardised units (inputs and
-    targets with mean 0 and std 1), `bounds` as (low, high), `prior` as the (low, high) range
-    that random restarts draw from log-uniformly.
+    units) or "1" (dimensionless). `per_dim`: one value per input dimension (always for "x").
+    `default` and `bounds` are in standardised units (inputs and targets with mean 0 and std 1),
+    `bounds` as (low, high), `prior` as the (low, high) range that random restarts draw from
+    log-uniformly.
     """
 
     name: str
@@ -52,13 +53,14 @@ class Hyperparameter:
     default: float
     bounds: tuple
     prior: tuple
+    dimensionless_per_dim: bool = False
 
     @property
     def per_dim(self):
-        return self.unit == "x"
+        return self.unit == "x" or self.dimensionless_per_dim
 
 
-LENGTHSCALE = Hyperparameter("lengthscale", "x", 1.0, (1e-3, 1e3), (0.1, 3.0))
+LENGTHSCALE = Hyperparameter("lengthscale", "x", 0.5, (1e-3, 1e3), (0.1, 3.0))
 SIGNAL_STD = Hyperparameter("signal_std", "y", 1.0, (1e-3, 1e2), (0.3, 3.0))
 NOISE_STD = Hyperparameter("noise_std", "y", 0.1, (1e-4, 1e1), (0.01, 1.0))
 
@@ -77,9 +79,13 @@ class BaseKernel:
         """k(x, x) for every row of X, (n,)."""
         return np.ones(len(X))
 
-    def gradients(self, p, pairs, K):
+    def matrix_and_state(self, p, pairs):
+        """(K, state): the matrix and what `gradients` can reuse (the default: nothing)."""
+        return self.matrix(p, pairs), None
+
+    def gradients(self, p, pairs, K, state=None):
         """Yield dK/dlog(h) for every hyperparameter h (one per input dimension for a per-dimension
-        one) in `hyperparameters` order; K is this kernel's matrix."""
+        one) in `hyperparameters` order; K and state as `matrix_and_state` returned them."""
         raise NotImplementedError
 
 
@@ -130,10 +136,14 @@ class Stationary(BaseKernel):
     def matrix(self, p, pairs):
         return self.profile(pairs.scaled_sqdist(p["lengthscale"]), p)[0]
 
-    def gradients(self, p, pairs, K):
+    def matrix_and_state(self, p, pairs):
+        r2 = pairs.scaled_sqdist(p["lengthscale"])
+        K, slope = self.profile(r2, p)
+        return K, (r2, slope)
+
+    def gradients(self, p, pairs, K, state=None):
         ls = p["lengthscale"]
-        r2 = pairs.scaled_sqdist(ls)
-        _, slope = self.profile(r2, p)
+        r2, slope = state if state is not None else self.matrix_and_state(p, pairs)[1]
         for k in range(pairs.d):
             # d r^2 / dlog l_k = -2 (x_k - x'_k)^2 / l_k^2
             yield slope * pairs.sqdiff(k) * (1.0 / ls[k] ** 2)
@@ -147,7 +157,7 @@ class RBF(Stationary):
     name = "rbf"
 
     def profile(self, r2, p):
-        K = np.exp(-0.5 * r2)
+        K = np.exp(r2 * -0.5)
         return K, K
 
 
@@ -189,7 +199,9 @@ class RationalQuadratic(Stationary):
 
 class Periodic(BaseKernel):
     name = "periodic"
-    hyperparameters = (LENGTHSCALE, Hyperparameter("period", "x", 1.0, (1e-1, 1e2), (0.2, 3.0)))
+    # the lengthscale here divides a sine, so it has no unit (one per dimension all the same)
+    hyperparameters = (Hyperparameter("lengthscale", "1", 1.0, (1e-3, 1e3), (0.3, 3.0), dimensionless_per_dim=True),
+                       Hyperparameter("period", "x", 1.0, (1e-1, 1e2), (0.2, 3.0)))
 
     def _angles(self, p, pairs):
         return [np.pi * pairs.diff(k) / p["period"][k] for k in range(pairs.d)]
@@ -199,7 +211,7 @@ class Periodic(BaseKernel):
         exponent = sum(np.sin(a) ** 2 * (-2.0 / ls[k] ** 2) for k, a in enumerate(self._angles(p, pairs)))
         return np.exp(exponent)
 
-    def gradients(self, p, pairs, K):
+    def gradients(self, p, pairs, K, state=None):
         ls = p["lengthscale"]
         angles = self._angles(p, pairs)
         for k, a in enumerate(angles):
@@ -218,7 +230,7 @@ class Linear(BaseKernel):
     def diag(self, p, X):
         return np.einsum("ij,ij->i", X, X)
 
-    def gradients(self, p, pairs, K):
+    def gradients(self, p, pairs, K, state=None):
         return iter(())
 
 
@@ -247,7 +259,7 @@ class NeuralNetwork(BaseKernel):
         a = 2.0 * (b2 + w2 * np.einsum("ij,ij->i", X, X))
         return (2.0 / np.pi) * np.arcsin(a / (1.0 + a))
 
-    def gradients(self, p, pairs, K):
+    def gradients(self, p, pairs, K, state=None):
         b2, w2, dot, sq1, sq2, b1, b2_, norm, z = self._parts(p, pairs)
         dk_dz = (2.0 / np.pi) / np.sqrt(np.maximum(1.0 - z ** 2, 1e-300))
         for da, db1, db2 in ((4.0 * b2, np.full_like(sq1, 4.0 * b2), np.full_like(sq2, 4.0 * b2)),
@@ -397,7 +409,8 @@ class Kernel:
         """
         pairs = pairs or Pairs(X)
         terms = self._terms(theta, pairs.d)
-        mats = [[base.matrix(p, pairs) for base, p in factors] for _, factors in terms]
+        computed = [[base.matrix_and_state(p, pairs) for base, p in factors] for _, factors in terms]
+        mats = [[m for m, _ in c] for c in computed]
         term_K = []
         for (scale, _), ms in zip(terms, mats):
             prod = scale ** 2 * ms[0]
@@ -409,14 +422,14 @@ class Kernel:
             K += t
 
         def gradients():
-            for (scale, factors), ms, tk in zip(terms, mats, term_K):
+            for (scale, factors), ms, states, tk in zip(terms, mats, computed, term_K):
                 yield 2.0 * tk
                 for j, (base, p) in enumerate(factors):
                     others = scale ** 2
                     for i, m in enumerate(ms):
                         if i != j:
                             others = others * m
-                    for g in base.gradients(p, pairs, ms[j]):
+                    for g in base.gradients(p, pairs, ms[j], states[j][1]):
                         yield others * g
 
         return K, gradients()
