@@ -24,7 +24,7 @@ from pathlib import Path
 
 from common import cli
 from common.errors import UsageError
-from common.training import Run
+from common.training import Run, write_json
 from gp_hpo.hpo import objectives
 from gp_hpo.hpo.schedulers import SCHEDULERS
 from gp_hpo.hpo.searchers import OPTUNA_SAMPLERS, SEARCHERS
@@ -101,13 +101,11 @@ def run(ctx):
     if ctx.args.resume and not config.storage and not (study_dir / JOURNAL).exists():
         raise UsageError(f"--resume: {study_dir} holds no {JOURNAL}; pass the --study-dir of an earlier run")
     if ctx.data_dir is not None:
-        os.environ[objectives.DATA_DIR_ENV] = str(ctx.data_dir)
+        os.environ[objectives.DATA_DIR_ENV] = str(Path(ctx.data_dir).resolve())
     settings = settings_from(config, study_dir)
     Run(study_dir).write_config(config, command=" ".join(["python -m", ctx.prog, *ctx.argv]))
     summary = Tuner(settings).run(config.workers, study_dir=study_dir)
     summary.update(study_dir=str(study_dir), storage=settings.storage, study=settings.study)
-    from common.training import write_json
-
     write_json(study_dir / "summary.json", summary)
     return summary
 
