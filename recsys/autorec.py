@@ -3,11 +3,14 @@
 Each item is the vector of its training ratings by all users (0 = unobserved). A sigmoid
 hidden layer encodes it, a linear layer reconstructs all users' ratings, and the loss
 counts only the observed entries (sum of squared errors per item, averaged over the
-batch) plus an L2 penalty on the weights. A test rating r(u, i) is read from the
-reconstruction of item i's training column, clipped to the 1-5 scale.
+batch) plus an L2 penalty on the weights. A seeded `--val-ratio` of the training
+ratings is held out and scored every epoch (`val_rmse`): a validation rating r(u, i) is
+read from the reconstruction of item i's column of the fitted ratings. The test RMSE is
+computed once, at the end of `train` and by `evaluate`, from the reconstruction of all
+ratings known before the test (fitted plus validation), clipped to the 1-5 scale.
 
-    python -m recsys.autorec train --data-dir ../shared/data/ml-100k
-    python -m recsys.autorec evaluate --data-dir ../shared/data/ml-100k
+    python -m recsys.autorec train --data-dir PATH/TO/ml-100k
+    python -m recsys.autorec evaluate      # the newest run, on the data it was trained on
 """
 import sys
 from dataclasses import dataclass, field
@@ -16,11 +19,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from sklearn.metrics import root_mean_squared_error
+
 from common import cli, training
 from common.data import epoch_dataset
 from common.models import ScaledLossModel
 from recsys import data as rdata
-from recsys.metrics import rmse
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Config(cli.TrainConfig):
     weight_decay: float = field(default=0.03, metadata=cli.bounds("[0, inf)", "L2 penalty on both weight matrices"))
     test_ratio: float = field(default=0.1, metadata=cli.bounds(
         "(0, 1)", "fraction of ratings held out for the test set"))
+    val_ratio: float = field(default=0.05, metadata=cli.bounds(
+        "(0, 1)", "fraction of the training ratings held out for the per-epoch validation RMSE"))
 
 
 DEMO = {"epochs": 30, "hidden": 64, "batch_size": 32, "lr": 0.005, "weight_decay": 0.01}
@@ -75,22 +81,27 @@ def build(config, num_users):
     return model
 
 
-def test_rmse(model, item_matrix, test_set):
-    """RMSE of the reconstruction of `item_matrix` `(items, users)` on the test ratings (clipped 1-5)."""
-    recon = model.predict(item_matrix, batch_size=512, verbose=0)
-    pred = np.clip(recon[test_set.items, test_set.users], *rdata.RATING_SCALE)
-    return rmse(pred, test_set.ratings)
+def item_columns(interactions):
+    """Items' rating columns `(num_items, num_users)` float32 (0 = unobserved): the model's inputs."""
+    return interactions.rating_matrix().T.copy()
+
+
+def heldout_rmse(model, known, heldout):
+    """RMSE on the `heldout` interactions of the reconstruction of the `known` ones (clipped 1-5)."""
+    recon = model.predict(item_columns(known), batch_size=512, verbose=0)
+    pred = np.clip(recon[heldout.items, heldout.users], *rdata.RATING_SCALE)
+    return float(root_mean_squared_error(heldout.ratings, pred))
 
 
 def _load(ctx):
     cfg = ctx.config
-    train_set, test_set = rdata.load_split(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.seed)
-    return train_set.rating_matrix().T.copy(), test_set
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed)
 
 
 def train(ctx):
     cfg = ctx.config
-    items, test_set = _load(ctx)
+    splits = _load(ctx)
+    items = item_columns(splits.fit)
     with ctx.strategy.scope():
         model = build(cfg, items.shape[1])
     run = ctx.run()
@@ -99,15 +110,22 @@ def train(ctx):
         return epoch_dataset((items, items), cfg.batch_size, cfg.seed, epoch)
 
     history = training.fit(model, dataset, run, epochs=cfg.epochs,
-                           on_epoch_end=lambda epoch, logs: {"test_rmse": test_rmse(model, items, test_set)})
-    return {"loss": history[-1]["loss"], "rmse": history[-1]["test_rmse"]}
+                           on_epoch_end=lambda epoch, logs: {"val_rmse": heldout_rmse(model, splits.fit, splits.val)})
+    return {"loss": history[-1]["loss"], "val_rmse": history[-1]["val_rmse"],
+            "rmse": heldout_rmse(model, splits.train, splits.test), "test_ratings": len(splits.test)}
+
+
+def restore(ctx, num_users):
+    """The run's model (newest checkpoint)."""
+    model = build(ctx.config, num_users)
+    ctx.restore(model)
+    return model
 
 
 def evaluate(ctx):
-    items, test_set = _load(ctx)
-    model = build(ctx.config, items.shape[1])
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
-    return {"rmse": test_rmse(model, items, test_set), "test_ratings": len(test_set)}
+    splits = _load(ctx)
+    model = restore(ctx, splits.train.num_users)
+    return {"rmse": heldout_rmse(model, splits.train, splits.test), "test_ratings": len(splits.test)}
 
 
 COMMANDS = {

@@ -4,11 +4,13 @@ The user's last L items form an `(L, d)` image. Horizontal filters of every heig
 1..L (ReLU, max over time) capture union-level patterns, vertical `(L, 1)` filters take
 weighted sums of the L embeddings (point-level patterns); both go through a dense layer
 to z, and score(u, S, i) = [z, p_u] . w_i + b_i. Trained with BPR on the
-sequence-aware split (one negative per target per epoch); `evaluate` ranks each user's
-latest item given their last L training items, against all unobserved items.
+sequence-aware split (one negative per target per epoch). Each user's second-to-last
+item is held out for validation (ranked every epoch given the L items before it); the
+test ranks each user's latest item given their last L earlier items (the validation item
+included) against all unobserved items, once at the end of `train` and by `evaluate`.
 
-    python -m recsys.caser train --data-dir ../shared/data/ml-100k
-    python -m recsys.caser evaluate --data-dir ../shared/data/ml-100k
+    python -m recsys.caser train --data-dir PATH/TO/ml-100k
+    python -m recsys.caser evaluate        # the newest run, on the data it was trained on
 """
 import sys
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common import cli, training
+from common import cli
 from recsys import data as rdata
 from recsys.losses import LOSSES
 from recsys.ranking import PairwiseRanker, fit_ranker, pairwise_dataset, ranking_report
@@ -50,15 +52,17 @@ class Caser(PairwiseRanker):
         super().__init__(loss=loss, **kwargs)
         self.num_users, self.num_items, self.factors, self.window = num_users, num_items, factors, window
         self.horizontal, self.vertical, self.dropout = horizontal, vertical, dropout
-        init = keras.initializers.RandomNormal(stddev=0.05)
-        self.item_embedding = keras.layers.Embedding(num_items + 1, factors, embeddings_initializer=init)
-        self.user_embedding = keras.layers.Embedding(num_users, factors, embeddings_initializer=init)
+        # one initializer per table: a shared one holds one fixed seed and would give tables of
+        # the same shape identical starting values
+        init = lambda: keras.initializers.RandomNormal(stddev=0.05)  # noqa: E731
+        self.item_embedding = keras.layers.Embedding(num_items + 1, factors, embeddings_initializer=init())
+        self.user_embedding = keras.layers.Embedding(num_users, factors, embeddings_initializer=init())
         self.vertical_filters = self.add_weight(shape=(vertical, window), initializer="glorot_uniform",
                                                 name="vertical_filters")
         self.horizontal_convs = [keras.layers.Conv1D(horizontal, h, activation="relu") for h in range(1, window + 1)]
         self.drop = keras.layers.Dropout(dropout)
         self.fc = keras.layers.Dense(factors, activation="relu")
-        self.out_weight = keras.layers.Embedding(num_items, 2 * factors, embeddings_initializer=init)
+        self.out_weight = keras.layers.Embedding(num_items, 2 * factors, embeddings_initializer=init())
         self.out_bias = keras.layers.Embedding(num_items, 1, embeddings_initializer="zeros")
 
     def user_state(self, context, training=False):
@@ -93,34 +97,42 @@ def build(config, num_users, num_items):
 
 
 def _load(ctx):
-    return rdata.load_split(ctx.data_dir, ctx.demo, "seq-aware")
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "seq-aware")
 
 
-def report(model, train_set, test_set, config):
-    windows = rdata.latest_windows(train_set, np.arange(train_set.num_users), config.window, train_set.num_items)
+def report(model, known, heldout, config):
+    """HR@k, NDCG@k and AUC of the held-out items given each user's last L `known` items (`ranking_report`)."""
+    windows = rdata.latest_windows(known, np.arange(known.num_users), config.window, known.num_items)
     return ranking_report(lambda users: model.score_all((np.asarray(users, np.int32), windows[users])),
-                          train_set, test_set, config.top_k)
+                          known, heldout, config.top_k)
 
 
 def train(ctx):
     cfg = ctx.config
-    train_set, test_set = _load(ctx)
+    splits = _load(ctx)
+    fit = splits.fit
     with ctx.strategy.scope():
-        model = build(cfg, train_set.num_users, train_set.num_items)
-    index = rdata.UserItemIndex.of(train_set)
-    users, windows, targets = rdata.sequence_windows(train_set, cfg.window, train_set.num_items)
+        model = build(cfg, fit.num_users, fit.num_items)
+    index = rdata.UserItemIndex.of(fit)
+    users, windows, targets = rdata.sequence_windows(fit, cfg.window, fit.num_items)
 
     def dataset(epoch):
         return pairwise_dataset((users, windows), users, targets, index, cfg.batch_size, cfg.seed, epoch)
 
-    return fit_ranker(ctx, model, dataset, lambda m: report(m, train_set, test_set, cfg))
+    return fit_ranker(ctx, model, dataset, lambda m, known, heldout: report(m, known, heldout, cfg), splits)
+
+
+def restore(ctx, num_users, num_items):
+    """The run's model (newest checkpoint)."""
+    model = build(ctx.config, num_users, num_items)
+    ctx.restore(model)
+    return model
 
 
 def evaluate(ctx):
-    train_set, test_set = _load(ctx)
-    model = build(ctx.config, train_set.num_users, train_set.num_items)
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
-    return report(model, train_set, test_set, ctx.config)
+    splits = _load(ctx)
+    model = restore(ctx, splits.train.num_users, splits.train.num_items)
+    return report(model, splits.train, splits.test, ctx.config)
 
 
 COMMANDS = {

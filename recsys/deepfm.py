@@ -3,7 +3,7 @@
 Same data, flags and commands as `recsys.fm`, plus the deep component's widths and dropout.
 
     python -m recsys.deepfm train --demo
-    python -m recsys.deepfm evaluate --demo
+    python -m recsys.deepfm evaluate       # the newest run, on the data it was trained on
 """
 import sys
 from dataclasses import dataclass, field
@@ -25,9 +25,20 @@ def model_kwargs(config):
     return {**fm.model_kwargs(config), "hidden": config.hidden, "dropout": config.dropout}
 
 
+def build(config, train_set):
+    return fm.build(config, train_set, model_kwargs)
+
+
+def restore(ctx, train_set):
+    return fm.restore(ctx, train_set, model_kwargs)
+
+
+train = fm.make_train(model_kwargs)
+evaluate = fm.make_evaluate(model_kwargs)
+
 COMMANDS = {
-    "train": cli.Command(fm.make_train(model_kwargs), "train DeepFM on click data", trains=True),
-    "evaluate": cli.Command(fm.make_evaluate(model_kwargs), "test AUC and log loss of a trained run"),
+    "train": cli.Command(train, "train DeepFM on click data", trains=True),
+    "evaluate": cli.Command(evaluate, "test AUC and log loss of a trained run"),
 }
 
 

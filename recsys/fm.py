@@ -3,12 +3,14 @@
 A 2-way FM over categorical fields: logit = b + sum_f w[x_f] + sum_{f<g} <v[x_f], v[x_g]>,
 with the pairwise term computed in O(k n) as 0.5 * sum_k((sum_f v)^2 - sum_f v^2).
 `--no-interactions` leaves the linear part only, i.e. logistic regression (the baseline).
-`recsys.deepfm` reuses the model (adding the deep component) and these commands.
+`recsys.deepfm` reuses the model (adding the deep component) and these commands. A
+seeded `--val-ratio` of the training rows is held out and scored every epoch (`val_auc`,
+`val_logloss`); the test rows are scored once, at the end of `train` and by `evaluate`.
 
     python -m recsys.fm train --demo                 # generated CTR data (book format)
-    python -m recsys.fm train --data-dir ctr/        # the book's train.csv/test.csv
-    python -m recsys.fm train --dataset criteo --data-dir ../shared/data/criteo_sample \
-        --data-file criteo_train_first1000_padded.tsv
+    python -m recsys.fm train --data-dir PATH/TO/ctr # the book's train.csv/test.csv
+    python -m recsys.fm train --dataset criteo --data-dir PATH/TO/criteo --data-file train.txt
+    python -m recsys.fm evaluate                     # the newest run, on the data it was trained on
 """
 import sys
 from dataclasses import dataclass, field
@@ -18,12 +20,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from sklearn.metrics import log_loss, roc_auc_score
+
 from common import cli, training
 from common.data import epoch_dataset
+from common.errors import DlsuiteError, UsageError
 from common.models import ScaledLossModel
-from common.errors import UsageError
 from recsys import data as rdata
-from recsys.metrics import binary_auc, log_loss
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Config(cli.TrainConfig):
     threshold: int = field(default=rdata.CTR_THRESHOLD, metadata=cli.at_least(
         1, "values rarer than this share a bucket"))
     test_ratio: float = field(default=0.1, metadata=cli.bounds("(0, 1)", "Criteo rows held out for the test set"))
+    val_ratio: float = field(default=0.1, metadata=cli.bounds(
+        "(0, 1)", "training rows held out for the per-epoch validation AUC and log loss"))
 
 
 DEMO = {}
@@ -109,14 +114,17 @@ def build(config, train_set, kwargs_of=model_kwargs):
 
 
 def load(ctx):
-    """(train, test) CTRData for the config's dataset."""
+    """(fit, validation, test) CTRData for the config's dataset; validation rows come out of training."""
     cfg = ctx.config
     if cfg.dataset == "ctr" or ctx.demo:
-        return rdata.load_ctr(rdata.ctr_dir(ctx.data_dir, ctx.demo), cfg.threshold)
-    if ctx.data_dir is None:
+        train_set, test_set = rdata.load_ctr(rdata.ctr_dir(ctx.data_dir, ctx.demo), cfg.threshold)
+    elif ctx.data_dir is None:
         raise UsageError("--dataset criteo needs --data-dir holding the Criteo file (and --data-file, "
                          f"default {cfg.data_file})")
-    return rdata.load_criteo(Path(ctx.data_dir) / cfg.data_file, cfg.test_ratio, cfg.seed, cfg.threshold)
+    else:
+        train_set, test_set = rdata.load_criteo(Path(ctx.data_dir) / cfg.data_file, cfg.test_ratio, cfg.seed,
+                                                cfg.threshold)
+    return (*rdata.split_rows(train_set, cfg.val_ratio, cfg.seed), test_set)
 
 
 def click_probabilities(model, features):
@@ -124,10 +132,19 @@ def click_probabilities(model, features):
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
 
 
-def ctr_report(model, test_set):
-    """Test AUC and log loss."""
-    p = click_probabilities(model, test_set.features)
-    return {"auc": binary_auc(test_set.labels, p), "logloss": log_loss(test_set.labels, p)}
+def ctr_report(model, rows):
+    """AUC and log loss of the click probabilities on `rows` (CTRData), by `sklearn.metrics`."""
+    p = click_probabilities(model, rows.features)
+    if len(np.unique(rows.labels)) < 2:
+        raise DlsuiteError(f"{len(rows)} held-out rows hold only one label; AUC needs clicks and non-clicks")
+    return {"auc": float(roc_auc_score(rows.labels, p)), "logloss": float(log_loss(rows.labels, p, labels=[0, 1]))}
+
+
+def restore(ctx, train_set, kwargs_of=model_kwargs):
+    """The run's model (newest checkpoint), built for `train_set`'s features."""
+    model = build(ctx.config, train_set, kwargs_of)
+    ctx.restore(model)
+    return model
 
 
 def make_train(kwargs_of):
@@ -135,20 +152,22 @@ def make_train(kwargs_of):
 
     def train(ctx):
         cfg = ctx.config
-        train_set, test_set = load(ctx)
+        fit, val, test = load(ctx)
         with ctx.strategy.scope():
-            model = build(cfg, train_set, kwargs_of)
+            model = build(cfg, fit, kwargs_of)
         run = ctx.run()
 
         def dataset(epoch):
-            return epoch_dataset((train_set.features, train_set.labels), cfg.batch_size, cfg.seed, epoch)
+            return epoch_dataset((fit.features, fit.labels), cfg.batch_size, cfg.seed, epoch)
 
         def on_epoch_end(epoch, logs):
-            return {f"test_{k}": v for k, v in ctr_report(model, test_set).items()}
+            return {f"val_{k}": v for k, v in ctr_report(model, val).items()}
 
         history = training.fit(model, dataset, run, epochs=cfg.epochs, on_epoch_end=on_epoch_end)
-        return {"loss": history[-1]["loss"], "auc": history[-1]["test_auc"], "logloss": history[-1]["test_logloss"],
-                "train_rows": len(train_set), "test_rows": len(test_set), "features": train_set.num_features}
+        last = history[-1]
+        return {"loss": last["loss"], "val_auc": last["val_auc"], "val_logloss": last["val_logloss"],
+                **ctr_report(model, test), "train_rows": len(fit), "val_rows": len(val), "test_rows": len(test),
+                "features": fit.num_features}
 
     return train
 
@@ -157,17 +176,19 @@ def make_evaluate(kwargs_of):
     """The `evaluate` command: rebuild from the run's config, restore, print AUC and log loss."""
 
     def evaluate(ctx):
-        train_set, test_set = load(ctx)
-        model = build(ctx.config, train_set, kwargs_of)
-        training.Run(ctx.run_dir, resume=True).restore({"model": model})
-        return {**ctr_report(model, test_set), "test_rows": len(test_set)}
+        fit, _, test = load(ctx)
+        model = restore(ctx, fit, kwargs_of)
+        return {**ctr_report(model, test), "test_rows": len(test)}
 
     return evaluate
 
 
+train = make_train(model_kwargs)
+evaluate = make_evaluate(model_kwargs)
+
 COMMANDS = {
-    "train": cli.Command(make_train(model_kwargs), "train a factorization machine on click data", trains=True),
-    "evaluate": cli.Command(make_evaluate(model_kwargs), "test AUC and log loss of a trained run"),
+    "train": cli.Command(train, "train a factorization machine on click data", trains=True),
+    "evaluate": cli.Command(evaluate, "test AUC and log loss of a trained run"),
 }
 
 

@@ -1,18 +1,14 @@
-"""Recommender metrics: RMSE; HR@k, NDCG@k and AUC over all unobserved items; CTR AUC and log loss.
+"""Ranking metrics of implicit-feedback recommenders: HR@k, NDCG@k and AUC over all unobserved items.
 
-The ranking metrics work on a whole batch of users at once: a `(users, items)` score
-matrix, each user's held-out test item and a mask of the items to leave out (those the
-user interacted with in training). The test item is ranked against every other item
+RMSE, the CTR AUC and the log loss come from `sklearn.metrics` (`root_mean_squared_error`,
+`roc_auc_score`, `log_loss`). The ranking metrics stay here because they work on a whole
+batch of users at once, which a per-user `roc_auc_score` loop cannot (see
+benchmarks/recsys_metrics.py): a `(users, items)` score matrix, each user's held-out
+item and a mask of the items to leave out (those the user interacted with in training). The test item is ranked against every other item
 that is not masked. Ties count against the test item for HR/NDCG (a constant scorer
 gets HR 0, not 1) and as one half for AUC.
 """
 import numpy as np
-
-
-def rmse(predictions, targets):
-    """Root mean squared error of two same-shape arrays (float)."""
-    diff = np.asarray(predictions, np.float64) - np.asarray(targets, np.float64)
-    return float(np.sqrt(np.mean(np.square(diff))))
 
 
 def rank_of_test_items(scores, test_items, exclude):
@@ -68,33 +64,3 @@ def evaluate_ranking(score_fn, users, test_items, index, k=10, batch_users=256):
             parts[key].append(value)
     mean = {key: float(np.mean(np.concatenate(v))) for key, v in parts.items()}
     return {f"hr_at_{k}": mean["hit"], f"ndcg_at_{k}": mean["ndcg"], "auc": mean["auc"], "users": int(len(users))}
-
-
-def binary_auc(labels, scores):
-    """Area under the ROC curve of binary `labels` (0/1) ranked by `scores`, ties averaged.
-
-    The Mann-Whitney statistic from average ranks, O(n log n). Raises ValueError when only
-    one class is present.
-    """
-    labels = np.asarray(labels).astype(bool).ravel()
-    scores = np.asarray(scores, np.float64).ravel()
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
-        raise ValueError("AUC needs both positive and negative labels")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    first = np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]])
-    group = np.cumsum(first) - 1
-    starts = np.flatnonzero(first)
-    ends = np.concatenate([starts[1:], [len(scores)]])
-    avg_rank = (starts + ends - 1) / 2.0 + 1.0
-    ranks = np.empty(len(scores))
-    ranks[order] = avg_rank[group]
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
-def log_loss(labels, probabilities, eps=1e-7):
-    """Mean binary cross-entropy of click probabilities (clipped to [eps, 1 - eps])."""
-    y = np.asarray(labels, np.float64).ravel()
-    p = np.clip(np.asarray(probabilities, np.float64).ravel(), eps, 1 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))

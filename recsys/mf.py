@@ -2,11 +2,13 @@
 
 Predicted rating r(u, i) = p_u . q_i + b_u + b_i + mu, fitted to the observed ratings of
 the random 90/10 MovieLens split with squared error plus an L2 penalty on the factors and
-biases looked up in each batch. `evaluate` prints the test RMSE (predictions clipped to
-the 1-5 scale).
+biases looked up in each batch. A seeded `--val-ratio` of the training ratings is held
+out as the validation set, scored every epoch (`val_rmse` in metrics.json and curves.png);
+the test RMSE (predictions clipped to the 1-5 scale) is computed once, at the end of
+`train` and by `evaluate`.
 
-    python -m recsys.mf train --data-dir ../shared/data/ml-100k
-    python -m recsys.mf evaluate --data-dir ../shared/data/ml-100k
+    python -m recsys.mf train --data-dir PATH/TO/ml-100k
+    python -m recsys.mf evaluate          # the newest run, on the data it was trained on
 """
 import sys
 from dataclasses import dataclass, field
@@ -15,12 +17,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from sklearn.metrics import root_mean_squared_error
+
 from common import cli, training
 from common.data import epoch_dataset
-from common.models import ScaledLossModel
 from common.errors import UsageError
+from common.models import ScaledLossModel
 from recsys import data as rdata
-from recsys.metrics import rmse
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Config(cli.TrainConfig):
         "[0, inf)", "L2 penalty on the batch's factors and biases"))
     test_ratio: float = field(default=0.1, metadata=cli.bounds(
         "(0, 1)", "fraction of ratings held out for the test set"))
+    val_ratio: float = field(default=0.05, metadata=cli.bounds(
+        "(0, 1)", "fraction of the training ratings held out for the per-epoch validation RMSE"))
 
 
 DEMO = {"epochs": 5, "factors": 16, "batch_size": 256, "lr": 0.01}
@@ -46,9 +51,11 @@ class MatrixFactorization(ScaledLossModel):
         super().__init__(**kwargs)
         self.num_users, self.num_items, self.factors = num_users, num_items, factors
         self.weight_decay, self.global_mean = weight_decay, global_mean
-        init = keras.initializers.RandomNormal(stddev=0.01)
-        self.user_factors = keras.layers.Embedding(num_users, factors, embeddings_initializer=init)
-        self.item_factors = keras.layers.Embedding(num_items, factors, embeddings_initializer=init)
+        # one initializer per table: a shared one holds one fixed seed and would give tables of
+        # the same shape identical starting values
+        init = lambda: keras.initializers.RandomNormal(stddev=0.01)  # noqa: E731
+        self.user_factors = keras.layers.Embedding(num_users, factors, embeddings_initializer=init())
+        self.item_factors = keras.layers.Embedding(num_items, factors, embeddings_initializer=init())
         self.user_bias = keras.layers.Embedding(num_users, 1, embeddings_initializer="zeros")
         self.item_bias = keras.layers.Embedding(num_items, 1, embeddings_initializer="zeros")
 
@@ -85,40 +92,49 @@ def predict_ratings(model, users, items, batch_size=8192):
     return np.clip(out, *rdata.RATING_SCALE)
 
 
+def rating_rmse(model, part):
+    """RMSE of the model's clipped ratings on the interactions `part`."""
+    return float(root_mean_squared_error(part.ratings, predict_ratings(model, part.users, part.items)))
+
+
 def _load(ctx):
     cfg = ctx.config
-    return rdata.load_split(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.seed)
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed)
+
+
+def _build(config, splits):
+    fit = splits.fit
+    return build(config, fit.num_users, fit.num_items, float(fit.ratings.mean()))
 
 
 def train(ctx):
     cfg = ctx.config
-    train_set, test_set = _load(ctx)
-    mean = float(train_set.ratings.mean())
+    splits = _load(ctx)
+    fit = splits.fit
     with ctx.strategy.scope():
-        model = build(cfg, train_set.num_users, train_set.num_items, mean)
+        model = _build(cfg, splits)
     run = ctx.run()
 
     def dataset(epoch):
-        return epoch_dataset(((train_set.users, train_set.items), train_set.ratings), cfg.batch_size, cfg.seed, epoch)
+        return epoch_dataset(((fit.users, fit.items), fit.ratings), cfg.batch_size, cfg.seed, epoch)
 
-    def test_rmse(epoch, logs):
-        return {"test_rmse": rmse(predict_ratings(model, test_set.users, test_set.items), test_set.ratings)}
+    history = training.fit(model, dataset, run, epochs=cfg.epochs,
+                           on_epoch_end=lambda epoch, logs: {"val_rmse": rating_rmse(model, splits.val)})
+    return {"loss": history[-1]["loss"], "val_rmse": history[-1]["val_rmse"], "rmse": rating_rmse(model, splits.test),
+            **splits.train.stats(), "val_ratings": len(splits.val), "test_ratings": len(splits.test)}
 
-    history = training.fit(model, dataset, run, epochs=cfg.epochs, on_epoch_end=test_rmse)
-    return {"loss": history[-1]["loss"], "rmse": history[-1]["test_rmse"], **train_set.stats()}
 
-
-def restore(ctx, train_set):
-    model = build(ctx.config, train_set.num_users, train_set.num_items, float(train_set.ratings.mean()))
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
+def restore(ctx, splits):
+    """The run's model (newest checkpoint), built for `splits` (the global mean is the fitted ratings')."""
+    model = _build(ctx.config, splits)
+    ctx.restore(model)
     return model
 
 
 def evaluate(ctx):
-    train_set, test_set = _load(ctx)
-    model = restore(ctx, train_set)
-    return {"rmse": rmse(predict_ratings(model, test_set.users, test_set.items), test_set.ratings),
-            "test_ratings": len(test_set)}
+    splits = _load(ctx)
+    model = restore(ctx, splits)
+    return {"rmse": rating_rmse(model, splits.test), "test_ratings": len(splits.test)}
 
 
 def _predict_arguments(parser):
@@ -128,11 +144,12 @@ def _predict_arguments(parser):
 
 def predict(ctx):
     """Top items for one user among the items they have not rated in training."""
-    train_set, _ = _load(ctx)
+    splits = _load(ctx)
+    train_set = splits.train
     user = ctx.args.user
     if not 1 <= user <= train_set.num_users:
         raise UsageError(f"--user {user} is outside 1..{train_set.num_users}")
-    model = restore(ctx, train_set)
+    model = restore(ctx, splits)
     items = np.arange(train_set.num_items)
     scores = predict_ratings(model, np.full(len(items), user - 1), items)
     scores[rdata.UserItemIndex.of(train_set).mask([user - 1])[0]] = -np.inf

@@ -2,11 +2,13 @@
 
 score(u, i) = h . [p_u * q_i, MLP([u_u, v_i])] with separate embeddings for the GMF and
 MLP paths, trained on the sequence-aware split's implicit feedback with one sampled
-negative per observed interaction per epoch and the BPR (or hinge) loss. `evaluate`
-ranks each user's latest item against every item the user has not interacted with.
+negative per observed interaction per epoch and the BPR (or hinge) loss. Each user's
+second-to-last item is held out for validation (`val_hr_at_10`, `val_auc`, ... every
+epoch); the test ranks each user's latest item against every item the user has not
+interacted with, once at the end of `train` and by `evaluate`.
 
-    python -m recsys.neumf train --data-dir ../shared/data/ml-100k
-    python -m recsys.neumf evaluate --data-dir ../shared/data/ml-100k
+    python -m recsys.neumf train --data-dir PATH/TO/ml-100k
+    python -m recsys.neumf evaluate        # the newest run, on the data it was trained on
 """
 import sys
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common import cli, training
+from common import cli
 from recsys import data as rdata
 from recsys.losses import LOSSES
 from recsys.ranking import PairwiseRanker, fit_ranker, pairwise_dataset, ranking_report
@@ -45,11 +47,13 @@ class NeuMF(PairwiseRanker):
         super().__init__(loss=loss, **kwargs)
         self.num_users, self.num_items, self.factors = num_users, num_items, factors
         self.hidden, self.weight_decay = list(hidden), weight_decay
-        init = keras.initializers.RandomNormal(stddev=0.01)
-        self.gmf_user = keras.layers.Embedding(num_users, factors, embeddings_initializer=init)
-        self.gmf_item = keras.layers.Embedding(num_items, factors, embeddings_initializer=init)
-        self.mlp_user = keras.layers.Embedding(num_users, factors, embeddings_initializer=init)
-        self.mlp_item = keras.layers.Embedding(num_items, factors, embeddings_initializer=init)
+        # one initializer per table: a shared one holds one fixed seed and would give tables of
+        # the same shape identical starting values
+        init = lambda: keras.initializers.RandomNormal(stddev=0.01)  # noqa: E731
+        self.gmf_user = keras.layers.Embedding(num_users, factors, embeddings_initializer=init())
+        self.gmf_item = keras.layers.Embedding(num_items, factors, embeddings_initializer=init())
+        self.mlp_user = keras.layers.Embedding(num_users, factors, embeddings_initializer=init())
+        self.mlp_item = keras.layers.Embedding(num_items, factors, embeddings_initializer=init())
         self.mlp = [keras.layers.Dense(h, activation="relu") for h in self.hidden]
         self.head = keras.layers.Dense(1, use_bias=False)
 
@@ -97,32 +101,39 @@ def build(config, num_users, num_items):
 
 
 def _load(ctx):
-    return rdata.load_split(ctx.data_dir, ctx.demo, "seq-aware")
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "seq-aware")
 
 
-def report(model, train_set, test_set, k):
-    return ranking_report(lambda users: model.score_all(np.asarray(users, np.int32)), train_set, test_set, k)
+def report(model, known, heldout, k):
+    """HR@k, NDCG@k and AUC of the held-out items given the `known` interactions (`ranking_report`)."""
+    return ranking_report(lambda users: model.score_all(np.asarray(users, np.int32)), known, heldout, k)
 
 
 def train(ctx):
     cfg = ctx.config
-    train_set, test_set = _load(ctx)
+    splits = _load(ctx)
+    fit = splits.fit
     with ctx.strategy.scope():
-        model = build(cfg, train_set.num_users, train_set.num_items)
-    index = rdata.UserItemIndex.of(train_set)
+        model = build(cfg, fit.num_users, fit.num_items)
+    index = rdata.UserItemIndex.of(fit)
 
     def dataset(epoch):
-        return pairwise_dataset(train_set.users, train_set.users, train_set.items, index, cfg.batch_size,
-                                cfg.seed, epoch)
+        return pairwise_dataset(fit.users, fit.users, fit.items, index, cfg.batch_size, cfg.seed, epoch)
 
-    return fit_ranker(ctx, model, dataset, lambda m: report(m, train_set, test_set, cfg.top_k))
+    return fit_ranker(ctx, model, dataset, lambda m, known, heldout: report(m, known, heldout, cfg.top_k), splits)
+
+
+def restore(ctx, num_users, num_items):
+    """The run's model (newest checkpoint)."""
+    model = build(ctx.config, num_users, num_items)
+    ctx.restore(model)
+    return model
 
 
 def evaluate(ctx):
-    train_set, test_set = _load(ctx)
-    model = build(ctx.config, train_set.num_users, train_set.num_items)
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
-    return report(model, train_set, test_set, ctx.config.top_k)
+    splits = _load(ctx)
+    model = restore(ctx, splits.train.num_users, splits.train.num_items)
+    return report(model, splits.train, splits.test, ctx.config.top_k)
 
 
 COMMANDS = {

@@ -3,9 +3,10 @@
 `PairwiseRanker` is a Keras model trained on (context, positive item, sampled negative
 item) triples with a pairwise loss from `recsys.losses`; subclasses define `score`
 (one item per example) and `score_all` (every item for a batch of users).
-`pairwise_dataset` draws fresh negatives each epoch (seeded with `seed + epoch`, so a
-resumed run sees the same triples) and `ranking_report` computes HR@k, NDCG@k and AUC
-over all unobserved items.
+`pairwise_dataset` draws fresh negatives each epoch (seeded by `epoch_rng(seed, epoch)`,
+so a resumed run sees the same triples), `ranking_report` computes HR@k, NDCG@k and AUC
+over all unobserved items, and `fit_ranker` trains with per-epoch validation and scores
+the test split once at the end.
 """
 import numpy as np
 
@@ -61,34 +62,41 @@ def pairwise_dataset(context, users, positives, index, batch_size, seed, epoch):
 
     context: an array or tuple of arrays indexed like `positives`; users: `(n,)` whose
     training items (`index`) are excluded when sampling. Shuffled and sampled with
-    `seed + epoch`.
+    `epoch_rng(seed, epoch)`.
     """
     negatives = sample_negatives(index, users, epoch_rng(seed, epoch))[:, 0]
     return epoch_dataset((context, positives, negatives), batch_size, seed, epoch)
 
 
-def ranking_report(score_fn, train_set, test_set, k=10, batch_users=256):
-    """HR@k, NDCG@k and AUC of each test user's test item against all items not in their training set.
+def ranking_report(score_fn, known, heldout, k=10, batch_users=256):
+    """HR@k, NDCG@k and AUC of each user's held-out item against all items not in their `known` set.
 
-    score_fn: `users (B,) -> (B, num_items)`. Users with several test interactions use the
-    first one listed; `test_set` from the sequence-aware split has exactly one per user.
+    score_fn: `users (B,) -> (B, num_items)`; known, heldout: `Interactions` (validation:
+    the fitted and the validation interactions; test: all training and the test ones).
+    Users with several held-out interactions use the first one listed; the sequence-aware
+    splits hold out exactly one per user.
     """
-    users, first = np.unique(test_set.users, return_index=True)
-    return evaluate_ranking(score_fn, users, test_set.items[first], UserItemIndex.of(train_set), k, batch_users)
+    users, first = np.unique(heldout.users, return_index=True)
+    return evaluate_ranking(score_fn, users, heldout.items[first], UserItemIndex.of(known), k, batch_users)
 
 
-def fit_ranker(ctx, model, dataset, report):
-    """Train `model` with `common.training.fit`, logging `report(model)`'s HR@k, NDCG@k and AUC each epoch.
+def fit_ranker(ctx, model, dataset, report, splits):
+    """Train `model` with `common.training.fit`, validating every epoch; score the test split at the end.
 
-    dataset: `epoch -> tf.data.Dataset`; report: `model -> dict` (a `ranking_report`).
-    Returns the last epoch's loss and metrics.
+    dataset: `epoch -> tf.data.Dataset`; report: `(model, known, heldout) -> dict` (a
+    `ranking_report`); splits: `recsys.data.Splits`. Each epoch logs `val_hr_at_<k>`,
+    `val_ndcg_at_<k>` and `val_auc` (the validation items ranked given the fitted ones).
+    Returns the last epoch's loss and validation metrics and the test metrics (the test
+    items ranked given all training interactions).
     """
     k = ctx.config.top_k
     keys = (f"hr_at_{k}", f"ndcg_at_{k}", "auc")
 
     def on_epoch_end(epoch, logs):
-        result = report(model)
-        return {key: result[key] for key in keys}
+        result = report(model, splits.fit, splits.val)
+        return {f"val_{key}": result[key] for key in keys}
 
     history = training.fit(model, dataset, ctx.run(), epochs=ctx.config.epochs, on_epoch_end=on_epoch_end)
-    return {key: value for key, value in history[-1].items() if key not in ("epoch", "time_s")}
+    last = history[-1]
+    return {"loss": last["loss"], **{f"val_{key}": last[f"val_{key}"] for key in keys},
+            **report(model, splits.train, splits.test)}

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
+from sklearn.metrics import root_mean_squared_error as rmse
+
 from recsys import autorec
 from recsys import data as rd
-from recsys.metrics import rmse
 from tests.cli_helpers import one_replica_vs_two, run
 
 
@@ -31,10 +32,11 @@ def test_autorec_learns_and_two_replicas_match_one(capsys):
     train, test = rd.load_split(None, True, "random", 0.1, 0)
     item_means = np.bincount(train.items, train.ratings, train.num_items) / np.maximum(
         np.bincount(train.items, minlength=train.num_items), 1)
-    baseline = rmse(np.where(item_means[test.items] > 0, item_means[test.items], train.ratings.mean()),
-                    test.ratings)
+    baseline = rmse(test.ratings, np.where(item_means[test.items] > 0, item_means[test.items],
+                                           train.ratings.mean()))
     assert trained["rmse"] < baseline  # better than each item's mean rating
-    code, evaluated, _ = run(autorec.main, ["evaluate", "--demo", "--run-dir", "longer"], capsys)
+    assert trained["val_rmse"] < 1.2 and trained["run_dir"] == "longer"
+    code, evaluated, _ = run(autorec.main, ["evaluate", "--run-dir", "longer"], capsys)
     assert code == 0 and evaluated["rmse"] == pytest.approx(trained["rmse"], abs=1e-5)
 
 

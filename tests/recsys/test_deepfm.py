@@ -25,7 +25,7 @@ def test_deepfm_two_replicas_match_one(tmp_path, capsys):
     single, mirrored = one_replica_vs_two(deepfm.main, ["--data-dir", data_dir, "--epochs", 1, "--hidden", "16,8",
                                                         "--dropout", 0, "--batch-size", 256], capsys)
     assert mirrored["auc"] == pytest.approx(single["auc"], abs=3e-3)
-    code, evaluated, _ = run(deepfm.main, ["evaluate", "--data-dir", data_dir, "--run-dir", "single"], capsys)
+    code, evaluated, _ = run(deepfm.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 0 and evaluated["auc"] == pytest.approx(single["auc"], abs=1e-6)
 
 

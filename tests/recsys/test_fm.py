@@ -34,7 +34,8 @@ def test_fm_beats_logistic_regression_and_two_replicas_match_one(small_ctr, caps
     code, logistic, err = run(fm.main, ["train", *args, "--no-interactions", "--run-dir", "lr"], capsys)
     assert code == 0, err
     assert single["auc"] > logistic["auc"] + 0.03  # the generator has pairwise interactions
-    code, evaluated, _ = run(fm.main, ["evaluate", "--data-dir", small_ctr, "--run-dir", "single"], capsys)
+    assert single["val_rows"] == 1000 and single["train_rows"] == 9000 and single["test_rows"] == 2000
+    code, evaluated, _ = run(fm.main, ["evaluate", "--run-dir", "single"], capsys)  # data: what train read
     assert code == 0 and evaluated["auc"] == pytest.approx(single["auc"], abs=1e-6)
 
 
@@ -43,7 +44,8 @@ def test_fm_runs_on_real_criteo_rows(shared_data, capsys):
                                       "--data-file", "criteo_train_first1000_padded.tsv", "--epochs", 2,
                                       "--batch-size", 100], capsys)
     assert code == 0, err
-    assert result["test_rows"] == 100 and 0 <= result["auc"] <= 1 and result["logloss"] > 0
+    assert result["test_rows"] == 100 and result["val_rows"] == 90
+    assert 0 <= result["auc"] <= 1 and result["logloss"] > 0
 
 
 def test_fm_bad_input_is_one_line(tmp_path, capsys):

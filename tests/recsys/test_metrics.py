@@ -1,4 +1,4 @@
-"""recsys.metrics against brute-force references and scikit-learn."""
+"""recsys.metrics (the batched ranking metrics) against brute-force references and scikit-learn."""
 import math
 
 import numpy as np
@@ -64,18 +64,15 @@ def test_evaluate_ranking_batches_agree_and_use_the_index():
     assert small["auc"] == pytest.approx(auc.mean()) and small["users"] == n_users
 
 
-def test_binary_auc_and_log_loss_match_sklearn():
+def test_ranking_auc_matches_sklearn_per_user():
     sk = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(2)
-    labels = rng.integers(0, 2, 500)
-    scores = np.round(rng.random(500) + 0.3 * labels, 1)  # ties
-    assert metrics.binary_auc(labels, scores) == pytest.approx(sk.roc_auc_score(labels, scores))
-    p = np.clip(rng.random(500), 0.01, 0.99)
-    assert metrics.log_loss(labels, p) == pytest.approx(sk.log_loss(labels, p))
-    assert metrics.binary_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
-    with pytest.raises(ValueError):
-        metrics.binary_auc([1, 1], [0.2, 0.3])
-
-
-def test_rmse_hand_value():
-    assert metrics.rmse([1, 2, 3], [1, 4, 3]) == pytest.approx(math.sqrt(4 / 3))
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.normal(size=(12, 30)), 1)  # ties
+    test_items = rng.integers(0, 30, 12)
+    exclude = rng.random((12, 30)) < 0.2
+    got = metrics.ranking_metrics(scores, test_items, exclude)["auc"]
+    for u in range(12):
+        keep = ~exclude[u]
+        keep[test_items[u]] = True
+        labels = np.arange(30) == test_items[u]
+        assert got[u] == pytest.approx(sk.roc_auc_score(labels[keep], scores[u, keep]))

@@ -1,10 +1,14 @@
-"""recsys.mf: learns the demo ratings, 2 replicas = 1, evaluate/predict, bad input, real ML-100K quality."""
+"""recsys.mf: learns the demo ratings, validates on held-out training ratings, 2 replicas = 1, evaluate/predict,
+bad input, real ML-100K quality."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from sklearn.metrics import root_mean_squared_error as rmse
 
 from recsys import data as rd
 from recsys import mf
-from recsys.metrics import rmse
 from tests.cli_helpers import one_replica_vs_two, run
 
 
@@ -15,12 +19,17 @@ def test_mf_learns_and_two_replicas_match_one(capsys):
     assert mirrored["rmse"] == pytest.approx(single["rmse"], abs=1e-2)  # Adam amplifies rounding; see test_base
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-2)
     train, test = rd.load_split(None, True, "random", 0.1, 0)
-    baseline = rmse(np.full(len(test), train.ratings.mean()), test.ratings)
+    baseline = rmse(test.ratings, np.full(len(test), train.ratings.mean()))
     assert single["rmse"] < baseline - 0.05  # the global mean scores ~0.95 on the demo split
+    # the curve is the validation RMSE, carved out of training; the test split is scored once
+    history = json.loads(Path("single/metrics.json").read_text())
+    assert [sorted(k for k in h if "rmse" in k) for h in history] == [["val_rmse"]]
+    assert history[-1]["val_rmse"] == single["val_rmse"] and single["val_ratings"] == round(0.05 * len(train))
+    assert single["interactions"] == len(train) and single["run_dir"] == "single"
 
-    code, evaluated, _ = run(mf.main, ["evaluate", "--demo", "--run-dir", "single"], capsys)
+    code, evaluated, _ = run(mf.main, ["evaluate", "--run-dir", "single"], capsys)  # data: what train read
     assert code == 0 and evaluated["rmse"] == pytest.approx(single["rmse"], abs=1e-5)
-    code, top, _ = run(mf.main, ["predict", "--demo", "--run-dir", "single", "--user", 3, "--top", 5], capsys)
+    code, top, _ = run(mf.main, ["predict", "--run-dir", "single", "--user", 3, "--top", 5], capsys)
     rated = set(train.items[train.users == 2].tolist())
     assert code == 0 and len(top["items"]) == 5 and not rated & {i - 1 for i in top["items"]}
     assert top["predicted_ratings"] == sorted(top["predicted_ratings"], reverse=True)

@@ -14,7 +14,7 @@ from tests.cli_helpers import one_replica_vs_two, run
 
 
 def test_score_all_matches_pairwise_scores():
-    model = neumf.build(neumf.Config(factors=4, hidden="6,3"), num_users=5, num_items=7)
+    model = neumf.build(neumf.Config(factors=4, hidden=(6, 3)), num_users=5, num_items=7)
     for w in model.trainable_variables:  # move off the near-zero initialisation
         w.assign(np.random.default_rng(0).normal(size=w.shape).astype("float32"))
     users = np.array([0, 3, 4], np.int32)
@@ -30,13 +30,16 @@ def test_neumf_ranks_demo_data_and_two_replicas_match_one(capsys):
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=2e-2)
     # random scores give AUC 0.5 and HR@10 about 10/330 on the demo data
     assert single["auc"] > 0.7 and single["hr_at_10"] > 0.12
-    code, evaluated, _ = run(neumf.main, ["evaluate", "--demo", "--run-dir", "single"], capsys)
+    assert single["val_auc"] > 0.7 and set(single) >= {"val_hr_at_10", "val_ndcg_at_10", "ndcg_at_10", "users"}
+    code, evaluated, _ = run(neumf.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 0 and evaluated["auc"] == pytest.approx(single["auc"], abs=1e-6)
 
 
 def test_neumf_bad_flags_are_one_line(capsys):
-    code, _, err = run(neumf.main, ["train", "--demo", "--hidden", "8,x"], capsys)
-    assert code == 2 and "--hidden must be comma-separated positive integers" in err
+    with pytest.raises(SystemExit) as exit_info:
+        neumf.main(["train", "--demo", "--hidden", "8,x"])
+    assert exit_info.value.code == 2
+    assert "--hidden must be comma-separated positive integers" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         neumf.main(["train", "--demo", "--loss", "nope"])
     assert exit_info.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
@@ -54,9 +57,9 @@ def real_neumf(tmp_path_factory):
         code = neumf.main(["train", "--data-dir", str(data / "ml-100k"), "--run-dir", str(run_dir)])
     assert code == 0
     metrics = json.loads(out.getvalue().strip().splitlines()[-1])
-    train_set, test_set = rdata.load_split(data / "ml-100k", False, "seq-aware")
+    splits = rdata.load_splits(data / "ml-100k", False, "seq-aware")
     model = keras.models.load_model(run_dir / "model.keras")
-    metrics.update(neumf.report(model, train_set, test_set, 50))
+    metrics.update(neumf.report(model, splits.train, splits.test, 50))
     return metrics
 
 
