@@ -21,10 +21,10 @@ BATCH, SIZE, LATENT, WIDTH, LR = 256, 64, 100, 64, 0.005
 def keras_steps(images, steps):
     """(wall, CPU) seconds for `steps` training steps of our DCGAN (after one traced warm-up step)."""
     from common.cli import build_config
-    from gan.dcgan import BOOK, DCGANConfig, build
+    from gan.dcgan import BOOK, Config, build
     from gan.gan import gan_dataset
 
-    cfg = build_config(DCGANConfig, {}, preset=BOOK)
+    cfg = build_config(Config, {}, preset=BOOK)
     model = build(cfg)
     make = lambda epoch: gan_dataset(images, BATCH, LATENT, 0, epoch)  # noqa: E731
     model.fit(make(0), epochs=1, steps_per_epoch=1, verbose=0)

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from common.data import cache_root, resolve_dataset
 from common.errors import DatasetError
+from common.files import atomic_path
 
 POKEMON_URL = "http://d2l-data.s3-accelerate.amazonaws.com/pokemon.zip"
 POKEMON_SHA1 = "c065c0e2593b8b161a2d7873e42418bf6a21106c"
@@ -148,9 +149,9 @@ def write_image_folder(root, rgba, per_class=8):
 
 def demo_sprites(n=320, size=64, seed=0):
     """ImageFolder of `n` generated sprites under the cache (written once, then reused)."""
-    root = cache_root() / "gan-demo" / f"sprites-{n}-{size}-{seed}" / "pokemon"
-    done = root.parent / "DONE"
-    if not done.exists():
-        write_image_folder(root, demo_sprite_arrays(n, size, seed))
-        done.write_text(str(n))
-    return root
+    target = cache_root() / "gan-demo" / f"sprites-{n}-{size}-{seed}"
+    if not (target / "DONE").exists():
+        with atomic_path(target, directory=True) as tmp:
+            write_image_folder(tmp / "pokemon", demo_sprite_arrays(n, size, seed))
+            (tmp / "DONE").write_text(str(n))
+    return target / "pokemon"

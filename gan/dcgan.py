@@ -27,6 +27,7 @@ from PIL import Image
 from common import cli, training
 from common.distribute import per_replica_batch_size, use_xla
 from common.errors import CheckpointMismatch, DlsuiteError, UsageError
+from common.files import atomic_path
 from common.plots import plt, save_figure
 from gan import data, quality
 from gan.gan import GAN, gan_dataset
@@ -39,7 +40,7 @@ REFERENCE = "quality_reference.json"
 
 
 @dataclass
-class DCGANConfig(cli.TrainConfig):
+class Config(cli.TrainConfig):
     epochs: int = 100
     batch_size: int = 32
     lr: float = field(default=0.0002, metadata={"help": "Adam learning rate of both networks"})
@@ -60,7 +61,10 @@ class DCGANConfig(cli.TrainConfig):
 
 DEMO = {"epochs": 4, "batch_size": 32, "lr": 0.0005, "gen_width": 32, "disc_width": 32, "quality_epochs": 2}
 
-_init = keras.initializers.RandomNormal(0.0, 0.02)
+def _init():
+    """A fresh N(0, 0.02) initializer per layer: one made at import time would carry an unseeded
+    seed (drawn before `set_random_seed`) and give every layer of the same shape the same weights."""
+    return keras.initializers.RandomNormal(0.0, 0.02)
 
 
 def _batch_norm(sync):
@@ -85,9 +89,9 @@ def build_generator(image_size=64, latent_dim=100, width=64, sync_batch_norm=Fal
         channels = width * 2 ** (n - 1 - i)
         x = keras.layers.Conv2DTranspose(channels, 4, strides=1 if i == 0 else 2,
                                          padding="valid" if i == 0 else "same", use_bias=False,
-                                         kernel_initializer=_init)(x)
+                                         kernel_initializer=_init())(x)
         x = keras.layers.ReLU()(_batch_norm(sync_batch_norm)(x))
-    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init)(x)
+    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init())(x)
     return keras.Model(z, keras.layers.Activation("tanh")(x), name="generator")
 
 
@@ -102,11 +106,11 @@ def build_discriminator(image_size=64, width=64, sync_batch_norm=False):
     x = images
     for i in range(n):
         x = keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same", use_bias=False,
-                                kernel_initializer=_init)(x)
+                                kernel_initializer=_init())(x)
         if i > 0:
             x = _batch_norm(sync_batch_norm)(x)
         x = keras.layers.LeakyReLU(0.2)(x)
-    x = keras.layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_init)(x)
+    x = keras.layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_init())(x)
     return keras.Model(images, keras.layers.Flatten()(x), name="discriminator")
 
 
@@ -168,12 +172,9 @@ def save_grid(images, path, ncols=8, scale=3, pad=2):
     for i, img in enumerate(pixels):
         r, c = divmod(i, ncols)
         canvas[pad + r * cell:(r + 1) * cell, pad + c * cell:(c + 1) * cell] = img
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(canvas).save(tmp)
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        Image.fromarray(canvas).save(tmp)
+    return Path(path)
 
 
 def fixed_noise(n, latent_dim, seed):
@@ -188,14 +189,14 @@ def load_images(ctx, cfg):
     return data.split_holdout(images, cfg.holdout, cfg.seed)
 
 
-def restore(run_dir, model, checkpoint=None):
-    """Restore `model` from the run's checkpoint; a checkpoint of other sizes gives one clear line."""
-    run = training.Run(run_dir, resume=True)
+def restore(ctx, model, checkpoint=None):
+    """Restore `model` from the run's newest checkpoint (or `checkpoint`); returns its epoch.
+    A checkpoint of other sizes gives one clear line."""
     try:
-        return run.restore({"model": model}, checkpoint)
+        return ctx.restore(model, checkpoint)
     except CheckpointMismatch:
         raise DlsuiteError(
-            f"checkpoint {run.latest_checkpoint()} does not fit a DCGAN with image_size={model.image_size}, "
+            f"the newest checkpoint in {ctx.run_dir} does not fit a DCGAN with image_size={model.image_size}, "
             f"latent_dim={model.latent_dim}, gen_width={model.gen_width}, disc_width={model.disc_width}; "
             "use the run's own config (no size flags) or a new --run-dir") from None
 
@@ -223,7 +224,7 @@ def train(ctx):
     with ctx.strategy.scope():
         model = build(cfg, replicas)
     if run.resume:
-        restore(run.path, model)  # fails with one line on a checkpoint of other sizes
+        restore(ctx, model)  # fails with one line on a checkpoint of other sizes
         extractor = quality.feature_model(keras.models.load_model(run.file(FEATURE_NET)))
         reference = json.loads(run.file(REFERENCE).read_text())
     else:
@@ -268,7 +269,7 @@ def evaluate(ctx):
     z = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
     model = build(cfg)
     ceiling = meter.score(generate_images(model, z))
-    epoch = restore(ctx.run_dir, model)
+    epoch = restore(ctx, model)
     return {"quality": meter.score(generate_images(model, z)), "floor": meter.floor, "ceiling": ceiling,
             "epoch": epoch}
 
@@ -282,7 +283,7 @@ def _generate_arguments(parser):
 def generate(ctx):
     cfg = ctx.config
     model = build(cfg)
-    epoch = restore(ctx.run_dir, model)
+    epoch = restore(ctx, model)
     images = generate_images(model, fixed_noise(ctx.args.n, cfg.latent_dim, 10_000 + ctx.args.sample_seed))
     out = ctx.args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -300,7 +301,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("The book's DCGAN on sprite images (D2L 17.2)", DCGANConfig, COMMANDS,
+    return cli.main("The book's DCGAN on sprite images (D2L 17.2)", Config, COMMANDS,
                     demo=DEMO, argv=argv, presets={"book": BOOK})
 
 

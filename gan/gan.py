@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import cli, training
+from common.data import epoch_seed
 from common.distribute import per_replica_batch_size, scale_loss
 from common.errors import UsageError
 from common.plots import plt, save_figure
@@ -26,9 +27,14 @@ B = np.array([1.0, 2.0], np.float32)
 
 
 def bce_with_logits(logits, target):
-    """Mean binary cross-entropy of logits (batch, ...) against a constant 0/1 target."""
+    """Mean binary cross-entropy of logits (batch, 1) against a constant 0/1 target.
+
+    Keras' `binary_crossentropy` function, averaged over the replica's batch. (The
+    `keras.losses.BinaryCrossentropy` object is not used: inside a replica context it
+    already divides by the number of replicas, and `GAN.train_step` scales once itself.)
+    """
     labels = tf.fill(tf.shape(logits), tf.cast(target, logits.dtype))
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+    return tf.reduce_mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
 
 
 class GAN(keras.Model):
@@ -86,30 +92,33 @@ class GAN(keras.Model):
 def gan_dataset(real, batch_size, latent_dim, seed, epoch, transform=None):
     """tf.data pipeline of `(real batch, z batch)` for one epoch, fully seeded by (seed, epoch).
 
-    `real` (n, ...) float32 is shuffled with `seed + epoch` (the same order however often the
-    dataset is iterated, so a distributed iterator sees what a local one sees), batched with the global
-    `batch_size` (last partial batch dropped), passed through `transform(x, batch_seed)`
-    (e.g. a random flip) and paired with standard-normal z (batch, latent_dim).
+    `real` (n, ...) float32 is shuffled with `epoch_seed(seed, epoch)` (the same order however
+    often the dataset is iterated, so a distributed iterator sees what a local one sees),
+    batched with the global `batch_size` (last partial batch dropped), passed through
+    `transform(x, batch_seed)` (e.g. a random flip) and paired with standard-normal z
+    (batch, latent_dim); batch i's stateless seed is (epoch_seed, i).
     """
+    shuffle_seed = epoch_seed(seed, epoch)
+
     def add_noise(i, x):
-        batch_seed = tf.stack([tf.cast(seed, tf.int64) * 100_003 + epoch, i])
+        batch_seed = tf.stack([tf.constant(shuffle_seed, tf.int64), i])
         if transform is not None:
             x = transform(x, batch_seed)
         return x, tf.random.stateless_normal((batch_size, latent_dim), seed=batch_seed + [0, 1 << 30])
 
-    ds = (tf.data.Dataset.from_tensor_slices(real).shuffle(len(real), seed=seed + epoch, reshuffle_each_iteration=False)
+    ds = (tf.data.Dataset.from_tensor_slices(real).shuffle(len(real), seed=shuffle_seed, reshuffle_each_iteration=False)
           .batch(batch_size, drop_remainder=True).enumerate().map(add_noise, num_parallel_calls=tf.data.AUTOTUNE))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 @dataclass
-class GaussianGANConfig(cli.TrainConfig):
+class Config(cli.TrainConfig):
     epochs: int = 20
     batch_size: int = 8
     lr: float = 0.005
     d_lr: float = field(default=0.05, metadata=cli.positive("Adam learning rate of the discriminator"))
     latent_dim: int = field(default=2, metadata=cli.at_least(1, "size of the generator's noise input"))
-    n_points: int = 1000
+    n_points: int = field(default=1000, metadata=cli.at_least(1, "points of the Gaussian data set"))
 
     def validate(self):
         super().validate()
@@ -188,10 +197,15 @@ def train(ctx):
     return {**metrics, "d_loss": history[-1]["d_loss"], "g_loss": history[-1]["g_loss"]}
 
 
+def restore(ctx, model):
+    """Restore `model` from the run's newest checkpoint; returns its epoch."""
+    return ctx.restore(model)
+
+
 def evaluate(ctx):
     cfg = ctx.config
     model = build(cfg)
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
+    restore(ctx, model)
     real = gaussian_data(cfg.n_points, cfg.seed)
     return _report(real, _generate(model, cfg.n_points, cfg.seed), ctx.run_dir / "samples.png")
 
@@ -201,7 +215,7 @@ COMMANDS = {"train": cli.Command(train, "train the GAN on the book's 2-D Gaussia
 
 
 def main(argv=None):
-    return cli.main("The book's GAN on 2-D Gaussian data (D2L 17.1)", GaussianGANConfig, COMMANDS,
+    return cli.main("The book's GAN on 2-D Gaussian data (D2L 17.1)", Config, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

@@ -64,7 +64,7 @@ def train_feature_net(images, epochs=4, batch_size=64, seed=0):
 
 def feature_model(net):
     """The feature extractor (images -> (batch, features)) of a rotation net."""
-    return keras.Model(net.inputs, net.get_layer("features").output)
+    return keras.Model(net.input, net.get_layer("features").output)  # one tensor in, as it is called
 
 
 def features(extractor, images, batch_size=256):
