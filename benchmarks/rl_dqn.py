@@ -18,7 +18,7 @@ def main():
 
 
 def measure_all(writer):
-    config = dqn.DQNConfig(steps_per_epoch=5000, learning_starts=1000)
+    config = dqn.Config(steps_per_epoch=5000, learning_starts=1000)
     strategy = distribute.make_strategy("default")
     agent = dqn.Agent(config, strategy)
     train_round = dqn.make_train_round(agent.q_net, agent.target_net, agent.optimizer, strategy, config.gamma,

@@ -20,6 +20,13 @@ the environment, the replay buffer and the epsilon-greedy actor live on the host
 metrics.json / TensorBoard get per-epoch `episode_return`, `val_return`, `loss`,
 `epsilon` and `env_steps_per_s`; `tensorboard/episodes` gets every episode's return
 against the environment step.
+
+The epoch loop is DQN's own rather than `common.training.fit`'s: `fit` drives
+`keras.Model.fit` over a `tf.data` pipeline, while a DQN epoch interleaves acting in the
+environment with training rounds on batches drawn from a replay buffer the acting fills,
+and its checkpoint holds more than a model (target and best networks, the buffer, the step
+counter). It uses the same pieces as `fit`: `Run` for metrics.json, TensorBoard and
+checkpoints, `StopOnInterrupt` for Ctrl-C, and `epoch_rng` for per-epoch seeds.
 """
 import sys
 import time
@@ -31,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import cli, distribute, training
+from common.data import epoch_rng
 from common.errors import UsageError
 from common.plots import learning_curves
 from rl.plots import returns_histogram
@@ -40,7 +48,7 @@ VALIDATION_SEED_BASE = 2_000_000
 
 
 @dataclass
-class DQNConfig(cli.TrainConfig):
+class Config(cli.TrainConfig):
     epochs: int = field(default=40, metadata={"help": "epochs of --steps-per-epoch environment steps"})
     batch_size: int = field(default=64, metadata={"help": "global minibatch size of a gradient step"})
     lr: float = field(default=2.3e-3, metadata={"help": "Adam learning rate"})
@@ -168,6 +176,8 @@ def make_train_round(q_net, target_net, optimizer, strategy, gamma, double_q):
         target = tf.stop_gradient(rewards + gamma * (1.0 - terminated) * next_value)
         with tf.GradientTape() as tape:
             q = tf.gather(q_net(obs, training=True), actions, batch_dims=1)
+            # Keras' huber function (delta 1); the Huber loss object would divide by the replica
+            # count inside the replica context, on top of scale_loss
             loss = tf.reduce_mean(keras.losses.huber(target[:, None], q[:, None]))
             scaled = distribute.scale_loss(loss)
         grads = tape.gradient(scaled, q_net.trainable_variables)
@@ -252,7 +262,7 @@ def run_epoch(agent, config, epoch, train_round, act, episode_writer):
     same way, so a run resumed from the epoch's checkpoint repeats it exactly. An episode
     still running at the end of the epoch is cut there (bootstrapped, not counted).
     """
-    rng = np.random.default_rng([config.seed, epoch])
+    rng = epoch_rng(config.seed, epoch)
     env = make_env(config.env)
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     step = int(agent.progress.env_steps.numpy())
@@ -292,16 +302,28 @@ def run_epoch(agent, config, epoch, train_round, act, episode_writer):
     return logs
 
 
+def build(config, strategy):
+    """The `Agent` of `config` (networks and optimizer under `strategy`, an empty replay buffer)."""
+    return Agent(config, strategy)
+
+
+def restore(ctx, agent, names=None):
+    """Restore `agent`'s checkpointed objects (all, or the given names) from the run's newest
+    checkpoint; returns its epoch."""
+    objects = agent.checkpoint_objects()
+    return ctx.restore({name: objects[name] for name in (names or objects)})
+
+
 def train(ctx):
     """Train a DQN; every epoch logs metrics, validates the greedy policy and checkpoints."""
     config = ctx.config
     distribute.per_replica_batch_size(config.batch_size, ctx.strategy)
-    agent = Agent(config, ctx.strategy)
+    agent = build(config, ctx.strategy)
     run = ctx.run()
     objects = agent.checkpoint_objects()
     start = 0
     if run.resume:
-        start = run.restore(objects)
+        start = restore(ctx, agent)
         agent.buffer.from_variables()
         print(f"resumed from {run.latest_checkpoint()} (epoch {start})", file=sys.stderr)
     train_round = make_train_round(agent.q_net, agent.target_net, agent.optimizer, ctx.strategy,
@@ -339,10 +361,8 @@ def train(ctx):
 def evaluate(ctx):
     """Mean undiscounted return of the kept (best-validation) greedy policy over seeded episodes."""
     config = ctx.config
-    if ctx.args.episodes < 1:
-        raise UsageError(f"--episodes must be at least 1, got {ctx.args.episodes}")
-    agent = Agent(config, distribute.make_strategy("default"))
-    training.Run(ctx.run_dir, resume=True).restore({"best": agent.best_net})
+    agent = build(config, distribute.make_strategy("default"))
+    restore(ctx, agent, ["best"])
     seeds = EVAL_SEED_BASE + np.arange(ctx.args.episodes)
     returns = run_episodes(config.env, greedy_policy(agent.best_net), seeds)
     returns_histogram(returns, ctx.run_dir / "eval_returns.png", title=f"{config.env}: greedy returns")
@@ -351,7 +371,7 @@ def evaluate(ctx):
 
 
 def _evaluate_arguments(parser):
-    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
+    parser.add_argument("--episodes", type=cli.positive_int, default=20, help="evaluation episodes (default: 20)")
 
 
 COMMANDS = {
@@ -362,7 +382,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("Deep Q-network on a gymnasium environment (CartPole-v1)", DQNConfig, COMMANDS,
+    return cli.main("Deep Q-network on a gymnasium environment (CartPole-v1)", Config, COMMANDS,
                     demo=DEMO, argv=argv)
 
 

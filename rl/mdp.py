@@ -16,10 +16,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.toy_text.frozen_lake import MAPS, generate_random_map
 
-from common.cli import Config, at_least, bounds
+from common.cli import SEED_BOUNDS, Config, at_least, bounds, positive_int
+from common.data import epoch_seed
 from common.errors import DlsuiteError, UsageError
 
-EVAL_SEED = 1_000_000  # evaluation episode i resets with EVAL_SEED + seed + i
+EVAL_SEED = 1_000_000  # evaluation episode i resets with epoch_seed(EVAL_SEED + seed, i)
 MAP_HELP = "4x4, 8x8, random-<N> (an NxN random solvable map from --seed) or rows such as SFFF,FHFH,FFFH,HFFG"
 
 
@@ -33,7 +34,7 @@ class TabularConfig(Config):
     slippery: bool = field(default=False, metadata={"help": "FrozenLake's slippery ice (move sideways w.p. 2/3)"})
     gamma: float = field(default=0.95, metadata=bounds("[0, 1]", "discount factor"))
     eval_episodes: int = field(default=1000, metadata=at_least(1, "greedy-policy episodes for success_rate"))
-    seed: int = 0
+    seed: int = field(default=0, metadata=SEED_BOUNDS)
 
     def validate(self):
         super().validate()
@@ -138,13 +139,14 @@ def from_env(env):
 def rollout_policy(env, policy, episodes, seed):
     """Run the deterministic tabular `policy` (S,) for `episodes` episodes on `env`.
 
-    Episode i starts from `env.reset(seed=seed + i)`, so two policies scored with the same
-    seed see the same random numbers. Returns (returns, lengths), two (episodes,) arrays.
+    Episode i starts from `env.reset(seed=epoch_seed(seed, i))`, so two policies scored with
+    the same seed see the same random numbers (and seed s + 1 does not replay seed s shifted
+    by one episode). Returns (returns, lengths), two (episodes,) arrays.
     """
     policy = np.asarray(policy)
     returns, lengths = np.zeros(episodes), np.zeros(episodes, int)
     for i in range(episodes):
-        state, _ = env.reset(seed=seed + i)
+        state, _ = env.reset(seed=epoch_seed(seed, i))
         done = False
         while not done:
             state, reward, terminated, truncated, _ = env.step(int(policy[state]))
@@ -171,14 +173,13 @@ def evaluate_saved_policy(ctx, filename):
     path = ctx.run_dir / filename
     if not path.exists():
         raise DlsuiteError(f"{path} not found; is {ctx.run_dir} a run of python -m {ctx.prog}?")
-    episodes = ctx.args.episodes or config.eval_episodes
-    if episodes < 1:
-        raise UsageError(f"--episodes must be at least 1, got {episodes}")
+    episodes = ctx.args.evaluate_episodes or config.eval_episodes
     return policy_metrics(make_env(config), np.load(path)["policy"], episodes, EVAL_SEED + config.seed)
 
 
 def evaluate_arguments(parser):
-    parser.add_argument("--episodes", type=int, default=None,
+    # dest differs from the training setting `episodes` (Q-learning's), which the saved config holds
+    parser.add_argument("--episodes", dest="evaluate_episodes", type=positive_int, default=None,
                         help="evaluation episodes (default: the run's --eval-episodes)")
 
 

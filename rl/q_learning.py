@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common import cli
+from common.data import epoch_seed
+from common.files import atomic_path
 from rl import mdp
 from rl.plots import curve, value_policy_map
 
 
 @dataclass
-class QLearningConfig(mdp.TabularConfig):
+class Config(mdp.TabularConfig):
     alpha: float = field(default=0.9, metadata=cli.bounds("(0, 1]", "learning rate"))
     epsilon: float = field(default=0.9, metadata=cli.bounds("[0, 1]", "probability of a uniformly random action"))
     episodes: int = field(default=256, metadata=cli.at_least(1, "training episodes"))
@@ -42,7 +44,7 @@ def q_learning(env, n_states, n_actions, gamma, alpha, epsilon, episodes, seed, 
     The n-th update of Q[s, a] has learning rate alpha / n**alpha_power (constant alpha
     for power 0; a power in (0.5, 1] satisfies the Robbins-Monro conditions).
 
-    Episode i resets with `seed + i`; exploration draws come from a NumPy generator seeded
+    Episode i resets with `epoch_seed(seed, i)`; exploration draws come from a NumPy generator seeded
     with `seed`, drawn in blocks; greedy choices break ties by the lowest action (as
     np.argmax). The table is kept as Python lists while learning: indexing and max() of a
     short list cost a tenth of NumPy's per-call overhead, and the loop is one update per
@@ -54,7 +56,7 @@ def q_learning(env, n_states, n_actions, gamma, alpha, epsilon, episodes, seed, 
     returns, lengths = np.zeros(episodes), np.zeros(episodes, int)
     draws = _RandomBlocks(rng, n_actions)
     for i in range(episodes):
-        state, _ = env.reset(seed=seed + i)
+        state, _ = env.reset(seed=epoch_seed(seed, i))
         done = False
         while not done:
             explore, random_action = draws.next()
@@ -97,7 +99,8 @@ def train(ctx):
                                             config.epsilon, config.episodes, config.seed, config.alpha_power)
     run = ctx.run()
     policy = q.argmax(axis=1)
-    np.savez(run.file("q_table.npz"), q_values=q, policy=policy, returns=returns, lengths=lengths)
+    with atomic_path(run.file("q_table.npz")) as tmp:
+        np.savez(tmp, q_values=q, policy=policy, returns=returns, lengths=lengths)
     if model.desc is not None:
         value_policy_map(q.max(axis=1), policy, model.desc, run.file("value_policy.png"),
                          title=f"Q-learning, {config.map}{' slippery' if config.slippery else ''}, "
@@ -126,7 +129,7 @@ COMMANDS = {
 
 def main(argv=None):
     return cli.main("Tabular Q-learning on FrozenLake (or any tabular gymnasium env)",
-                    QLearningConfig, COMMANDS, demo=DEMO, argv=mdp.default_command(argv, COMMANDS))
+                    Config, COMMANDS, demo=DEMO, argv=mdp.default_command(argv, COMMANDS))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,14 @@ from typing import NamedTuple
 import numpy as np
 
 from common import cli
+from common.files import atomic_path
 from common.errors import DlsuiteError, UsageError
 from rl import mdp
 from rl.plots import curve, value_policy_map
 
 
 @dataclass
-class ValueIterationConfig(mdp.TabularConfig):
+class Config(mdp.TabularConfig):
     tol: float = field(default=1e-10, metadata=cli.bounds(
         "[0, inf)", "stop when no state value changes by more than this in a sweep (0: run --max-sweeps sweeps)"))
     max_sweeps: int = field(default=10_000, metadata=cli.at_least(1, "upper bound on Bellman sweeps"))
@@ -110,8 +111,9 @@ def train(ctx):
     env, model, result = _solve(config)
     run = ctx.run()
     exact = policy_evaluation(model, result.policy, config.gamma) if config.gamma < 1 else result.values
-    np.savez(run.file("solution.npz"), values=result.values, q_values=result.q_values, policy=result.policy,
-             residuals=result.residuals)
+    with atomic_path(run.file("solution.npz")) as tmp:
+        np.savez(tmp, values=result.values, q_values=result.q_values, policy=result.policy,
+                 residuals=result.residuals)
     if model.desc is not None:
         value_policy_map(result.values, result.policy, model.desc, run.file("value_policy.png"),
                          title=f"value iteration, {config.map}{' slippery' if config.slippery else ''}, "
@@ -139,7 +141,7 @@ COMMANDS = {
 
 def main(argv=None):
     return cli.main("Value iteration on FrozenLake (or any tabular gymnasium env)",
-                    ValueIterationConfig, COMMANDS, demo=DEMO, argv=mdp.default_command(argv, COMMANDS))
+                    Config, COMMANDS, demo=DEMO, argv=mdp.default_command(argv, COMMANDS))
 
 
 if __name__ == "__main__":

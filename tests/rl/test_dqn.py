@@ -90,7 +90,7 @@ def test_two_replicas_take_the_same_steps_as_one():
 
 
 def test_epsilon_schedule_and_replay_buffer(tmp_path):
-    config = dqn.DQNConfig(eps_start=1.0, eps_end=0.1, eps_decay_steps=100)
+    config = dqn.Config(eps_start=1.0, eps_end=0.1, eps_decay_steps=100)
     assert [dqn.epsilon_at(s, config) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
     buffer = dqn.ReplayBuffer(3, 2)
     for i in range(5):
@@ -111,7 +111,7 @@ def test_epsilon_schedule_and_replay_buffer(tmp_path):
 
 
 def _q_weights(run_dir):
-    agent = dqn.Agent(dqn.DQNConfig(hidden=16), distribute.make_strategy("default"))
+    agent = dqn.Agent(dqn.Config(hidden=16), distribute.make_strategy("default"))
     training.Run(run_dir, resume=True).restore({"model": agent.q_net})
     return agent.q_net.get_weights()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rl import mdp
-from rl.q_learning import QLearningConfig, main, q_learning
+from rl.q_learning import Config, main, q_learning
 from rl.value_iteration import value_iteration
 
 
@@ -23,7 +23,7 @@ def last_json(capsys):
 def test_alpha_one_on_a_deterministic_mdp_reaches_q_star_exactly():
     # With alpha = 1 every update is an exact Bellman backup of one (s, a): asynchronous value
     # iteration. Under uniformly random behaviour every pair is backed up often enough.
-    config = QLearningConfig(alpha=1.0, epsilon=1.0, episodes=3000, gamma=0.9)
+    config = Config(alpha=1.0, epsilon=1.0, episodes=3000, gamma=0.9)
     _, model, q, _, lengths, steps = learn(config)
     optimum = value_iteration(model, config.gamma, tol=0, max_sweeps=50).q_values
     np.testing.assert_allclose(q, optimum, atol=1e-12)
@@ -32,7 +32,7 @@ def test_alpha_one_on_a_deterministic_mdp_reaches_q_star_exactly():
 
 def test_single_update_by_hand():
     # 1x2 map "SG": every action from S either stays (wall) or reaches G with reward 1.
-    config = QLearningConfig(map="SG,FF", alpha=0.5, epsilon=1.0, episodes=1, gamma=0.9, seed=3)
+    config = Config(map="SG,FF", alpha=0.5, epsilon=1.0, episodes=1, gamma=0.9, seed=3)
     env, _, q, returns, lengths, _ = learn(config)
     # Replay the episode: same seeds, same draws; apply the update rule by hand.
     rng = np.random.default_rng(3)
@@ -50,7 +50,7 @@ def test_single_update_by_hand():
 
 
 def test_slippery_4x4_matches_value_iteration_success_rate():
-    config = QLearningConfig(slippery=True, alpha=1.0, alpha_power=0.8, episodes=10000)
+    config = Config(slippery=True, alpha=1.0, alpha_power=0.8, episodes=10000)
     env, model, q, *_ = learn(config)
     optimum = value_iteration(model, config.gamma)
     seed = mdp.EVAL_SEED
@@ -69,16 +69,16 @@ def test_constant_alpha_book_defaults_solve_deterministic_8x8(capsys):
 @pytest.mark.parametrize("seed", [0, 6])
 def test_book_defaults_solve_deterministic_4x4_with_1000_episodes(seed):
     # 256 episodes (the book's count) find the goal often enough for 7 of seeds 0..9; these two are misses.
-    config = QLearningConfig(episodes=1000, seed=seed)
+    config = Config(episodes=1000, seed=seed)
     env, _, q, *_ = learn(config)
     assert mdp.policy_metrics(env, q.argmax(axis=1), 10, 0)["success_rate"] == 1.0
-    _, _, q_short, *_ = learn(QLearningConfig(seed=seed))
+    _, _, q_short, *_ = learn(Config(seed=seed))
     assert mdp.policy_metrics(env, q_short.argmax(axis=1), 10, 0)["success_rate"] == 0.0
 
 
 def test_too_few_episodes_fail_deterministic_8x8():
-    _, _, q, returns, *_ = learn(QLearningConfig(map="8x8", episodes=200))
-    env = mdp.make_env(QLearningConfig(map="8x8"))
+    _, _, q, returns, *_ = learn(Config(map="8x8", episodes=200))
+    env = mdp.make_env(Config(map="8x8"))
     assert mdp.policy_metrics(env, q.argmax(axis=1), 5, 0)["success_rate"] == 0.0
 
 
@@ -92,6 +92,14 @@ def test_cli_defaults_files_and_evaluate(capsys, tmp_path):
         assert (tmp_path / "q" / name).stat().st_size > 0
     assert main(["evaluate", "--run-dir", "q", "--episodes", "50"]) == 0
     assert last_json(capsys)["success_rate"] == metrics["success_rate"]
+    # without --episodes, evaluate plays the run's --eval-episodes (the training --episodes is another setting)
+    assert main(["evaluate", "--run-dir", "q"]) == 0
+    assert last_json(capsys) == {k: metrics[k] for k in ("success_rate", "mean_return", "mean_length", "episodes")}
+    assert main(["evaluate", "--run-dir", "q", "--episodes", "7"]) == 0
+    assert last_json(capsys)["episodes"] == 7
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--run-dir", "q", "--episodes", "0"])
+    assert exit_info.value.code == 2 and "--episodes: must be at least 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,code,message", [
