@@ -14,6 +14,7 @@ import numpy as np
 
 from common.data import cache_root, extract, resolve_dataset
 from common.errors import DatasetError, UsageError
+from common.files import atomic_path
 
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 ML100K_SHA1 = "cd4dcac4241c8a4ad7badc7ca635da8a69dddb83"
@@ -170,9 +171,15 @@ def generate_movielens(directory, num_users=300, num_items=400, per_user=(20, 80
     directory.mkdir(parents=True, exist_ok=True)
     lines = [f"{u + 1}\t{i + 1}\t{r}\t{t}" for u, i, r, t in
              zip(users[shuffle], items[shuffle], ratings[shuffle], timestamps[shuffle])]
-    (directory / "u.data").write_text("\n".join(lines) + "\n")
-    (directory / "u.info").write_text(f"{num_users} users\n{num_items} items\n{len(users)} ratings\n")
+    _write_text(directory / "u.info", f"{num_users} users\n{num_items} items\n{len(users)} ratings\n")
+    _write_text(directory / "u.data", "\n".join(lines) + "\n")  # last: its presence marks a complete dataset
     return directory
+
+
+def _write_text(path, text):
+    """Write a generated file atomically (an interrupted generator leaves no half file behind)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 def movielens_dir(data_dir=None, demo=False):
@@ -561,7 +568,7 @@ def generate_ctr(directory, rows=(50000, 10000), fields=CTR_FIELDS, cardinality=
     table = np.concatenate([labels.astype(str)[:, None], tokens], axis=1)
     directory.mkdir(parents=True, exist_ok=True)
     for name, part in (("train.csv", table[:rows[0]]), ("test.csv", table[rows[0]:])):
-        (directory / name).write_text("\n".join("\t".join(r) for r in part) + "\n")
+        _write_text(directory / name, "\n".join("\t".join(r) for r in part) + "\n")
     return directory
 
 
