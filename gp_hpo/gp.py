@@ -486,9 +486,8 @@ def predict(ctx):
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([*saved["x_columns"], "mean", "std", "f_std"] + ([saved["y_column"]] if y is not None else []))
-        for i in range(len(X)):
-            writer.writerow([*map(repr, X[i]), repr(mean[i]), repr(std[i]), repr(f_std[i])]
-                            + ([repr(y[i])] if y is not None else []))
+        columns = [*X.T, mean, std, f_std] + ([y] if y is not None else [])
+        writer.writerows(np.column_stack(columns).tolist())
     result = {"mean": mean.tolist(), "std": std.tolist(), "f_std": f_std.tolist(), "predictions": str(out)}
     if y is not None:
         result.update(predictive_metrics(y, mean, std))
