@@ -1,0 +1,165 @@
+"""GloVe (the book's 14.5): weighted least squares on the log co-occurrence counts.
+
+The co-occurrence counts x_ij come from `nlp.data.cooccurrence` (window 5, each pair at
+distance d adding 1/d, both directions; sparse, counted once before training). Every nonzero
+entry is one example; the loss is
+
+    h(x_ij) (w_i . w~_j + b_i + b~_j - log x_ij)^2,   h(x) = min(1, (x / x_max)^alpha)
+
+with x_max = 100 and alpha = 0.75, minimised with Adagrad over batches of entries in a fresh
+order each epoch. The vectors written to `vectors.txt` are w + w~ (centre plus context).
+
+    python -m nlp.glove train --data-dir ../shared/data/ptb
+    python -m nlp.glove similar chip -k 5
+    python -m nlp.glove evaluate --similarity wordsim353.tsv --analogies questions-words.txt
+"""
+import sys
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import cli, training
+from common.data import epoch_dataset
+from nlp import data as ndata
+from nlp import embeddings, word2vec
+
+
+@dataclass
+class Config(cli.TrainConfig):
+    epochs: int = 20
+    batch_size: int = 4096
+    lr: float = field(default=0.05, metadata=cli.positive("Adagrad learning rate"))
+    embed_size: int = field(default=100, metadata=cli.at_least(1, "vector dimension"))
+    window: int = field(default=5, metadata=cli.at_least(1, "co-occurrence window on each side"))
+    x_max: float = field(default=100.0, metadata=cli.positive("counts at or above x_max get weight 1"))
+    alpha: float = field(default=0.75, metadata=cli.positive("exponent of the weighting function"))
+    min_freq: int = field(default=1, metadata=cli.at_least(1, "drop words seen fewer times"))
+    corpus: str = field(default="", metadata={"help": "train on this file (one sentence a line) "
+                                                      "instead of PTB", "metavar": "FILE"})
+
+
+DEMO = {"epochs": 10, "embed_size": 32, "batch_size": 512}
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class GloVe(keras.Model):
+    """Centre and context vectors and biases for `vocab_size` words; batches are
+    `{"rows", "cols" (b,) int32, "counts" (b,) float32}`; `call(words)` gives w + w~.
+    Adagrad starts its accumulators at 1, as GloVe's own code does."""
+
+    def __init__(self, vocab_size, embed_size, x_max=100.0, alpha=0.75, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embed_size, self.x_max, self.alpha = vocab_size, embed_size, x_max, alpha
+        init = keras.initializers.RandomUniform(-0.5 / embed_size, 0.5 / embed_size)
+        self.centre = self.add_weight(shape=(vocab_size, embed_size), name="centre", initializer=init)
+        self.context = self.add_weight(shape=(vocab_size, embed_size), name="context", initializer=init)
+        self.centre_bias = self.add_weight(shape=(vocab_size,), name="centre_bias", initializer="zeros")
+        self.context_bias = self.add_weight(shape=(vocab_size,), name="context_bias", initializer="zeros")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def call(self, words):
+        return tf.gather(self.centre.value, words) + tf.gather(self.context.value, words)
+
+    def training_loss(self, batch):
+        """Weighted squared error per entry `(b,)`; the step minimises their sum, so the
+        learning rate is per entry (as GloVe's own code) and replicas add up to one step."""
+        rows, cols, counts = batch["rows"], batch["cols"], batch["counts"]
+        dots = tf.reduce_sum(tf.gather(self.centre.value, rows) * tf.gather(self.context.value, cols), axis=1)
+        error = dots + tf.gather(self.centre_bias.value, rows) + tf.gather(self.context_bias.value, cols) \
+            - tf.math.log(counts)
+        weight = tf.minimum(1.0, (counts / self.x_max) ** self.alpha)
+        return weight * error * error
+
+    def train_step(self, batch):
+        variables = [v.value for v in self.trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(variables)
+            losses = self.training_loss(batch)
+            total = tf.reduce_sum(losses)
+        grads = tape.gradient(total, variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.loss_tracker.update_state(tf.reduce_mean(losses))
+        return {"loss": self.loss_tracker.result()}
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "embed_size": self.embed_size,
+                "x_max": self.x_max, "alpha": self.alpha}
+
+
+def build(config, vocab_size):
+    model = GloVe(vocab_size, config.embed_size, config.x_max, config.alpha)
+    model.compile(keras.optimizers.Adagrad(config.lr, initial_accumulator_value=1.0), steps_per_execution=word2vec.steps_per_execution(), jit_compile=False)
+    return model
+
+
+def load_corpus(ctx):
+    cfg = ctx.config
+    path = ndata.corpus_path(ctx.data_dir, ctx.demo, cfg.corpus)
+    return ndata.build_corpus(ndata.read_sentences(path), cfg.min_freq)
+
+
+def train(ctx):
+    cfg = ctx.config
+    corpus = load_corpus(ctx)
+    tic = time.perf_counter()
+    rows, cols, counts = ndata.cooccurrence(corpus, cfg.window)
+    count_s = time.perf_counter() - tic
+    print(f"co-occurrence: {len(counts)} nonzero entries from {len(corpus)} tokens in {count_s:.2f} s",
+          file=sys.stderr)
+    with ctx.strategy.scope():
+        model = build(cfg, len(corpus.vocab))
+    run = ctx.run()
+    reference = None if ctx.demo else embeddings.reference_files()[0]
+    reference = reference and embeddings.read_similarity(reference)
+
+    def dataset(epoch):
+        return epoch_dataset({"rows": rows, "cols": cols, "counts": counts}, cfg.batch_size, cfg.seed, epoch)
+
+    def after_epoch(epoch, logs):
+        extra = {"entries_per_s": round(len(counts) / logs["time_s"], 1)}
+        vectors = word_vectors(model, corpus.vocab)
+        if ctx.demo:
+            extra["cluster_precision"] = embeddings.cluster_precision(vectors, ndata.DEMO_TOPICS)
+        elif reference:
+            extra["spearman"] = embeddings.evaluate_similarity(vectors, reference)["spearman"]
+        return extra
+
+    tic = time.perf_counter()
+    history = training.fit(model, dataset, run, epochs=cfg.epochs, on_epoch_end=after_epoch)
+    elapsed = time.perf_counter() - tic
+    vectors = word_vectors(model, corpus.vocab)
+    if run.chief:
+        embeddings.save_vectors(run.file(embeddings.VECTORS_FILE), vectors.words, vectors.matrix)
+    result = {"loss": round(history[-1]["loss"], 4), "vocabulary": len(corpus.vocab), "tokens": len(corpus),
+              "entries": len(counts), "count_s": round(count_s, 3),
+              "count_tokens_per_s": round(len(corpus) / max(count_s, 1e-9), 1), "train_s": round(elapsed, 2)}
+    result.update({k: history[-1][k] for k in ("entries_per_s", "spearman", "cluster_precision") if k in history[-1]})
+    return result
+
+
+def word_vectors(model, vocab):
+    """`embeddings.WordVectors` of w + w~ for every vocabulary word."""
+    return embeddings.WordVectors(vocab.idx_to_token, model(np.arange(len(vocab), dtype=np.int32)).numpy())
+
+
+COMMANDS = {
+    "train": cli.Command(train, "train GloVe on the co-occurrence counts", trains=True),
+    **embeddings.run_commands(),
+}
+
+
+def main(argv=None):
+    return cli.main("GloVe: word vectors from weighted least squares on co-occurrence counts", Config, COMMANDS,
+                    demo=DEMO, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

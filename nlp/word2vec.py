@@ -1,0 +1,331 @@
+"""word2vec (the book's 14.1-14.4): skip-gram or CBOW with negative sampling, optionally with
+fastText's character n-grams (14.6), trained on the Penn Treebank.
+
+Each epoch draws fresh pretraining data (`nlp.data`: subsampling t = 1e-4, a random window of
+1..5, unigram^0.75 noise) and makes one pass of sparse updates: only the embedding rows a batch
+touches change (the gradients are `tf.IndexedSlices`; SGD applies them as scatter updates).
+
+The default recipe is word2vec's own (per-example SGD with a learning rate falling linearly
+to zero), in batches of 1024 pairs that share their noise: every pair is scored against the
+same `--shared-noise 64` noise words drawn for the batch from unigram^0.75, each weighted
+K/64, an unbiased estimate of the K = 5 noise terms per pair that costs a (1024 x 64) matrix
+product instead of 5120 more gathered rows. `--shared-noise 0` scores each pair against its
+own K noise words, as the book does; `--preset book` is the book's whole recipe (Adam 0.002,
+batch 512, 5 epochs, min frequency 10).
+
+    python -m nlp.word2vec train --data-dir ../shared/data/ptb          # the real PTB
+    python -m nlp.word2vec train --demo                                 # seconds, offline
+    python -m nlp.word2vec similar chip -k 5                            # newest run
+    python -m nlp.word2vec analogy man king woman
+    python -m nlp.word2vec evaluate --similarity wordsim353.tsv --analogies questions-words.txt
+
+The run directory holds `vectors.txt` (GloVe text format, one line per vocabulary word),
+`model.keras`, `checkpoints/`, `metrics.json` (loss, tokens/s and, where gensim's test files
+are installed, the WordSim353 Spearman after every epoch) and `config.json`.
+"""
+import sys
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import cli, training
+from common.data import epoch_rng
+from common.errors import UsageError
+from nlp import data as ndata
+from nlp import embeddings
+from nlp import subword
+
+
+@dataclass
+class Config(cli.TrainConfig):
+    epochs: int = 8
+    batch_size: int = 1024
+    lr: float = field(default=0.1, metadata=cli.positive(
+        "learning rate (SGD: per example, falling linearly to 0 over the run; Adam: the step size)"))
+    model: str = field(default="skipgram", metadata={"choices": ["skipgram", "cbow"],
+                                                     "help": "skip-gram (centre predicts context) or CBOW"})
+    embed_size: int = field(default=100, metadata=cli.at_least(1, "vector dimension"))
+    window: int = field(default=5, metadata=cli.at_least(1, "largest context window on each side"))
+    negatives: int = field(default=5, metadata=cli.at_least(1, "K, noise words per context word"))
+    shared_noise: int = field(default=64, metadata=cli.bounds(
+        "[0, inf)", "noise words drawn per batch and shared by its pairs (0: K of its own per pair)"))
+    subsample: float = field(default=1e-4, metadata=cli.bounds("[0, 1]", "subsampling threshold t (0: off)"))
+    min_freq: int = field(default=1, metadata=cli.at_least(1, "drop words seen fewer times"))
+    optimizer: str = field(default="sgd", metadata={"choices": ["sgd", "adam"],
+                                                    "help": "sparse SGD with linear decay, or Adam"})
+    subwords: str = field(default="", metadata={"help": "fastText character n-grams, e.g. 3-6 ('' off)",
+                                                "metavar": "MIN-MAX"})
+    buckets: int = field(default=200_000, metadata=cli.at_least(1, "hash buckets of the n-gram table"))
+    corpus: str = field(default="", metadata={"help": "train on this file (one sentence a line) "
+                                                      "instead of PTB", "metavar": "FILE"})
+
+    def validate(self):
+        super().validate()
+        subword.parse_range(self.subwords)
+
+
+DEMO = {"epochs": 2, "embed_size": 32, "batch_size": 512, "lr": 0.05, "subsample": 0.01}
+PRESETS = {"book": {"embed_size": 100, "batch_size": 512, "optimizer": "adam", "lr": 0.002, "epochs": 5,
+                    "shared_noise": 0, "min_freq": 10}}
+STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution():
+    """Train steps per call into the graph: 32 on one replica (the steps are small, so Python
+    overhead would dominate), 1 under a multi-replica strategy (Keras 3.15's multi-step loop
+    fails there with an unfed placeholder)."""
+    return STEPS_PER_EXECUTION if tf.distribute.get_strategy().num_replicas_in_sync == 1 else 1
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class Word2Vec(keras.Model):
+    """Skip-gram or CBOW with negative sampling over `vocab_size` words.
+
+    Batches (dicts): skip-gram `{"inputs": centres (b,), "targets": (b, 1 + k)}`, CBOW
+    `{"inputs": contexts (b, 2w), "mask": (b, 2w), "targets": (b, 1 + k)}`; `targets[:, 0]` is
+    the word to predict (label 1), `targets[:, 1:]` its noise words (label 0; k = 0 when the
+    noise is shared). With `shared_noise = m > 0` the step draws m noise words per batch from
+    the model's `noise_cdf` (seeded by `noise_seed` and the step number, so every replica draws
+    the same ones) and weights each pair's m noise terms by `negatives / m`.
+
+    The loss is summed over the batch (so SGD's learning rate is per example and replicas add
+    up to the single-replica step); the logged `loss` is its mean per pair. `call(words)` gives
+    the input vectors `(n, embed_size)` that `vectors.txt` holds.
+    """
+
+    def __init__(self, vocab_size, embed_size, kind="skipgram", negatives=5, shared_noise=64, noise_seed=0,
+                 ngram_width=0, buckets=0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embed_size, self.kind = vocab_size, embed_size, kind
+        self.negatives, self.shared_noise, self.noise_seed = negatives, shared_noise, noise_seed
+        self.ngram_width, self.buckets = ngram_width, buckets
+        bound = 0.5 / embed_size
+        self.word_in = self.add_weight(shape=(vocab_size, embed_size), name="word_in",
+                                       initializer=keras.initializers.RandomUniform(-bound, bound))
+        self.word_out = self.add_weight(shape=(vocab_size, embed_size), name="word_out", initializer="zeros")
+        self.noise_cdf = self.add_weight(shape=(vocab_size,), name="noise_cdf", initializer="ones",
+                                         trainable=False)
+        if ngram_width:
+            self.ngrams = self.add_weight(shape=(buckets, embed_size), name="ngrams",
+                                          initializer=keras.initializers.RandomUniform(-bound, bound))
+            self.ngram_ids = self.add_weight(shape=(vocab_size, ngram_width), name="ngram_ids", dtype="int32",
+                                             initializer="zeros", trainable=False)
+            self.ngram_mask = self.add_weight(shape=(vocab_size, ngram_width), name="ngram_mask",
+                                              initializer="zeros", trainable=False)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def input_vectors(self, words):
+        """Input vectors of word indices `words` (any shape) -> `words.shape + (embed_size,)`: the
+        word's row, or with n-grams the mean of its row and its n-gram rows."""
+        vectors = tf.gather(self.word_in.value, words)
+        if not self.ngram_width:
+            return vectors
+        mask = tf.gather(self.ngram_mask.value, words)
+        grams = tf.gather(self.ngrams.value, tf.gather(self.ngram_ids.value, words))
+        total = vectors + tf.reduce_sum(grams * mask[..., None], axis=-2)
+        return total / (1.0 + tf.reduce_sum(mask, axis=-1, keepdims=True))
+
+    def call(self, words):
+        return self.input_vectors(words)
+
+    def hidden(self, batch):
+        """The vector that scores the targets: the centre word's (skip-gram) or the mean of the
+        context words' (CBOW), `(b, embed_size)`."""
+        if self.kind == "skipgram":
+            return self.input_vectors(batch["inputs"])
+        mask = tf.cast(batch["mask"], tf.float32)
+        vectors = self.input_vectors(batch["inputs"]) * mask[..., None]
+        return tf.reduce_sum(vectors, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+
+    def shared_noise_words(self):
+        """This step's shared noise words `(shared_noise,)` int32, the same on every replica."""
+        step = tf.cast(self.optimizer.iterations, tf.int32)
+        uniform = tf.random.stateless_uniform([self.shared_noise], seed=tf.stack([self.noise_seed, step]))
+        found = tf.searchsorted(self.noise_cdf.value, uniform, side="right")
+        return tf.minimum(found, self.vocab_size - 1)
+
+    def pair_losses(self, batch):
+        """Negative-sampling loss per pair `(b,)`: -log s(u_o . h) - sum over noise log s(-u_k . h)."""
+        h = self.hidden(batch)
+        targets = batch["targets"]
+        scores = tf.einsum("bd,bkd->bk", h, tf.gather(self.word_out.value, targets))
+        losses = tf.nn.softplus(-scores[:, 0]) + tf.reduce_sum(tf.nn.softplus(scores[:, 1:]), axis=1)
+        if self.shared_noise:
+            noise = tf.gather(self.word_out.value, self.shared_noise_words())
+            noise_scores = tf.matmul(h, noise, transpose_b=True)
+            losses += (self.negatives / self.shared_noise) * tf.reduce_sum(tf.nn.softplus(noise_scores), axis=1)
+        return losses
+
+    def train_step(self, batch):
+        variables = [v.value for v in self.trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(variables)
+            losses = self.pair_losses(batch)
+            total = tf.reduce_sum(losses)
+        grads = tape.gradient(total, variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.loss_tracker.update_state(tf.reduce_mean(losses))
+        return {"loss": self.loss_tracker.result()}
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "embed_size": self.embed_size,
+                "kind": self.kind, "negatives": self.negatives, "shared_noise": self.shared_noise,
+                "noise_seed": self.noise_seed, "ngram_width": self.ngram_width, "buckets": self.buckets}
+
+
+def _noise_cdf(counts):
+    cdf = np.cumsum(ndata.noise_distribution(counts))
+    return (cdf / cdf[-1]).astype(np.float32)
+
+
+def _noise_seed(seed):
+    """The seed of the in-graph shared-noise stream, apart from the per-epoch data streams."""
+    return int(np.random.SeedSequence([int(seed), 1 << 20]).generate_state(1)[0] >> 1)
+
+
+def build(config, vocab, steps_per_epoch=1):
+    """The compiled model for `vocab` (its counts give the noise distribution). `steps_per_epoch`
+    sets the length of SGD's linear decay (epochs x steps_per_epoch)."""
+    grams = subword.parse_range(config.subwords)
+    table = subword.ngram_table(vocab.idx_to_token, *grams, config.buckets) if grams else None
+    model = Word2Vec(len(vocab), config.embed_size, config.model, config.negatives, config.shared_noise,
+                     _noise_seed(config.seed), table[0].shape[1] if grams else 0,
+                     config.buckets if grams else 0)
+    model.noise_cdf.assign(_noise_cdf(vocab.counts))
+    model.ngram_range = grams
+    if grams:
+        model.ngram_ids.assign(table[0])
+        model.ngram_mask.assign(table[1])
+    if config.optimizer == "sgd":
+        total = max(1, config.epochs * steps_per_epoch)
+        schedule = keras.optimizers.schedules.PolynomialDecay(config.lr, total, config.lr * 1e-4, power=1.0)
+        optimizer = keras.optimizers.SGD(schedule)
+    else:
+        optimizer = keras.optimizers.Adam(config.lr)
+    model.compile(optimizer, steps_per_execution=steps_per_execution(), jit_compile=False)
+    return model
+
+
+def examples(config, corpus, epoch):
+    """One epoch's pretraining examples as a dict of arrays (see `Word2Vec`), drawn from
+    `epoch_rng(seed, epoch)`, and the number of training tokens kept by subsampling."""
+    rng = epoch_rng(config.seed, epoch)
+    k = 0 if config.shared_noise else config.negatives
+    kept = ndata.subsample(corpus, rng, config.subsample)
+    if config.model == "skipgram":
+        centres, targets = ndata.skip_gram_examples(corpus, rng, config.window, k, kept=kept)
+        return {"inputs": centres, "targets": targets}, int(kept.sum())
+    contexts, mask, targets = ndata.cbow_examples(corpus, rng, config.window, k, kept=kept)
+    return {"inputs": contexts, "mask": mask, "targets": targets}, int(kept.sum())
+
+
+def load_corpus(ctx):
+    cfg = ctx.config
+    path = ndata.corpus_path(ctx.data_dir, ctx.demo, cfg.corpus)
+    return ndata.build_corpus(ndata.read_sentences(path), cfg.min_freq)
+
+
+def _dataset(arrays, batch_size):
+    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def word_vectors(model, vocab):
+    """`embeddings.WordVectors` of the model's input vectors for every vocabulary word (with
+    n-grams, unknown words get the mean of their n-gram rows)."""
+    matrix = model(np.arange(len(vocab), dtype=np.int32)).numpy()
+    oov = None
+    if model.ngram_width:
+        grams = model.ngrams.numpy()
+
+        def oov(word):
+            rows = subword.ngram_buckets(word, *model.ngram_range, model.buckets)
+            return grams[rows].mean(axis=0) if len(rows) else None
+    return embeddings.WordVectors(vocab.idx_to_token, matrix, oov=oov)
+
+
+def train(ctx):
+    cfg = ctx.config
+    corpus = load_corpus(ctx)
+    first, first_kept = examples(cfg, corpus, 0)
+    steps = len(first["inputs"]) // cfg.batch_size
+    if steps == 0:
+        raise UsageError(f"--batch-size {cfg.batch_size} is larger than an epoch's {len(first['inputs'])} examples; "
+                         "lower it or use a larger corpus")
+    with ctx.strategy.scope():
+        model = build(cfg, corpus.vocab, steps)
+    run = ctx.run()
+    reference = None if ctx.demo else embeddings.reference_files()[0]
+    reference = reference and embeddings.read_similarity(reference)
+    kept = {}
+
+    def dataset(epoch):
+        arrays, kept[epoch] = (first, first_kept) if epoch == 0 else examples(cfg, corpus, epoch)
+        return _dataset(arrays, cfg.batch_size)
+
+    def after_epoch(epoch, logs):
+        extra = {"tokens_per_s": round(kept[epoch] / logs["time_s"], 1)}
+        vectors = word_vectors(model, corpus.vocab)
+        if ctx.demo:
+            extra["cluster_precision"] = embeddings.cluster_precision(vectors, ndata.DEMO_TOPICS)
+        elif reference is not None:
+            extra["spearman"] = embeddings.evaluate_similarity(vectors, reference)["spearman"]
+        print(f"epoch {epoch + 1}: {extra}", file=sys.stderr, flush=True)
+        return extra
+
+    tic = time.perf_counter()
+    history = training.fit(model, dataset, run, epochs=cfg.epochs, on_epoch_end=after_epoch)
+    elapsed = time.perf_counter() - tic
+    vectors = word_vectors(model, corpus.vocab)
+    if run.chief:
+        embeddings.save_vectors(run.file(embeddings.VECTORS_FILE), vectors.words, vectors.matrix)
+    result = {"loss": round(history[-1]["loss"], 4), "vocabulary": len(corpus.vocab), "tokens": len(corpus),
+              "train_s": round(elapsed, 2)}
+    result.update({k: history[-1][k] for k in ("tokens_per_s", "spearman", "cluster_precision") if k in history[-1]})
+    return result
+
+
+def restore(run_dir):
+    """The model of a trained run (its newest checkpoint), its config and vocabulary (read
+    from the run's vectors file)."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from nlp.text import Vocab
+
+    run_dir = Path(run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    config = Config(**{f.name: saved[f.name] for f in dataclasses.fields(Config) if f.name in saved})
+    vocab = Vocab.from_tokens(embeddings.load_vectors(run_dir / embeddings.VECTORS_FILE, lowercase=False).words)
+    model = build(config, vocab)
+    training.Run(run_dir, resume=True).restore({"model": model})
+    return model, config, vocab
+
+
+def run_vectors(run_dir):
+    """`WordVectors` of a run trained with `--subwords`: unknown words get their n-gram vector."""
+    model, _, vocab = restore(run_dir)
+    return word_vectors(model, vocab)
+
+
+COMMANDS = {
+    "train": cli.Command(train, "train word2vec (skip-gram or CBOW) with negative sampling", trains=True),
+    **embeddings.run_commands(),
+}
+
+
+def main(argv=None):
+    return cli.main("word2vec: skip-gram / CBOW word embeddings with negative sampling", Config,
+                    COMMANDS, demo=DEMO, argv=argv, presets=PRESETS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""nlp.word2vec: demo clusters recovered, 1 vs 2 replicas, resume, CBOW, subwords for unknown
+words, the book's preset, bad input; real PTB quality (slow)."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp import embeddings as E
+from nlp import word2vec
+from tests.cli_helpers import one_replica_vs_two, run
+
+CHANCE = 9 / 59  # a demo word's 9 nearest among 59 others, 9 of them in its cluster
+
+
+def _vectors(run_dir):
+    return E.load_vectors(Path(run_dir) / "vectors.txt")
+
+
+def test_skip_gram_recovers_demo_clusters_and_two_replicas_match_one(capsys):
+    single, mirrored = one_replica_vs_two(word2vec.main, ["--demo"], capsys)
+    assert single["cluster_precision"] >= 0.9 > CHANCE + 0.5
+    assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-4)
+    a, b = _vectors("single"), _vectors("mirrored")
+    assert a.words == b.words and np.allclose(a.matrix, b.matrix, atol=1e-4)
+    code, out, _ = run(word2vec.main, ["similar", "chip", "-k", 5, "--run-dir", "single"], capsys)
+    assert code == 0 and set(out["neighbours"]) <= set(word2vec.ndata.DEMO_TOPICS["computing"])
+    code, out, _ = run(word2vec.main, ["evaluate", "--run-dir", "single"], capsys)
+    assert code == 0 and out["cluster_precision"] == single["cluster_precision"]
+
+
+def test_resume_repeats_the_uninterrupted_run(capsys):
+    code, whole, err = run(word2vec.main, ["train", "--demo", "--run-dir", "whole"], capsys)
+    assert code == 0, err
+    # An interruption after epoch 1: the same run without its epoch-2 checkpoint.
+    shutil.copytree("whole", "parts")
+    shutil.rmtree("parts/checkpoints/epoch-0002")
+    code, resumed, err = run(word2vec.main, ["train", "--demo", "--resume", "--run-dir", "parts"], capsys)
+    assert code == 0 and "resumed from epoch 1" in err, err
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+    assert np.allclose(_vectors("whole").matrix, _vectors("parts").matrix, atol=1e-5)
+
+
+def test_cbow_and_book_preset_learn_the_clusters(capsys):
+    code, cbow, err = run(word2vec.main, ["train", "--demo", "--model", "cbow", "--run-dir", "cbow"], capsys)
+    assert code == 0 and cbow["cluster_precision"] >= 0.8, err
+    code, book, err = run(word2vec.main, ["train", "--demo", "--preset", "book", "--epochs", 2, "--min-freq", 1,
+                                          "--run-dir", "book"], capsys)
+    saved = json.loads(Path("book/config.json").read_text())
+    assert code == 0 and saved["optimizer"] == "adam" and saved["shared_noise"] == 0, err
+    assert book["cluster_precision"] >= 0.8
+
+
+def test_subwords_give_unknown_words_vectors(tmp_path, capsys):
+    code, out, err = run(word2vec.main, ["train", "--demo", "--subwords", "3-5", "--buckets", 5000,
+                                         "--run-dir", "sub"], capsys)
+    assert code == 0 and out["cluster_precision"] >= 0.8, err
+    vectors = E.load_run("sub")
+    assert "microprocessors" not in vectors.index and vectors.vector("microprocessors") is not None
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("chip\tintel\t9\nchip\tmicroprocessors\t8\nchip\tstorms\t1\nrain\tstorms\t8\n")
+    code, with_grams, _ = run(word2vec.main, ["evaluate", "--run-dir", "sub", "--similarity", pairs], capsys)
+    plain = E.evaluate(_vectors("sub"), pairs)
+    assert code == 0 and plain["similarity_coverage"] == 0.25 and with_grams["similarity_coverage"] == 1.0
+    code, out, _ = run(word2vec.main, ["similar", "microprocessors", "-k", 3, "--run-dir", "sub"], capsys)
+    assert code == 0 and "microprocessor" in out["neighbours"]
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("\n\n")
+    code, _, err = run(word2vec.main, ["train", "--corpus", tmp_path / "empty.txt", "--run-dir", "r"], capsys)
+    assert code == 1 and "is empty" in err and len(err.strip().splitlines()) == 1
+    assert not Path("r").exists()
+    code, _, err = run(word2vec.main, ["train", "--demo", "--subwords", "5-3", "--run-dir", "r"], capsys)
+    assert code == 2 and "--subwords must look like 3-6" in err
+    code, _, err = run(word2vec.main, ["train", "--demo", "--corpus", tmp_path / "empty.txt"], capsys)
+    assert code == 2 and "--corpus names the training file itself" in err
+
+
+@pytest.mark.slow
+def test_default_run_on_real_ptb(shared_data, capsys):
+    code, result, err = run(word2vec.main, ["train", "--data-dir", shared_data / "ptb", "--run-dir", "ptb"], capsys)
+    assert code == 0, err
+    code, out, _ = run(word2vec.main, ["similar", "chip", "-k", 5, "--run-dir", "ptb"], capsys)
+    assert {"intel", "microprocessor"} & set(out["neighbours"])
+    if E.reference_files()[0] is not None:
+        assert result["spearman"] >= 0.40
