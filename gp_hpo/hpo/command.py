@@ -41,7 +41,8 @@ class Config(cli.Config):
                                                               "(optuna-asha: Optuna's SuccessiveHalvingPruner)"})
     workers: int = field(default=1, metadata=cli.at_least(1, "worker processes on this machine"))
     trials: int = field(default=20, metadata=cli.at_least(1, "trials to finish (first attempts; retries extra)"))
-    max_epochs: int = field(default=10, metadata=cli.at_least(1, "r_max: epochs of a full trial"))
+    max_epochs: int = field(default=9, metadata=cli.at_least(
+        1, "r_max: epochs of a full trial (9 with eta 3: rungs 1, 3, 9)"))
     min_epochs: int = field(default=1, metadata=cli.at_least(1, "r_min: epochs of the lowest rung (sh, asha)"))
     eta: int = field(default=3, metadata=cli.at_least(2, "reduction factor between rungs (sh, asha)"))
     objective: str = field(default="gp_hpo.hpo.objectives:fashion_mnist",
