@@ -330,7 +330,7 @@ def run_workers(settings, workers, in_process=True):
 # ---------------------------------------------------------------- results
 
 def trial_records(study):
-    """One dict per trial (surplus and WAITING ones left out), by trial number; times in seconds from the study start."""
+    """One dict per trial (surplus and WAITING ones left out), by number; times in seconds from the study start."""
     t0 = study.user_attrs.get("t0", 0.0)
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
