@@ -9,7 +9,6 @@ over the symbol set, `[UNK]` for what nothing matches.
     python -m nlp.bpe learn --data-dir ../shared/data/ptb --merges 200 --out merges.txt
     python -m nlp.bpe segment tallest fatter --merges-file merges.txt
 """
-import argparse
 import collections
 import json
 import sys

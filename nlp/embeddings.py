@@ -18,7 +18,6 @@ excluded, over the questions with all four words known), `analogy_coverage`, and
 with a subword table (word2vec `--subwords`) give unknown words their n-gram vector, so the
 coverage rises.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -105,7 +104,7 @@ class WordVectors:
         return self.nearest(query, k, exclude=exclude)
 
 
-def _parse_floats(parts, path, number, dim):
+def _parse_floats(parts, path, number):
     try:
         return [float(x) for x in parts]
     except ValueError:
@@ -151,7 +150,7 @@ def load_vectors(path, limit=None, lowercase=True):
                 raise DatasetError(f"{path} line {number}: {len(parts) - 1} values where the vectors have {dim}; "
                                    "every line must be 'word' and the same number of values")
             words.append(parts[0])
-            rows.append(_parse_floats(parts[1:], path, number, dim))
+            rows.append(_parse_floats(parts[1:], path, number))
             if limit is not None and len(words) >= limit:
                 break
     if not words:
@@ -328,8 +327,6 @@ def cluster_precision(vectors, clusters):
 def load_run(run_dir):
     """`WordVectors` of a word2vec or GloVe run directory (with n-gram vectors for unknown words
     when the run was trained with `--subwords`)."""
-    import json
-
     run_dir = Path(run_dir)
     path = run_dir / VECTORS_FILE
     if not path.is_file():

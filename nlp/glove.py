@@ -7,7 +7,8 @@ entry is one example; the loss is
     h(x_ij) (w_i . w~_j + b_i + b~_j - log x_ij)^2,   h(x) = min(1, (x / x_max)^alpha)
 
 with x_max = 100 and alpha = 0.75, minimised with Adagrad over batches of entries in a fresh
-order each epoch. The vectors written to `vectors.txt` are w + w~ (centre plus context).
+order each epoch (the last partial batch of an epoch is left out). The vectors written to
+`vectors.txt` are w + w~ (centre plus context).
 
     python -m nlp.glove train --data-dir ../shared/data/ptb
     python -m nlp.glove similar chip -k 5
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import cli, training
-from common.data import epoch_dataset
+from common.data import epoch_rng
 from nlp import data as ndata
 from nlp import embeddings, word2vec
 
@@ -96,7 +97,8 @@ class GloVe(keras.Model):
 
 def build(config, vocab_size):
     model = GloVe(vocab_size, config.embed_size, config.x_max, config.alpha)
-    model.compile(keras.optimizers.Adagrad(config.lr, initial_accumulator_value=1.0), steps_per_execution=word2vec.steps_per_execution(), jit_compile=False)
+    model.compile(keras.optimizers.Adagrad(config.lr, initial_accumulator_value=1.0),
+                  steps_per_execution=word2vec.steps_per_execution(), jit_compile=False)
     return model
 
 
@@ -121,7 +123,9 @@ def train(ctx):
     reference = reference and embeddings.read_similarity(reference)
 
     def dataset(epoch):
-        return epoch_dataset({"rows": rows, "cols": cols, "counts": counts}, cfg.batch_size, cfg.seed, epoch)
+        order = epoch_rng(cfg.seed, epoch).permutation(len(counts))
+        return word2vec.batched_dataset({"rows": rows[order], "cols": cols[order], "counts": counts[order]},
+                                        cfg.batch_size)
 
     def after_epoch(epoch, logs):
         extra = {"entries_per_s": round(len(counts) / logs["time_s"], 1)}

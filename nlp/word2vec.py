@@ -233,8 +233,18 @@ def load_corpus(ctx):
     return ndata.build_corpus(ndata.read_sentences(path), cfg.min_freq)
 
 
-def _dataset(arrays, batch_size):
-    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=True).prefetch(2)
+def batched_dataset(arrays, batch_size):
+    """Full batches of `arrays` (a dict of equal-length arrays, in their order; the last partial
+    batch is dropped). On one replica the arrays are cut into batches with NumPy, which spares
+    tf.data slicing a million examples one by one (2.7 s per PTB epoch here); under a
+    multi-replica strategy tf.data batches them, so the strategy can split each batch."""
+    steps = len(next(iter(arrays.values()))) // batch_size
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        data = tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=True)
+    else:
+        data = tf.data.Dataset.from_tensor_slices(
+            {k: v[:steps * batch_size].reshape(steps, batch_size, *v.shape[1:]) for k, v in arrays.items()})
+    return data.prefetch(2)
 
 
 def word_vectors(model, vocab):
@@ -268,7 +278,7 @@ def train(ctx):
 
     def dataset(epoch):
         arrays, kept[epoch] = (first, first_kept) if epoch == 0 else examples(cfg, corpus, epoch)
-        return _dataset(arrays, cfg.batch_size)
+        return batched_dataset(arrays, cfg.batch_size)
 
     def after_epoch(epoch, logs):
         extra = {"tokens_per_s": round(kept[epoch] / logs["time_s"], 1)}
