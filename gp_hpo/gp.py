@@ -41,6 +41,7 @@ Command line:
 `coverage_95` when the file has the y column); `plot` redraws `fit.png` and draws prior and
 posterior function samples into `samples.png`.
 """
+import contextlib
 import csv
 import json
 import math
@@ -53,9 +54,26 @@ import numpy as np
 
 from common import cli
 from common.errors import DatasetError, DlsuiteError, UsageError
-from gp_hpo.kernels import NOISE_STD, Pairs, jittered_cholesky, parse_kernel
+from gp_hpo.kernels import NOISE_STD, Pairs, jittered_cholesky, parse_kernel, symmetrize_from_lower
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+SMALL_N = 1000  # below this many training points BLAS runs on one thread
+_BLAS = []
+
+
+def _blas_threads(n):
+    """A context limiting BLAS to one thread when n < SMALL_N: for small matrices threads only add
+    synchronisation, and on a busy machine a descheduled BLAS thread made a 50-point fit 100x slower."""
+    if n >= SMALL_N:
+        return contextlib.nullcontext()
+    if not _BLAS:
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, so the controller sees it)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _standardiser(values):
@@ -113,12 +131,13 @@ class ExactGP:
         self._Xs = (X - self.x_mean) / self.x_std
         self._ys = (y - self.y_mean) / self.y_std
         self._shift = self._log_unit_shift()
-        if hyperparameters is not None:
-            params = self._params_from_dict(hyperparameters)
-            self.optimisation = None
-        else:
-            params = self._optimise(restarts, seed, max_iter)
-        self._condition(params)
+        with _blas_threads(len(y)):
+            if hyperparameters is not None:
+                params = self._params_from_dict(hyperparameters)
+                self.optimisation = None
+            else:
+                params = self._optimise(restarts, seed, max_iter)
+            self._condition(params)
         return self
 
     def _log_unit_shift(self):
@@ -165,8 +184,7 @@ class ExactGP:
         W = W.T
         if info != 0:
             return 1e10, np.zeros_like(params)
-        for i in range(1, n):
-            W[:i, i] = W[i, :i]
+        symmetrize_from_lower(W)
         blas.dger(-1.0, alpha, alpha, a=W.T, overwrite_a=1)  # W -= alpha alpha^T in place
         grad = [-0.5 * np.vdot(W, g) for g in gradients]
         if self._fixed_log_noise() is None:
@@ -251,12 +269,13 @@ class ExactGP:
         self._check_fitted()
         Xs = (as_inputs(X_new, self.d) - self.x_mean) / self.x_std
         mean, var = np.empty(len(Xs)), np.empty(len(Xs))
-        for start in range(0, len(Xs), batch_size):
-            batch = Xs[start:start + batch_size]
-            Ks = self.kernel.matrix(self._theta, batch, self._Xs)
-            mean[start:start + batch_size] = Ks @ self._alpha
-            v = solve_triangular(self._L, Ks.T, lower=True, check_finite=False)
-            var[start:start + batch_size] = self.kernel.diag(self._theta, batch) - np.einsum("ij,ij->j", v, v)
+        with _blas_threads(len(self._ys)):
+            for start in range(0, len(Xs), batch_size):
+                batch = Xs[start:start + batch_size]
+                Ks = self.kernel.matrix(self._theta, batch, self._Xs)
+                mean[start:start + batch_size] = Ks @ self._alpha
+                v = solve_triangular(self._L, Ks.T, lower=True, check_finite=False)
+                var[start:start + batch_size] = self.kernel.diag(self._theta, batch) - np.einsum("ij,ij->j", v, v)
         var = np.maximum(var, 0.0) + (self._noise_var if include_noise else 0.0)
         return mean * self.y_std + self.y_mean, np.sqrt(var) * self.y_std
 

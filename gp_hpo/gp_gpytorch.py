@@ -15,7 +15,7 @@ defaults and `restarts` random starts, keeping the best. Names and units of
 lengthscale squared; the conversion happens here). The neural-network kernel, which GPyTorch
 lacks, is a small `gpytorch.kernels.Kernel` subclass.
 
-`cholesky=True` (the default) computes with Cholesky at every size, as `ExactGP` does;
+`device` is a torch device ("cuda"; default the CPU). `cholesky=True` (the default) computes with Cholesky at every size, as `ExactGP` does;
 `cholesky=False` keeps GPyTorch's defaults (conjugate gradients and Lanczos above 800
 points), which is how the benchmark runs GPyTorch. torch and gpytorch come with the `gp`
 extra and are imported when the backend is used.
@@ -81,7 +81,8 @@ class _Accessor:
     def set(self, log_values):
         torch = _modules()[0]
         current = getattr(self.module, self.attribute)
-        value = torch.as_tensor(np.exp(np.asarray(log_values) * self.power), dtype=torch.float64)
+        value = torch.as_tensor(np.exp(np.asarray(log_values) * self.power), dtype=torch.float64,
+                                device=current.device)
         setattr(self.module, self.attribute, value.reshape(current.shape))
 
 
@@ -136,7 +137,8 @@ class _NNAccessor(_Accessor):
         torch = _modules()[0]
         raw = getattr(self.module, f"raw_{self.attribute}")
         constraint = getattr(self.module, f"raw_{self.attribute}_constraint")
-        value = torch.as_tensor(np.exp(np.asarray(log_values)), dtype=torch.float64).reshape(raw.shape)
+        value = torch.as_tensor(np.exp(np.asarray(log_values)), dtype=torch.float64,
+                                device=raw.device).reshape(raw.shape)
         with torch.no_grad():
             raw.copy_(constraint.inverse_transform(value))
 
@@ -144,7 +146,8 @@ class _NNAccessor(_Accessor):
 class GPyTorchGP:
     """`gp_hpo.gp.ExactGP`'s interface on GPyTorch (see the module docstring)."""
 
-    def __init__(self, kernel, noise_std=None, iterations=100, lr=0.1, cholesky=True, optimizer="lbfgs"):
+    def __init__(self, kernel, noise_std=None, iterations=100, lr=0.1, cholesky=True, optimizer="lbfgs",
+                 device=None):
         self.kernel = parse_kernel(kernel) if isinstance(kernel, str) else kernel
         if noise_std is not None and not noise_std > 0:
             raise UsageError(f"noise_std must be positive (or None to fit it), got {noise_std}")
@@ -152,6 +155,7 @@ class GPyTorchGP:
         if optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
         self.iterations, self.lr, self.cholesky, self.optimizer = iterations, lr, cholesky, optimizer
+        self.device = device
         self._fitted = False
 
     def _settings(self):
@@ -178,7 +182,8 @@ class GPyTorchGP:
             def forward(self, x):
                 return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
 
-        model = Model(self._Xt, self._yt).double()
+        model = Model(self._Xt, self._yt).double().to(self._Xt.device)
+        likelihood.to(self._Xt.device)
         return model, likelihood, accessors
 
     def _slot_groups(self):
@@ -195,7 +200,7 @@ class GPyTorchGP:
         torch, _ = _modules()
         for accessor, idx in zip(self._accessors, self._slot_groups()):
             accessor.set(theta[idx])
-        self.likelihood.noise = torch.tensor(math.exp(2.0 * log_noise), dtype=torch.float64)
+        self.likelihood.noise = torch.tensor(math.exp(2.0 * log_noise), dtype=torch.float64, device=self._Xt.device)
 
     def _get_theta(self):
         theta = np.empty(len(self.kernel.layout(self.d)))
@@ -215,8 +220,8 @@ class GPyTorchGP:
         self.x_mean, self.x_std = _standardiser(X)
         y_mean, y_std = _standardiser(y[:, None])
         self.y_mean, self.y_std = float(y_mean[0]), float(y_std[0])
-        self._Xt = torch.as_tensor((X - self.x_mean) / self.x_std, dtype=torch.float64)
-        self._yt = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float64)
+        self._Xt = torch.as_tensor((X - self.x_mean) / self.x_std, dtype=torch.float64, device=self.device)
+        self._yt = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float64, device=self.device)
         self.model, self.likelihood, self._accessors = self._build()
         shift = self._log_unit_shift()
         fixed_noise = None if self.noise_std is None else math.log(self.noise_std / self.y_std)
@@ -325,7 +330,8 @@ class GPyTorchGP:
 
     def _distribution(self, X_new, include_noise):
         torch, _ = _modules()
-        Xs = torch.as_tensor((as_inputs(X_new, self.d) - self.x_mean) / self.x_std, dtype=torch.float64)
+        Xs = torch.as_tensor((as_inputs(X_new, self.d) - self.x_mean) / self.x_std, dtype=torch.float64,
+                             device=self.device)
         f = self.model(Xs)
         return self.likelihood(f) if include_noise else f
 
@@ -338,8 +344,8 @@ class GPyTorchGP:
         with torch.no_grad(), self._settings():
             for start in range(0, len(X_new), batch_size):
                 dist = self._distribution(X_new[start:start + batch_size], include_noise)
-                means.append(dist.mean.numpy())
-                stds.append(dist.variance.clamp_min(0.0).sqrt().numpy())
+                means.append(dist.mean.cpu().numpy())
+                stds.append(dist.variance.clamp_min(0.0).sqrt().cpu().numpy())
         return np.concatenate(means) * self.y_std + self.y_mean, np.concatenate(stds) * self.y_std
 
     def posterior(self, X_new, include_noise=False):
@@ -348,4 +354,5 @@ class GPyTorchGP:
         self._check_fitted()
         with torch.no_grad(), self._settings():
             dist = self._distribution(X_new, include_noise)
-            return dist.mean.numpy() * self.y_std + self.y_mean, dist.covariance_matrix.numpy() * self.y_std ** 2
+            return (dist.mean.cpu().numpy() * self.y_std + self.y_mean,
+                    dist.covariance_matrix.cpu().numpy() * self.y_std ** 2)

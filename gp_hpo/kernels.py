@@ -496,6 +496,28 @@ def sample_prior(kernel, X, theta=None, n_samples=1, seed=0, hyperparameters=Non
     return (L @ rng.standard_normal((len(X), n_samples))).T
 
 
+def symmetrize_from_lower(A, block=256):
+    """Copy the lower triangle of the square array A onto its upper triangle, in place, by blocks
+    (no n x n temporaries, few Python steps); returns A."""
+    n = len(A)
+    for j in range(0, n, block):
+        end = min(j + block, n)
+        A[:j, j:end] = A[j:end, :j].T
+        diagonal = A[j:end, j:end]
+        diagonal[...] = np.tril(diagonal) + np.tril(diagonal, -1).T
+    return A
+
+
+def zero_upper(A, block=256):
+    """Set the strict upper triangle of the square array A to 0, in place, by blocks; returns A."""
+    n = len(A)
+    for j in range(0, n, block):
+        end = min(j + block, n)
+        A[:j, j:end] = 0.0
+        A[j:end, j:end] = np.tril(A[j:end, j:end])
+    return A
+
+
 def jittered_cholesky(K, start=1e-10, max_jitter=1e-2, overwrite=False, clean=True):
     """Lower Cholesky factor L of the symmetric K (n, n), adding jitter * mean(diag K) to the
     diagonal (none first, then `start`, times 10 up to `max_jitter`) until it factorises;
@@ -516,15 +538,11 @@ def jittered_cholesky(K, start=1e-10, max_jitter=1e-2, overwrite=False, clean=Tr
         # triangle in place; the upper triangle keeps K for a retry.
         _, info = lapack.dpotrf(work.T, lower=0, overwrite_a=1, clean=0)
         if info == 0:
-            if clean:
-                for i in range(len(work) - 1):
-                    work[i, i + 1:] = 0.0
-            return work, jitter
+            return (zero_upper(work) if clean else work), jitter
         if info < 0:
             raise ValueError(f"dpotrf: illegal argument {-info}")
         jitter = start if jitter == 0.0 else jitter * 10.0
         if jitter > max_jitter:
             raise np.linalg.LinAlgError(f"matrix not positive definite even with jitter {max_jitter:g}")
-        for i in range(1, len(work)):
-            work[i, :i] = work[:i, i]
+        symmetrize_from_lower(work.T)  # K back from its untouched upper triangle
         work[np.diag_indices_from(work)] = diagonal + jitter * scale
