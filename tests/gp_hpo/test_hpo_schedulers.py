@@ -93,3 +93,16 @@ def test_hyperband_runs_its_brackets(tmp_path):
     summary, rows = tune(tmp_path, "hyperband", trials=21, min_epochs=1, max_epochs=9, eta=3)
     assert [r["epochs"] for r in rows] == [1] * 9 + [3] * 3 + [9] + [3] * 5 + [9] + [9, 9]
     assert math.isfinite(summary["best_error"])
+
+
+def test_successive_halving_queues_rounds_once():
+    sh = SuccessiveHalvingScheduler(SPACE, 1, 9, 3)
+    study = optuna.create_study()
+    trial = study.ask()  # an unprimed study: the first trial starts round 0 and queues round 1
+    assert sh.suggest(study, trial)["max_epochs"] == 1
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.user_attrs["sh_round"], t.user_attrs["sh_rung"]) for t in waiting] == \
+        [(0, 0)] * 8 + [(0, 1)] * 3 + [(0, 2)] + [(1, 0)] * 9 + [(1, 1)] * 3 + [(1, 2)]
+    second = study.ask()  # pops round 0's slot 1: queues nothing
+    assert second.user_attrs["sh_slot"] == 1 and sh.suggest(study, second)["max_epochs"] == 1
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == len(waiting) - 1
