@@ -182,6 +182,8 @@ class Word2Vec(keras.Model):
 
 
 def _noise_cdf(counts):
+    if not np.any(np.asarray(counts)[1:]):  # a vocabulary read back without counts: restored later
+        return np.linspace(0, 1, len(counts) + 1, dtype=np.float32)[1:]
     cdf = np.cumsum(ndata.noise_distribution(counts))
     return (cdf / cdf[-1]).astype(np.float32)
 

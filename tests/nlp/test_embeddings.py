@@ -83,3 +83,6 @@ def test_command_line_tools_and_errors(tmp_path, capsys):
     (tmp_path / "bad.txt").write_text("a 1 2\nb 1\n")
     code, _, err = run(E.main, ["similar", "a", "--vectors", tmp_path / "bad.txt"], capsys)
     assert code == 1 and "bad.txt line 2" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "sim.tsv").write_text("king\tqueen\t8\nking queen 8\n")
+    code, _, err = run(E.main, ["evaluate", "--vectors", path, "--similarity", tmp_path / "sim.tsv"], capsys)
+    assert code == 1 and "sim.tsv line 2: expected 'word1<TAB>word2<TAB>score'" in err
