@@ -95,11 +95,11 @@ def as_inputs(X, d=None):
     return X
 
 
-class ExactGP:
-    """Exact GP regression with a zero-mean prior on standardised targets (see the module docstring).
-
-    `kernel`: a `gp_hpo.kernels.Kernel` or an expression string. `noise_std`: fixed observation
-    noise standard deviation in y's units, or None to fit it (bounded below by 1e-4 y-stds).
+class StandardisedGP:
+    """What every GP backend shares: the kernel and noise setting, the data standardised (inputs
+    per column, targets to mean 0, std 1), the conversion of hyperparameters between standardised
+    and data units, and the reported results. A backend's `fit` calls `_set_data`, then sets
+    `_theta` (kernel log-hyperparameters, standardised), `_noise_var`, `_lml` and `_fitted`.
     """
 
     def __init__(self, kernel, noise_std=None):
@@ -109,14 +109,7 @@ class ExactGP:
         self.noise_std = noise_std
         self._fitted = False
 
-    # --- fitting -----------------------------------------------------------------
-    def fit(self, X, y, restarts=3, seed=0, hyperparameters=None, max_iter=500):
-        """Fit every hyperparameter by maximising the log marginal likelihood and condition on (X, y).
-
-        X (n, d), y (n,). `restarts`: random starts after the one from the defaults (0: one
-        optimisation). `hyperparameters`: a dict as `hyperparameters()` returns (data units);
-        when given, nothing is optimised and the GP conditions on those values. Returns self.
-        """
+    def _set_data(self, X, y):
         X = as_inputs(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(y) != len(X) or len(X) == 0:
@@ -130,39 +123,72 @@ class ExactGP:
         self.y_mean, self.y_std = float(y_mean[0]), float(y_std[0])
         self._Xs = (X - self.x_mean) / self.x_std
         self._ys = (y - self.y_mean) / self.y_std
-        self._shift = self._log_unit_shift()
-        with _blas_threads(len(y)):
+        # log(data-unit value / standardised value) of every kernel slot
+        self._shift = np.array([math.log(self.x_std[s.dim]) if s.spec.unit == "x"
+                                else math.log(self.y_std) if s.spec.unit == "y" else 0.0
+                                for s in self.kernel.layout(self.d)])
+
+    def _fixed_log_noise(self):
+        """log noise std (standardised) when it is fixed, else None."""
+        return None if self.noise_std is None else math.log(self.noise_std / self.y_std)
+
+    def _standardised(self, values):
+        """(kernel theta, log noise std), standardised, from a `hyperparameters()`-style dict."""
+        theta = self.kernel.from_dict(values, self.d) - self._shift
+        fixed = self._fixed_log_noise()
+        if fixed is not None:
+            return theta, fixed
+        if "noise_std" not in values or not values["noise_std"] > 0:
+            raise UsageError("hyperparameters need a positive 'noise_std' (or construct the GP with noise_std=...)")
+        return theta, math.log(values["noise_std"] / self.y_std)
+
+    def _check_fitted(self):
+        if not self._fitted:
+            raise DlsuiteError("the GP is not fitted: call fit(X, y) first")
+
+    def hyperparameters(self):
+        """Every hyperparameter in the data's units: {name: float, or list per input dimension}, with noise_std."""
+        self._check_fitted()
+        values = self.kernel.to_dict(self._theta + self._shift, self.d)
+        values["noise_std"] = float(math.sqrt(self._noise_var) * self.y_std)
+        return values
+
+    def log_marginal_likelihood(self):
+        """log p(y | X) of the fitted hyperparameters, y in its own units (nats)."""
+        self._check_fitted()
+        return self._lml
+
+
+class ExactGP(StandardisedGP):
+    """Exact GP regression with a zero-mean prior on standardised targets (see the module docstring).
+
+    `kernel`: a `gp_hpo.kernels.Kernel` or an expression string. `noise_std`: fixed observation
+    noise standard deviation in y's units, or None to fit it (bounded below by 1e-4 y-stds).
+    """
+
+    # --- fitting -----------------------------------------------------------------
+    def fit(self, X, y, restarts=3, seed=0, hyperparameters=None, max_iter=500):
+        """Fit every hyperparameter by maximising the log marginal likelihood and condition on (X, y).
+
+        X (n, d), y (n,). `restarts`: random starts after the one from the defaults (0: one
+        optimisation). `hyperparameters`: a dict as `hyperparameters()` returns (data units);
+        when given, nothing is optimised and the GP conditions on those values. Returns self.
+        """
+        self._set_data(X, y)
+        with _blas_threads(len(self._ys)):
             if hyperparameters is not None:
-                params = self._params_from_dict(hyperparameters)
+                theta, log_noise = self._standardised(hyperparameters)
+                params = theta if self.noise_std is not None else np.append(theta, log_noise)
                 self.optimisation = None
             else:
                 params = self._optimise(restarts, seed, max_iter)
             self._condition(params)
         return self
 
-    def _log_unit_shift(self):
-        """log(data-unit value / standardised value) for every kernel slot."""
-        shift = []
-        for s in self.kernel.layout(self.d):
-            shift.append(math.log(self.x_std[s.dim]) if s.spec.unit == "x"
-                         else math.log(self.y_std) if s.spec.unit == "y" else 0.0)
-        return np.array(shift)
-
-    def _fixed_log_noise(self):
-        return None if self.noise_std is None else math.log(self.noise_std / self.y_std)
-
     def _split(self, params):
         """(kernel theta, log noise std), standardised units."""
         fixed = self._fixed_log_noise()
         return (params, fixed) if fixed is not None else (params[:-1], params[-1])
-
-    def _params_from_dict(self, values):
-        theta = self.kernel.from_dict(values, self.d) - self._shift
-        if self.noise_std is not None:
-            return theta
-        if "noise_std" not in values or not values["noise_std"] > 0:
-            raise UsageError("hyperparameters need a positive 'noise_std' (or construct the GP with noise_std=...)")
-        return np.append(theta, math.log(values["noise_std"] / self.y_std))
 
     def _negative_lml(self, params, pairs):
         """(-log marginal likelihood / n, its gradient) on the standardised data."""
@@ -242,22 +268,6 @@ class ExactGP:
         self._fitted = True
 
     # --- results -----------------------------------------------------------------
-    def _check_fitted(self):
-        if not self._fitted:
-            raise DlsuiteError("the GP is not fitted: call fit(X, y) first")
-
-    def hyperparameters(self):
-        """Every hyperparameter in the data's units: {name: float, or list per input dimension}, with noise_std."""
-        self._check_fitted()
-        values = self.kernel.to_dict(self._theta + self._shift, self.d)
-        values["noise_std"] = float(math.sqrt(self._noise_var) * self.y_std)
-        return values
-
-    def log_marginal_likelihood(self):
-        """log p(y | X) of the fitted hyperparameters, y in its own units (nats)."""
-        self._check_fitted()
-        return self._lml
-
     def predict(self, X_new, include_noise=False, batch_size=2048):
         """Posterior mean and standard deviation at X_new (m, d): two (m,) arrays in y's units.
 

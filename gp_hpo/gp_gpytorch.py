@@ -20,13 +20,15 @@ lacks, is a small `gpytorch.kernels.Kernel` subclass.
 points), which is how the benchmark runs GPyTorch. torch and gpytorch come with the `gp`
 extra and are imported when the backend is used.
 """
+import contextlib
 import math
+import warnings
 
 import numpy as np
 
 from common.errors import DlsuiteError, UsageError
 from common.extras import require
-from gp_hpo.gp import _standardiser, as_inputs
+from gp_hpo.gp import StandardisedGP, as_inputs
 from gp_hpo.kernels import NOISE_STD, Linear, Matern, NeuralNetwork, Periodic, RationalQuadratic, RBF, parse_kernel
 
 
@@ -143,32 +145,26 @@ class _NNAccessor(_Accessor):
             raw.copy_(constraint.inverse_transform(value))
 
 
-class GPyTorchGP:
+class GPyTorchGP(StandardisedGP):
     """`gp_hpo.gp.ExactGP`'s interface on GPyTorch (see the module docstring)."""
 
     def __init__(self, kernel, noise_std=None, iterations=100, lr=0.1, cholesky=True, optimizer="lbfgs",
                  device=None):
-        self.kernel = parse_kernel(kernel) if isinstance(kernel, str) else kernel
-        if noise_std is not None and not noise_std > 0:
-            raise UsageError(f"noise_std must be positive (or None to fit it), got {noise_std}")
-        self.noise_std = noise_std
+        super().__init__(kernel, noise_std)
         if optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
         self.iterations, self.lr, self.cholesky, self.optimizer = iterations, lr, cholesky, optimizer
         self.device = device
-        self._fitted = False
 
     def _settings(self):
-        torch, gpytorch = _modules()
-        import contextlib
-
+        _, gpytorch = _modules()
         stack = contextlib.ExitStack()
         if self.cholesky:
             stack.enter_context(gpytorch.settings.max_cholesky_size(10 ** 9))
         return stack
 
     def _build(self):
-        torch, gpytorch = _modules()
+        _, gpytorch = _modules()
         covar, accessors = build_gpytorch_kernel(self.kernel, self.d)
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
             noise_constraint=gpytorch.constraints.GreaterThan(NOISE_STD.bounds[0] ** 2)).double()
@@ -210,37 +206,18 @@ class GPyTorchGP:
         return theta, log_noise
 
     def fit(self, X, y, restarts=3, seed=0, hyperparameters=None):
-        """As `ExactGP.fit`: Adam on the exact marginal likelihood from several starts, or condition only."""
-        torch, gpytorch = _modules()
-        X = as_inputs(X)
-        y = np.asarray(y, dtype=np.float64).reshape(-1)
-        if len(y) != len(X) or len(X) == 0:
-            raise UsageError(f"X has {len(X)} rows but y has {len(y)} values (need the same, at least 1)")
-        self.X, self.y, self.d = X, y, X.shape[1]
-        self.x_mean, self.x_std = _standardiser(X)
-        y_mean, y_std = _standardiser(y[:, None])
-        self.y_mean, self.y_std = float(y_mean[0]), float(y_std[0])
-        self._Xt = torch.as_tensor((X - self.x_mean) / self.x_std, dtype=torch.float64, device=self.device)
-        self._yt = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float64, device=self.device)
+        """As `ExactGP.fit`: L-BFGS or Adam on the exact marginal likelihood from several starts, or condition only."""
+        torch, _ = _modules()
+        self._set_data(X, y)
+        self._Xt = torch.as_tensor(self._Xs, dtype=torch.float64, device=self.device)
+        self._yt = torch.as_tensor(self._ys, dtype=torch.float64, device=self.device)
         self.model, self.likelihood, self._accessors = self._build()
-        shift = self._log_unit_shift()
-        fixed_noise = None if self.noise_std is None else math.log(self.noise_std / self.y_std)
         if hyperparameters is not None:
-            theta = self.kernel.from_dict(hyperparameters, self.d) - shift
-            if fixed_noise is None and not hyperparameters.get("noise_std", 0) > 0:
-                raise UsageError("hyperparameters need a positive 'noise_std' (or construct the GP with noise_std=...)")
-            log_noise = fixed_noise if fixed_noise is not None else math.log(hyperparameters["noise_std"] / self.y_std)
-            self._set_theta(theta, log_noise)
+            self._set_theta(*self._standardised(hyperparameters))
         else:
-            self._train(restarts, seed, fixed_noise)
-        self._shift = shift
+            self._train(restarts, seed, self._fixed_log_noise())
         self._finish()
         return self
-
-    def _log_unit_shift(self):
-        return np.array([math.log(self.x_std[s.dim]) if s.spec.unit == "x"
-                         else math.log(self.y_std) if s.spec.unit == "y" else 0.0
-                         for s in self.kernel.layout(self.d)])
 
     def _loss(self, mll):
         output = self.model(self._Xt)
@@ -303,7 +280,6 @@ class GPyTorchGP:
             return -mll(self.model(self._Xt), self._yt).item() * len(self._yt)
 
     def _finish(self):
-        torch, _ = _modules()
         n = len(self._yt)
         self._lml = -self._exact_negative_lml() - n * math.log(self.y_std)
         self._theta, log_noise = self._get_theta()
@@ -312,27 +288,13 @@ class GPyTorchGP:
         self.likelihood.eval()
         self._fitted = True
 
-    def _check_fitted(self):
-        if not self._fitted:
-            raise DlsuiteError("the GP is not fitted: call fit(X, y) first")
-
-    def hyperparameters(self):
-        """As `ExactGP.hyperparameters`: data units, noise_std included."""
-        self._check_fitted()
-        values = self.kernel.to_dict(self._theta + self._shift, self.d)
-        values["noise_std"] = float(math.sqrt(self._noise_var) * self.y_std)
-        return values
-
-    def log_marginal_likelihood(self):
-        """log p(y | X) in y's units (nats), computed by Cholesky."""
-        self._check_fitted()
-        return self._lml
-
     def _distribution(self, X_new, include_noise):
-        torch, _ = _modules()
+        torch, gpytorch = _modules()
         Xs = torch.as_tensor((as_inputs(X_new, self.d) - self.x_mean) / self.x_std, dtype=torch.float64,
                              device=self.device)
-        f = self.model(Xs)
+        with warnings.catch_warnings():  # predicting at the training inputs is intended (fit.png)
+            warnings.simplefilter("ignore", gpytorch.utils.warnings.GPInputWarning)
+            f = self.model(Xs)
         return self.likelihood(f) if include_noise else f
 
     def predict(self, X_new, include_noise=False, batch_size=2048):
