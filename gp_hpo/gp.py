@@ -400,7 +400,7 @@ def load_training_data(config):
 
 # --- command line ----------------------------------------------------------------------------
 @dataclass
-class GPConfig(cli.Config):
+class Config(cli.Config):
     kernel: str = field(default="rbf", metadata={
         "help": 'kernel expression: sums and products of rbf, matern12, matern32, matern52, rq, periodic, '
                 'linear, nn, e.g. "rbf + periodic * rbf"'})
@@ -411,8 +411,8 @@ class GPConfig(cli.Config):
     restarts: int = field(default=3, metadata=cli.bounds(
         "[0, inf)", "random optimiser starts after the one from the default hyperparameters"))
     data: str = field(default="", metadata={
-        "help": "CSV file with a header row (default: the book's data, sin x + 0.5 sin 4x plus noise)"})
-    x: str = field(default="", metadata={"help": "comma-separated input columns of --data (default: all but --y)"})
+        "help": "CSV file with a header row; empty: the book's data, sin x + 0.5 sin 4x plus noise"})
+    x: str = field(default="", metadata={"help": "comma-separated input columns of --data; empty: all but --y"})
     y: str = field(default="y", metadata={"help": "target column of --data"})
     n: int = field(default=50, metadata=cli.at_least(1, "points of the book's data on [0, 5]"))
     data_noise: float = field(default=0.25, metadata=cli.bounds("[0, inf)", "noise std of the book's data"))
@@ -557,7 +557,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("Exact Gaussian-process regression (D2L 18)", GPConfig, COMMANDS, demo=DEMO, argv=argv,
+    return cli.main("Exact Gaussian-process regression (D2L 18)", Config, COMMANDS, demo=DEMO, argv=argv,
                     presets=PRESETS)
 
 
