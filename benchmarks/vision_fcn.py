@@ -3,7 +3,9 @@
 Times `train_on_batch` of the compiled FCN (masked loss, Adam, cosine schedule) on
 in-memory random pixels and labels, so decoding costs nothing; then the whole
 `voc.train_dataset` input pipeline alone on generated VOC-format files, to show it
-is not the bottleneck. One JSON line per measurement, plus the XLA/no-XLA ratio.
+is not the bottleneck; and the confusion-matrix counting that scores mIoU (ours, one
+`tf.math.bincount`) against `keras.metrics.MeanIoU(ignore_class=255)`. One JSON line per
+measurement, plus the XLA/no-XLA and ours/Keras ratios.
 
     python -m benchmarks.vision_fcn [--steps 4] [--book]
 """
@@ -16,8 +18,8 @@ import numpy as np
 from benchmarks.harness import report
 
 SETTINGS = {
-    "default": {"crop": "128x128", "width": 32, "batch_size": 8},
-    "book": {"crop": "320x480", "width": 64, "batch_size": 4},  # the book's crop and ResNet-18; smaller batch
+    "default": {"crop": (128, 128), "width": 32, "batch_size": 8},
+    "book": {"crop": (320, 480), "width": 64, "batch_size": 4},  # the book's crop and ResNet-18; smaller batch
 }
 
 
@@ -27,11 +29,11 @@ def train_rate(name, steps, jit):
 
     from vision import fcn
 
-    cfg = fcn.FCNConfig(**SETTINGS[name])
+    cfg = fcn.Config(**SETTINGS[name])
     cfg.validate()
     model = fcn.build_fcn(width=cfg.width)
-    model.compile(fcn._optimizer(cfg, 100), loss=fcn.masked_cross_entropy, jit_compile=jit)
-    h, w = cfg.crop_size
+    model.compile(fcn.make_optimizer(cfg, 100, model), loss=fcn.masked_cross_entropy, jit_compile=jit)
+    h, w = cfg.crop
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (cfg.batch_size, h, w, 3)).astype(np.float32)
     y = rng.integers(0, 6, (cfg.batch_size, h, w)).astype(np.int32)
@@ -41,7 +43,7 @@ def train_rate(name, steps, jit):
         model.train_on_batch(x, y)
     seconds = time.perf_counter() - tic
     keras.backend.clear_session()
-    return report(f"fcn train {name} (crop {cfg.crop}, width {cfg.width}, batch {cfg.batch_size}, "
+    return report(f"fcn train {name} (crop {h}x{w}, width {cfg.width}, batch {cfg.batch_size}, "
                   f"xla {'on' if jit else 'off'})", "examples", steps * cfg.batch_size, seconds)
 
 
@@ -59,6 +61,34 @@ def pipeline_rate(batches=40):
                       time.perf_counter() - tic)
 
 
+def confusion_rates(batches=50):
+    """Pixels/s of counting a (21, 21) confusion matrix of batch-8 160x192 masks (10% ignored):
+    ours vs keras.metrics.MeanIoU, both in a tf.function; they give identical matrices."""
+    import keras
+    import tensorflow as tf
+
+    from vision.segmentation_metrics import confusion_matrix
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 21, (8, 160, 192))
+    y[rng.random(y.shape) < 0.1] = 255
+    p = np.where(rng.random(y.shape) < 0.6, np.where(y == 255, 0, y), rng.integers(0, 21, y.shape))
+    y, p = tf.constant(y, tf.int32), tf.constant(p, tf.int64)
+    metric = keras.metrics.MeanIoU(21, ignore_class=255)
+    ours = tf.function(lambda a, b: confusion_matrix(a, b, 21))
+    theirs = tf.function(lambda a, b: metric.update_state(a, b))
+    rates = {}
+    for name, fn in (("segmentation_metrics.confusion_matrix", ours), ("keras.metrics.MeanIoU", theirs)):
+        fn(y, p)
+        tic = time.perf_counter()
+        for _ in range(batches):
+            fn(y, p)
+        rates[name] = report(f"{name} (batch 8, 160x192)", "pixels", batches * y.shape.num_elements(),
+                             time.perf_counter() - tic)["rate"]
+    report("confusion matrix: ours / keras MeanIoU", "ratio", rates["segmentation_metrics.confusion_matrix"]
+           / rates["keras.metrics.MeanIoU"], 1.0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4)
@@ -67,6 +97,7 @@ def main():
     import common  # noqa: F401  (quiet TensorFlow start-up)
 
     pipeline_rate()
+    confusion_rates()
     on = train_rate("default", args.steps, jit=True)
     off = train_rate("default", args.steps, jit=False)
     report("fcn train default: xla on / off", "ratio", on["rate"] / off["rate"], 1.0)

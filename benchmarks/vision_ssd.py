@@ -241,7 +241,7 @@ def batch(rng, size=256, n=32):
 
 def bench_training(rng, steps):
     images, labels = batch(rng)
-    model = ssd.build_model(ssd.SSDConfig())
+    model = ssd.build(ssd.Config())
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
     model.fit(data, steps_per_epoch=2, verbose=0)  # trace and warm up
     ours = measure("TinySSD train (ours, keras/tf)", lambda: model.fit(data, steps_per_epoch=steps, verbose=0),
@@ -316,7 +316,7 @@ def main(argv=None):
         bench_box_ops(rng)
     if args.only in (None, "train", "predict"):
         model, net = bench_training(rng, args.steps) if args.only != "predict" else (
-            ssd.build_model(ssd.SSDConfig()), BookTinySSD(num_classes=1))
+            ssd.build(ssd.Config()), BookTinySSD(num_classes=1))
         if args.model:
             model = keras.saving.load_model(args.model)
         if args.only != "train":

@@ -15,9 +15,6 @@ rows of -1.
 """
 import csv
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from common.data import cache_root, resolve_dataset
 from common.errors import DatasetError
+from common.files import atomic_path
 
 URL = "http://d2l-data.s3-accelerate.amazonaws.com/banana-detection.zip"
 SHA1 = "5de26c8fce5ccdea9f91267273464dc968d20d72"
@@ -184,9 +182,7 @@ def generate_bananas(root, num_train=1000, num_val=100, seed=0, max_objects=1, s
     root = Path(root)
     if (root / "DONE").exists():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
-    try:
+    with atomic_path(root, directory=True) as tmp:
         for split, count, split_seed in (("train", num_train, seed), ("val", num_val, seed + 10_000)):
             rng = np.random.default_rng(split_seed)
             images = tmp / SPLITS[split] / "images"
@@ -203,12 +199,6 @@ def generate_bananas(root, num_train=1000, num_val=100, seed=0, max_objects=1, s
                 csv.writer(f).writerows([COLUMNS, *rows])
         (tmp / "DONE").write_text(json.dumps({"seed": seed, "train": num_train, "val": num_val,
                                               "max_objects": max_objects, "size": size}))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return root
 
 
@@ -242,7 +232,7 @@ def flip_boxes(labels):
 def batches(decoded, batch_size, *, shuffle_seed=None, flip=False, count=None):
     """Batch a `decoded_dataset`, optionally shuffled and randomly flipped, prefetched.
 
-    `shuffle_seed` (e.g. `seed + epoch`) seeds both the order and the flips
+    `shuffle_seed` (`common.data.epoch_seed(seed, epoch)`) seeds both the order and the flips
     (stateless, per position), so an epoch's batches are reproducible. `count` is the
     number of examples (the shuffle buffer).
     """

@@ -211,3 +211,31 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5, pos_
     conf = tf.where(below, 1 - conf, conf)
     boxes = tf.gather(predicted_bb, order, batch_dims=1)
     return tf.concat([tf.cast(class_id, tf.float32)[..., None], conf[..., None], boxes], axis=-1)
+
+
+def top_detections(cls_probs, offset_preds, anchors, nms_threshold=0.5, max_detections=100,
+                   pos_threshold=0.009999999):
+    """The first `max_detections` rows of `multibox_detection` (same arguments), batched.
+
+    With one object class (the banana set) this is TensorFlow's batched
+    `tf.image.combined_non_max_suppression` over the class scores, which keeps exactly the
+    boxes and scores of the book's class-agnostic NMS (checked in the tests) at ~8x the
+    speed of one `non_max_suppression` per image. With several classes the book suppresses
+    across classes (each anchor competes with its best class's score and keeps that class
+    label); `combined_non_max_suppression` runs per class and returns no anchor indices to
+    recover the label, so those go through `multibox_detection`. Returns
+    `(batch, max_detections, 6)` rows `(class, confidence, xmin, ymin, xmax, ymax)`, rows
+    past the kept boxes with class -1.
+    """
+    cls_probs = tf.convert_to_tensor(cls_probs, tf.float32)
+    if cls_probs.shape[-1] != 2:
+        return multibox_detection(cls_probs, offset_preds, anchors, nms_threshold, pos_threshold)[:, :max_detections]
+    anchors = tf.reshape(tf.convert_to_tensor(anchors, tf.float32), [-1, 4])
+    offset_preds = tf.reshape(tf.convert_to_tensor(offset_preds, tf.float32), [tf.shape(cls_probs)[0], -1, 4])
+    boxes = offset_inverse(anchors[None], offset_preds)
+    # The kernel reads (y1, x1, y2, x2); IoU is symmetric in x and y, and clip_boxes=False keeps the boxes as is.
+    kept = tf.image.combined_non_max_suppression(boxes[:, :, None], cls_probs[..., 1:], max_detections,
+                                                 max_detections, nms_threshold, pos_threshold, clip_boxes=False)
+    found = tf.range(max_detections)[None] < kept.valid_detections[:, None]
+    class_id = tf.where(found, 0.0, -1.0)
+    return tf.concat([class_id[..., None], kept.nmsed_scores[..., None], kept.nmsed_boxes], axis=-1)

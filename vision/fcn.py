@@ -12,6 +12,7 @@ IoU from a confusion matrix.
     python -m vision.fcn evaluate [--run-dir R] [--data-dir DIR]
     python -m vision.fcn predict IMAGE... [--run-dir R] [--out DIR]
 """
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,14 +33,26 @@ from vision.segmentation_metrics import confusion_matrix, iou_per_class, mean_io
 UPSAMPLE_KERNEL = 64
 
 
+def _size_range(help):
+    """Field metadata for `LOW-HIGH` pixel side lengths ("128-160" or "128,160" -> (128, 160)), parsed
+    once at the CLI (`--help` shows tuple defaults with a comma)."""
+    def parse(text):
+        values = tuple(int(v) for v in (text if isinstance(text, (list, tuple)) else re.split("[-,]", str(text))))
+        if len(values) != 2 or min(values) < 1 or values[0] > values[1]:
+            raise ValueError
+        return values
+    return {"parse": parse, "metavar": "LOW-HIGH", "help": help,
+            "expects": "two positive integers LOW-HIGH with LOW <= HIGH, like 128-160"}
+
+
 @dataclass
-class FCNConfig(cli.TrainConfig):
+class Config(cli.TrainConfig):
     epochs: int = 10
     batch_size: int = 8
     lr: float = 4e-3
     seed: int = 0
-    crop: str = field(default="128x128", metadata={
-        "help": "training crop HxW, multiples of 32 (the book: 320x480)", "metavar": "HxW"})
+    crop: tuple = field(default=(128, 128), metadata=cli.int_pair(
+        "training crop HxW, multiples of 32 (the book: 320x480)"))
     backbone: str = field(default="resnet18", metadata={"choices": list(BACKBONES), "help": "feature extractor"})
     backbone_weights: str = field(default="none", metadata={
         "help": "none (train from scratch), imagenet (resnet50; needs the network) or PATH to a weights file",
@@ -48,49 +61,32 @@ class FCNConfig(cli.TrainConfig):
         1, "resnet18 channels in the first stage (64 = the standard ResNet-18; 32 keeps CPU runs practical)"))
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"], "help": "optimizer"})
     weight_decay: float = field(default=1e-4, metadata=cli.bounds(
-        "[0, inf)", "decoupled weight decay (not on biases or BN)"))
-    lr_schedule: str = field(default="cosine", metadata={"choices": ["cosine", "constant"],
-                                                         "help": "learning-rate schedule over all steps"})
+        "[0, inf)", "decoupled weight decay on the convolution kernels (not on biases or batch-norm scales/shifts)"))
+    lr_schedule: str = field(default="cosine", metadata={
+        "choices": ["cosine", "constant"],
+        "help": "cosine: decay to lr/100 over all steps (resumed with another --epochs, it continues from the "
+                "current rate over the remaining steps); constant: lr throughout"})
     dataset: str = field(default="shapes", metadata={
         "choices": ["shapes", "voc2012"],
         "help": "shapes: offline generated VOC-format set; voc2012: Pascal VOC (download or cache); "
                 "--data-dir overrides both"})
     shapes_train: int = field(default=800, metadata=cli.at_least(1, "images in the generated shapes train split"))
     shapes_val: int = field(default=100, metadata=cli.at_least(1, "images in the generated shapes val split"))
-    shapes_size: str = field(default="128-160", metadata={
-        "help": "side lengths of the generated images, LOW-HIGH pixels", "metavar": "LOW-HIGH"})
+    shapes_size: tuple = field(default=(128, 160), metadata=_size_range(
+        "side lengths of the generated images, LOW-HIGH pixels"))
+    data_seed: int = field(default=0, metadata=cli.bounds(
+        f"[0, {2**32 - 1}]", "seed of the generated shapes set (--seed changes training only, not the data)"))
     val_every: int = field(default=1, metadata=cli.bounds(
         "[0, inf)", "score val mIoU every N epochs (0: only at the end)"))
 
-    @property
-    def crop_size(self):
-        return _parse_pair(self.crop, "x", "--crop")
-
-    @property
-    def shapes_size_range(self):
-        return _parse_pair(self.shapes_size, "-", "--shapes-size")
-
     def validate(self):
         super().validate()
-        h, w = self.crop_size
+        h, w = self.crop
         if h % FEATURE_STRIDE or w % FEATURE_STRIDE:
-            raise UsageError(f"--crop {self.crop}: both sides must be multiples of {FEATURE_STRIDE}, e.g. 320x480")
-        low, high = self.shapes_size_range
-        if low > high:
-            raise UsageError(f"--shapes-size {self.shapes_size}: LOW must not exceed HIGH")
+            raise UsageError(f"--crop {h}x{w}: both sides must be multiples of {FEATURE_STRIDE}, e.g. 320x480")
         if self.backbone_weights == "imagenet" and self.backbone != "resnet50":
             raise UsageError("--backbone-weights imagenet needs --backbone resnet50 "
                              "(no ImageNet weights exist for the Keras resnet18); or use none or a PATH")
-
-
-def _parse_pair(text, sep, flag):
-    try:
-        a, b = (int(v) for v in text.lower().split(sep))
-    except ValueError:
-        raise UsageError(f"{flag} {text!r}: expected two positive integers like 160{sep}160") from None
-    if a < 1 or b < 1:
-        raise UsageError(f"{flag} {text!r}: both values must be positive")
-    return a, b
 
 
 DEMO = {"epochs": 5, "shapes_train": 320, "shapes_val": 48}
@@ -152,24 +148,28 @@ def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", 
     return keras.Model(base.input, x, name=f"fcn_{backbone}")
 
 
-def _optimizer(cfg, steps_per_epoch):
+def make_optimizer(cfg, steps_per_epoch, model):
+    """Adam or SGD (momentum 0.9) for `cfg`, with the cosine schedule over `cfg.epochs * steps_per_epoch`
+    steps (`training.CosineSchedule`, which a resumed run continues without a jump) and decoupled
+    weight decay on `model`'s kernels only: biases and batch-norm gamma/beta (every trainable
+    variable of rank <= 1) are excluded, as the --weight-decay help says."""
     lr = cfg.lr
     if cfg.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=cfg.epochs * steps_per_epoch, alpha=0.01)
+        lr = training.CosineSchedule(cfg.lr, cfg.epochs * steps_per_epoch, alpha=0.01)
     if cfg.optimizer == "adam":
         opt = keras.optimizers.Adam(lr, weight_decay=cfg.weight_decay or None)
     else:
         opt = keras.optimizers.SGD(lr, momentum=0.9, weight_decay=cfg.weight_decay or None)
     if cfg.weight_decay:
-        opt.exclude_from_weight_decay(var_names=["_bn", "bias"])
+        # By variable, not by name: Keras 3 names them `kernel`, `bias`, `gamma`, `beta`, without the layer.
+        opt.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if len(v.shape) <= 1])
     return opt
 
 
-def compiled_fcn(cfg, steps_per_epoch=1, weights=None):
-    """The FCN for `cfg`, compiled with its optimizer and the masked loss (build it under a strategy scope)."""
+def build(cfg, steps_per_epoch=1, weights=None):
+    """The FCN for `cfg`, compiled with its optimizer and the masked loss (call it under a strategy scope)."""
     model = build_fcn(voc.NUM_CLASSES, cfg.backbone, weights or cfg.backbone_weights, cfg.width)
-    model.compile(_optimizer(cfg, steps_per_epoch), loss=masked_cross_entropy,
-                  jit_compile=use_xla())
+    model.compile(make_optimizer(cfg, steps_per_epoch, model), loss=masked_cross_entropy, jit_compile=use_xla())
     return model
 
 
@@ -179,7 +179,7 @@ def dataset_root(ctx):
     cfg = ctx.config
     if ctx.data_dir is not None or cfg.dataset == "voc2012":
         return voc.voc_root(ctx.data_dir)
-    return voc.shapes_voc(cfg.shapes_train, cfg.shapes_val, cfg.shapes_size_range, seed=cfg.seed)
+    return voc.shapes_voc(cfg.shapes_train, cfg.shapes_val, cfg.shapes_size, seed=cfg.data_seed)
 
 
 def _split(root, split):
@@ -217,25 +217,26 @@ def train(ctx):
     cfg = ctx.config
     root = dataset_root(ctx)
     images, labels, sizes = _split(root, "train")
-    images, labels = voc.filter_by_size(images, labels, sizes, cfg.crop_size)
+    images, labels = voc.filter_by_size(images, labels, sizes, cfg.crop)
     val = _split(root, "val")
     per_replica_batch_size(cfg.batch_size, ctx.strategy)
     steps = len(images) // cfg.batch_size
     if steps == 0:
         raise UsageError(f"--batch-size {cfg.batch_size} exceeds the {len(images)} usable training images")
     with ctx.strategy.scope():
-        model = compiled_fcn(cfg, steps)
+        model = build(cfg, steps)
     run = ctx.run()
 
     scorer = make_scorer(model)
 
     def on_epoch_end(epoch, logs):
+        lr = {"lr": float(model.optimizer.learning_rate)}
         last = epoch + 1 == cfg.epochs
         if last or (cfg.val_every and (epoch + 1) % cfg.val_every == 0):
-            return _scores(scorer(*val, cfg.batch_size), "val_")
-        return {}
+            return {**lr, **_scores(scorer(*val, cfg.batch_size), "val_")}
+        return lr
 
-    data = lambda epoch: voc.train_dataset(images, labels, cfg.crop_size, cfg.batch_size, cfg.seed, epoch)
+    data = lambda epoch: voc.train_dataset(images, labels, cfg.crop, cfg.batch_size, cfg.seed, epoch)
     history = training.fit(model, data, run, epochs=cfg.epochs, on_epoch_end=on_epoch_end)
     seconds = sum(h["time_s"] for h in history)
     result = {k: history[-1][k] for k in ("loss", "val_miou", "val_pixel_acc") if k in history[-1]}
@@ -244,10 +245,10 @@ def train(ctx):
     return result
 
 
-def load_trained(ctx):
-    """The FCN of `ctx.run_dir`, rebuilt from its config and restored from its last checkpoint."""
+def restore(ctx):
+    """The FCN of `ctx.run_dir`, rebuilt from its config and restored from its newest intact checkpoint."""
     model = build_fcn(voc.NUM_CLASSES, ctx.config.backbone, "none", ctx.config.width)
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
+    ctx.restore(model)
     return model
 
 
@@ -255,7 +256,7 @@ def evaluate(ctx):
     cfg = ctx.config
     root = dataset_root(ctx)
     images, labels, sizes = _split(root, ctx.args.split)
-    model = load_trained(ctx)
+    model = restore(ctx)
     tic = time.perf_counter()
     cm = make_scorer(model)(images, labels, sizes, cfg.batch_size)
     iou = iou_per_class(cm)
@@ -291,7 +292,7 @@ def predict(ctx):
         if not p.is_file():
             raise DatasetError(f"{p} not found")
     out = Path(ctx.args.out) if ctx.args.out else Path(ctx.run_dir) / "predictions"
-    model = load_trained(ctx)
+    model = restore(ctx)
     out.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     for p in paths:
@@ -325,7 +326,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("FCN semantic segmentation (d2l 14.11)", FCNConfig, COMMANDS, demo=DEMO,
+    return cli.main("FCN semantic segmentation (d2l 14.11)", Config, COMMANDS, demo=DEMO,
                     argv=argv)
 
 

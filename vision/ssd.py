@@ -10,16 +10,18 @@ The default recipe keeps the book's model, anchors, offsets and 20 epochs but tr
 the way detectors are trained now (`vision.ssd_loss`): focal class loss over all anchors
 with class biases starting at background probability 0.99, the masked L1 (or smooth-L1)
 offset loss, both divided by the number of positive anchors; Adam at 3e-3 with cosine
-decay; batch 16. `--preset book` restores the book's recipe (mean cross-entropy over all
-anchors, SGD lr 0.2, weight decay 5e-4, batch 32), which reaches a much lower mAP in 20
-epochs (see the README). Batch normalization is synchronized across replicas, so N
-replicas train exactly like one with the same global batch.
+decay (`common.training.CosineSchedule`: a run resumed with another `--epochs` continues
+from its current learning rate over the remaining steps); batch 16. `--preset book`
+restores the book's recipe (mean cross-entropy over all anchors, SGD lr 0.2, weight decay
+5e-4, batch 32), which reaches a much lower mAP in 20 epochs (see docs/vision.md). Batch
+normalization is synchronized across replicas, so N replicas train exactly like one with
+the same global batch.
 
 Data: `--data-dir` with the banana-detection layout, else `--source generated` (the
-default: the offline generated banana set, written once into the cache) or
-`--source download` (the book's archive, SHA-1 checked).
+default: the offline generated banana set, written once into the cache; it depends on
+`--data-seed` only, so `--seed` varies training, not the data) or `--source download`
+(the book's archive, SHA-1 checked).
 """
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,10 +33,12 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from common import cli, training
+from common.data import epoch_seed
 from common.distribute import per_replica_batch_size, scale_loss, use_xla
 from common.errors import DatasetError, UsageError
+from common.files import atomic_path
 from vision import banana
-from vision.boxes import multibox_detection, multibox_prior, multibox_target
+from vision.boxes import multibox_prior, multibox_target, top_detections
 from vision.detection_eval import bbox_abs_errors, class_errors, coco_map
 from vision.ssd_loss import CLASS_LOSSES, prior_bias, ssd_loss
 
@@ -47,13 +51,15 @@ DRAW_THRESHOLD = 0.4
 
 
 @dataclass
-class SSDConfig(cli.TrainConfig):
+class Config(cli.TrainConfig):
     epochs: int = 20
     batch_size: int = field(default=16, metadata={"help": "global batch (the book: 32)"})
     lr: float = field(default=3e-3, metadata=cli.positive("peak learning rate"))
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"], "help": "the book: sgd"})
     lr_schedule: str = field(default="cosine", metadata={
-        "choices": ["cosine", "constant"], "help": "cosine decay to 0 over the run, or constant (the book)"})
+        "choices": ["cosine", "constant"],
+        "help": "cosine decay to 0 over the run (resumed with another --epochs, it continues from the current "
+                "rate over the remaining steps), or constant (the book)"})
     weight_decay: float = field(default=5e-4, metadata=cli.bounds("[0, inf)",
                                                                   "decoupled weight decay (the book's 5e-4)"))
     bbox_loss: str = field(default="l1", metadata={"choices": ["l1", "smooth_l1"], "help": "offset loss"})
@@ -71,6 +77,8 @@ class SSDConfig(cli.TrainConfig):
     train_images: int = field(default=1000, metadata=cli.at_least(1, "generated training images"))
     val_images: int = field(default=100, metadata=cli.at_least(1, "generated validation images"))
     max_objects: int = field(default=1, metadata=cli.at_least(1, "generated bananas per image (1..N)"))
+    data_seed: int = field(default=0, metadata=cli.bounds(
+        f"[0, {2**32 - 1}]", "seed of the generated banana set (--seed changes training only, not the data)"))
     nms_threshold: float = field(default=0.3, metadata=cli.bounds(
         "(0, 1]", "class-agnostic NMS IoU threshold (the book: 0.5; 0.3 also drops boxes on part of an object)"))
     eval_every: int = field(default=5, metadata=cli.at_least(1, "validation mAP every N epochs (and after the last)"))
@@ -181,9 +189,9 @@ class TinySSD(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
-def build_model(config, total_steps=None):
+def build(config, total_steps=None):
     """A compiled TinySSD for `config` (call under the strategy scope); `total_steps` is the
-    length of the run, which the cosine schedule decays over."""
+    length of the run, which the cosine schedule (`training.CosineSchedule`) decays over."""
     model = TinySSD(config.num_classes, config.image_size, config.bbox_loss, config.class_loss, config.neg_ratio,
                     name="tinyssd")
     model(tf.zeros([1, config.image_size, config.image_size, 3], tf.uint8))
@@ -193,7 +201,7 @@ def build_model(config, total_steps=None):
             head.bias.assign(prior_bias(model.num_anchors, config.num_classes))
     lr = config.lr
     if config.lr_schedule == "cosine" and total_steps:
-        lr = keras.optimizers.schedules.CosineDecay(config.lr, total_steps)
+        lr = training.CosineSchedule(config.lr, total_steps)
     kind = keras.optimizers.Adam if config.optimizer == "adam" else keras.optimizers.SGD
     model.compile(optimizer=kind(lr, weight_decay=config.weight_decay or None),
                   jit_compile=use_xla())
@@ -203,8 +211,8 @@ def build_model(config, total_steps=None):
 def make_detector(model, nms_threshold=0.5, max_detections=MAX_DETECTIONS):
     """A `tf.function` images -> `(batch, max_detections, 6)` rows `(class, score, box)`.
 
-    Softmax, offset decoding and NMS (`multibox_detection`) in one graph; rows past the
-    kept detections have class -1.
+    Softmax, offset decoding and the book's class-agnostic NMS (`top_detections`) in one
+    graph; rows past the kept detections have class -1.
     """
     anchors = model.anchors
 
@@ -212,8 +220,7 @@ def make_detector(model, nms_threshold=0.5, max_detections=MAX_DETECTIONS):
     def detect(images):
         cls_preds, bbox_preds = model(images, training=False)
         probs = tf.nn.softmax(tf.cast(cls_preds, tf.float32), axis=-1)
-        out = multibox_detection(probs, tf.cast(bbox_preds, tf.float32), anchors, nms_threshold)
-        return out[:, :max_detections]
+        return top_detections(probs, tf.cast(bbox_preds, tf.float32), anchors, nms_threshold, max_detections)
 
     return detect
 
@@ -233,7 +240,7 @@ def detect_dataset(detector, dataset):
 def load_split(ctx, config, split):
     """`(paths, labels, sizes)` of a split from --data-dir, the generated set or the download."""
     root = banana.banana_root(ctx.data_dir, config.source, config.train_images, config.val_images,
-                              config.seed, config.max_objects)
+                              config.data_seed, config.max_objects)
     paths, labels, sizes = banana.read_bananas(root, split)
     top = int(labels[..., 0].max())
     if top >= config.num_classes:
@@ -283,11 +290,15 @@ def write_detection_grid(detector, paths, image_size, path, threshold=DRAW_THRES
               for im, d in zip(originals, dets)]
     images += [np.zeros_like(images[0])] * (-len(images) % 4)
     grid = np.concatenate([np.concatenate(images[i:i + 4], axis=1) for i in range(0, len(images), 4)], axis=0)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(grid).save(tmp)
-    os.replace(tmp, path)
-    return path
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 22))
+    canvas.paste(Image.fromarray(grid), (0, 22))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((6, 5), f"white: boxes scoring >= {threshold:.2f} (class:score)", fill=(255, 255, 255))
+    draw.text((grid.shape[1] // 2, 5), f"grey: an image's best box when none reaches {threshold:.2f}",
+              fill=(150, 150, 150))
+    with atomic_path(path) as tmp:
+        canvas.save(tmp)
+    return Path(path)
 
 
 # --- commands --------------------------------------------------------------------------
@@ -301,19 +312,20 @@ def train(ctx):
                               cfg.batch_size)
     steps_per_epoch = -(-len(train_paths) // cfg.batch_size)
     with ctx.strategy.scope():
-        model = build_model(cfg, total_steps=cfg.epochs * steps_per_epoch)
+        model = build(cfg, total_steps=cfg.epochs * steps_per_epoch)
     run = ctx.run()
     detector = make_detector(model, cfg.nms_threshold)
 
     def data(epoch):
-        return banana.batches(train_decoded, cfg.batch_size, shuffle_seed=cfg.seed + epoch, flip=cfg.flip,
-                              count=len(train_paths))
+        return banana.batches(train_decoded, cfg.batch_size, shuffle_seed=epoch_seed(cfg.seed, epoch),
+                              flip=cfg.flip, count=len(train_paths))
 
     def validation_map(epoch, logs):
+        lr = {"lr": float(model.optimizer.learning_rate)}
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
-            return {}
+            return lr
         dets, labels = detect_dataset(detector, val_data)
-        return {"val_" + k: v for k, v in coco_map(labels, dets, val_sizes).items()}
+        return {**lr, **{"val_" + k: v for k, v in coco_map(labels, dets, val_sizes).items()}}
 
     tic = time.perf_counter()
     history = training.fit(model, data, run, epochs=cfg.epochs, validation_data=val_data,
@@ -328,16 +340,17 @@ def train(ctx):
             "run_dir": str(run.path), "detections_png": str(run.file("detections.png"))}
 
 
-def restored_model(ctx):
-    model = build_model(ctx.config)
-    training.Run(ctx.run_dir, resume=True).restore({"model": model})
+def restore(ctx):
+    """The TinySSD of `ctx.run_dir`, rebuilt from its config and restored from its newest intact checkpoint."""
+    model = build(ctx.config)
+    ctx.restore(model)
     return model
 
 
 def evaluate(ctx):
     cfg = ctx.config
     paths, labels, sizes = load_split(ctx, cfg, "val")
-    model = restored_model(ctx)
+    model = restore(ctx)
     data = banana.batches(banana.decoded_dataset(paths, labels, sizes, cfg.image_size), cfg.batch_size)
     errors = model.evaluate(data, verbose=0, return_dict=True)
     dets, labels = detect_dataset(make_detector(model, cfg.nms_threshold), data)
@@ -356,7 +369,7 @@ def predict(ctx):
     if not 0 <= args.threshold <= 1:
         raise UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
     originals, batch = read_images(args.images, cfg.image_size)
-    detector = make_detector(restored_model(ctx), cfg.nms_threshold)
+    detector = make_detector(restore(ctx), cfg.nms_threshold)
     tic = time.perf_counter()
     dets = np.concatenate([detector(tf.constant(batch[i:i + cfg.batch_size])).numpy()
                            for i in range(0, len(batch), cfg.batch_size)])
@@ -379,7 +392,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("TinySSD object detection (D2L 14.7)", SSDConfig, COMMANDS, demo=DEMO, argv=argv,
+    return cli.main("TinySSD object detection (D2L 14.7)", Config, COMMANDS, demo=DEMO, argv=argv,
                     presets={"book": BOOK})
 
 

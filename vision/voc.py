@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from common.data import cache_root, resolve_dataset
+from common.data import cache_root, epoch_seed, resolve_dataset
 from common.errors import DatasetError
+from common.files import atomic_path
 
 VOC_URL = "http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar"
 VOC_SHA1 = "4e443f8a2eca6b1dac8a6c57641b67dd40621a49"
@@ -138,18 +139,19 @@ def train_dataset(images, labels, crop, batch_size, seed=0, epoch=0):
 
     Yields (images (B, h, w, 3) float32 pixels 0-255, labels (B, h, w) int32 with 255
     kept for the loss to ignore). Shuffle, crop and flip are stateless functions of
-    (seed, epoch, index), so an epoch is identical however it is parallelised and when
+    (`common.data.epoch_seed(seed, epoch)`, index), so an epoch is identical however it is parallelised and when
     resumed. The last partial batch is dropped. Every image must be at least `crop`.
     """
     h, w = crop
     n = len(images)
     ds = tf.data.Dataset.from_tensor_slices(([str(p) for p in images], [str(p) for p in labels]))
-    ds = ds.shuffle(n, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False).enumerate()
+    this_epoch = epoch_seed(seed, epoch)
+    ds = ds.shuffle(n, seed=this_epoch, reshuffle_each_iteration=False).enumerate()
 
     def load(index, paths):
         image, label = _load_pair(*paths)
         stacked = tf.concat([tf.cast(image, tf.float32), tf.cast(label, tf.float32)[..., None]], axis=-1)
-        key = tf.stack([tf.cast(seed * 100_003 + epoch, tf.int64), index])
+        key = tf.stack([tf.constant(this_epoch, tf.int64), index])
         stacked = tf.image.stateless_random_crop(stacked, (h, w, 4), seed=key)
         flip = tf.random.stateless_uniform((), seed=key + 1) < 0.5
         stacked = tf.cond(flip, lambda: tf.reverse(stacked, axis=[1]), lambda: stacked)
@@ -282,11 +284,12 @@ def generate_shapes_voc(root, num_train=600, num_val=100, size=(128, 160), seed=
 
 
 def shapes_voc(num_train=600, num_val=100, size=(128, 160), seed=0):
-    """The offline shapes set for these arguments, generated into the cache once."""
+    """The offline shapes set for these arguments (`seed` is the data seed), generated into the
+    cache once, in a temporary directory renamed into place when complete."""
     root = cache_root() / "vision-demo" / f"shapes-voc-{num_train}-{num_val}-{size[0]}-{size[1]}-seed{seed}"
-    done = root / "DONE"
-    if not done.exists():
+    if not (root / "DONE").exists():
         print(f"generating {num_train}+{num_val} VOC-format shape images into {root}", file=sys.stderr)
-        generate_shapes_voc(root, num_train, num_val, size, seed)
-        done.write_text("ok\n")
+        with atomic_path(root, directory=True) as tmp:
+            generate_shapes_voc(tmp, num_train, num_val, size, seed)
+            (tmp / "DONE").write_text("ok\n")
     return root / "VOCdevkit" / "VOC2012"

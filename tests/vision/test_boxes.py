@@ -150,3 +150,20 @@ def test_nms_threshold_is_strictly_greater(threshold):
     boxes = np.array([[0, 0, 3, 1], [1, 0, 4, 1]], np.float32)  # inter 2, union 4
     keep = B.nms(boxes, np.array([0.9, 0.8], np.float32), threshold).numpy()
     assert list(keep) == ([0] if threshold < 0.5 else [0, 1])
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_top_detections_equal_the_books_detection_rows(classes):
+    # One class: tf.image.combined_non_max_suppression; several: multibox_detection itself. Either way the
+    # first rows of the book's class-agnostic output, on random scores (no ties) and offsets.
+    rng = np.random.default_rng(4)
+    anchors = B.multibox_prior(8, 8, (0.2, 0.35), (1, 2, 0.5))
+    n = anchors.shape[0]
+    probs = tf.nn.softmax(tf.constant(rng.normal(0, 2, (3, n, classes + 1)), tf.float32), axis=-1)
+    offsets = tf.constant(rng.normal(0, 1, (3, n * 4)), tf.float32)
+    book = B.multibox_detection(probs, offsets, anchors, 0.3).numpy()[:, :50]
+    ours = B.top_detections(probs, offsets, anchors, 0.3, max_detections=50).numpy()
+    kept = book[..., 0] >= 0
+    np.testing.assert_array_equal(ours[..., 0] >= 0, kept)
+    np.testing.assert_allclose(ours[kept], book[kept], atol=1e-6)
+    assert kept.sum(axis=1).min() > 5

@@ -1,5 +1,6 @@
 """vision.ssd (TinySSD through the spine) and vision.detection_eval (mAP, class_err, bbox_mae)."""
 import json
+import types
 
 import keras
 import numpy as np
@@ -9,6 +10,8 @@ from PIL import Image
 
 from common import training
 from vision import banana, ssd
+from tests.cli_helpers import run
+from tests.vision._resume import check_cosine_resume
 from vision.detection_eval import bbox_abs_errors, class_errors, coco_map
 
 TINY = ["--image-size", "64", "--batch-size", "8", "--train-images", "16", "--val-images", "8", "--eval-every", "1"]
@@ -49,8 +52,18 @@ def test_class_err_and_bbox_mae_hand_values():
 
 
 # --- model ---------------------------------------------------------------------------------
+def test_build_uses_the_resumable_schedule():
+    # training.CosineSchedule (checkpointed; `fit` continues it on a resume with another --epochs), to 0.
+    model = ssd.build(ssd.Config(image_size=64), total_steps=40)
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, training.CosineSchedule) and schedule.total_steps == 40
+    assert float(schedule(0)) == pytest.approx(3e-3) and float(schedule(40)) == pytest.approx(0.0, abs=1e-9)
+    constant = ssd.build(ssd.Config(image_size=64, lr_schedule="constant"), total_steps=40)
+    assert float(constant.optimizer.learning_rate) == pytest.approx(3e-3)
+
+
 def test_tinyssd_shapes_and_anchor_count():
-    model = ssd.build_model(ssd.SSDConfig(image_size=256, num_classes=2))
+    model = ssd.build(ssd.Config(image_size=256, num_classes=2))
     cls_preds, bbox_preds = model(tf.zeros([2, 256, 256, 3], tf.uint8))
     anchors = 4 * (32 * 32 + 16 * 16 + 8 * 8 + 4 * 4 + 1)  # the book's 5444
     assert anchors == 5444 and model.anchors.shape == (anchors, 4)
@@ -66,7 +79,7 @@ def test_class_head_starts_at_the_focal_prior(class_loss, background):
     # book's loss keeps Keras' zero biases. The class-head kernels are random, so the mean
     # over anchors of a blank image is close to, not at, the prior.
     keras.utils.set_random_seed(0)
-    model = ssd.build_model(ssd.SSDConfig(image_size=64, num_classes=2, class_loss=class_loss))
+    model = ssd.build(ssd.Config(image_size=64, num_classes=2, class_loss=class_loss))
     for i in range(5):
         bias = getattr(model, f"cls_{i}").bias.numpy().reshape(-1, 3)
         if background is None:
@@ -94,7 +107,7 @@ def test_two_replicas_train_like_one(tiny_data, capsys):
                          "--devices", str(devices), *TINY])
         assert code == 0
         result = last_json(capsys)
-        model = ssd.build_model(ssd.SSDConfig(image_size=64))
+        model = ssd.build(ssd.Config(image_size=64))
         training.Run(run_dir, resume=True).restore({"model": model})
         runs[devices] = (result, training.Run(run_dir, resume=True).metrics, model.get_weights())
     (r1, m1, w1), (r2, m2, w2) = runs[1], runs[2]
@@ -107,7 +120,7 @@ def test_two_replicas_train_like_one(tiny_data, capsys):
     # written: |w1 - w2| = 0.0045 vs |w1 - w0| = 4.8; per-replica (unsynchronized) batch norm gave 0.44
     # (with the book's loss).
     training.set_seed(0)  # what `train` does before building the model: the same initial weights
-    w0 = ssd.build_model(ssd.SSDConfig(image_size=64)).get_weights()
+    w0 = ssd.build(ssd.Config(image_size=64)).get_weights()
     flat = [np.concatenate([w.ravel() for w in ws]) for ws in (w0, w1, w2)]
     update = np.linalg.norm(flat[1] - flat[0])
     assert 0.5 < update < 0.5 * np.linalg.norm(flat[0])
@@ -124,7 +137,7 @@ def test_learns_a_seeded_tiny_task(tmp_path, recipe, floor):
     root = banana.generate_bananas(tmp_path / "b", num_train=32, num_val=1, seed=2)
     paths, labels, sizes = banana.read_bananas(root, "train")
     decoded = banana.decoded_dataset(paths, labels, sizes, 64)
-    model = ssd.build_model(ssd.SSDConfig(image_size=64, **{k: v for k, v in recipe.items() if k != "batch_size"}))
+    model = ssd.build(ssd.Config(image_size=64, **{k: v for k, v in recipe.items() if k != "batch_size"}))
     model.fit(banana.batches(decoded, 16).repeat(), steps_per_epoch=100, verbose=0)
     dets, gt = ssd.detect_dataset(ssd.make_detector(model), banana.batches(decoded, 16))
     result = coco_map(gt, dets, sizes)
@@ -136,7 +149,7 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
     trained = last_json(capsys)
     assert {"loss", "val_map50", "val_map", "examples_per_s", "detections_png"} <= set(trained)
     assert Image.open(trained["detections_png"]).size[0] > 200
-    assert ssd.main(["evaluate", "--data-dir", str(tiny_data)]) == 0
+    assert ssd.main(["evaluate"]) == 0  # the run remembers its --data-dir
     evaluated = last_json(capsys)
     assert set(evaluated) >= {"map50", "map", "class_err", "bbox_mae"}
     assert evaluated["map50"] == pytest.approx(trained["val_map50"], abs=1e-6)
@@ -156,18 +169,23 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--preset", "book"], {"optimizer": "sgd", "lr": 0.2, "class_loss": "mean", "batch_size": 32}),
+    (["--preset", "book", "--demo"], {"optimizer": "sgd", "lr": 0.2, "class_loss": "mean", "batch_size": 32}),
     (["--class-loss", "hard_negative", "--neg-ratio", "2"], {"optimizer": "adam", "class_loss": "hard_negative"}),
 ])
 def test_cli_recipes(tiny_data, capsys, flags, expected):
-    assert ssd.main(["train", "--data-dir", str(tiny_data), "--epochs", "1", "--run-dir", "r", *TINY, *flags]) == 0
+    data = [] if "--demo" in flags else ["--data-dir", str(tiny_data)]
+    assert ssd.main(["train", *data, "--epochs", "1", "--run-dir", "r", *TINY, *flags]) == 0
     result = last_json(capsys)
+    if "--demo" in flags:  # evaluate after train --demo needs no data flags: it reads the same generated images
+        code, evaluated, err = run(ssd.main, ["evaluate", "--run-dir", "r"], capsys)
+        assert code == 0 and "note:" not in err, err
+        assert evaluated["images"] == 8 and evaluated["map50"] == pytest.approx(result["val_map50"], abs=1e-6)
     assert np.isfinite(result["loss"]) and 0 <= result["val_map50"] <= 1
     saved = json.loads(open("r/config.json").read())
     # --preset book sets batch 32, but TINY's explicit --batch-size 8 wins over the preset
     assert {k: saved[k] for k in expected} == {**expected, **({"batch_size": 8} if "batch_size" in expected else {})}
-    fields = ssd.SSDConfig.__dataclass_fields__
-    model = ssd.build_model(ssd.SSDConfig(**{k: v for k, v in saved.items() if k in fields}))
+    fields = ssd.Config.__dataclass_fields__
+    model = ssd.build(ssd.Config(**{k: v for k, v in saved.items() if k in fields}))
     assert type(model.optimizer).__name__.lower() == expected["optimizer"]
 
 
@@ -200,3 +218,26 @@ def test_bad_data_one_line(tmp_path, capsys, monkeypatch):
     assert ssd.main(["train", "--data-dir", str(root), *TINY]) == 1
     err = capsys.readouterr().err.strip()
     assert "label.csv has class 1; pass --num-classes 2" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow  # 4 training runs (~90 s); the fast test_build_uses_the_resumable_schedule checks the schedule
+def test_cosine_schedule_resumed_with_more_epochs_continues_without_a_jump(tmp_path, capsys, monkeypatch):
+    # --demo's generated set, made tiny by TINY: 16 images of batch 8, 2 steps an epoch; cosine to 0 from 3e-3.
+    run_dir = check_cosine_resume(ssd.main, ["--demo", *TINY], 2, 3e-3, 0.0, tmp_path, capsys, monkeypatch)
+    # evaluate after train --demo needs no data flags: it reads the same generated images.
+    code, evaluated, err = run(ssd.main, ["evaluate", "--run-dir", run_dir], capsys)
+    assert code == 0, err
+    last = json.loads((run_dir / "metrics.json").read_text())[-1]
+    assert evaluated["images"] == 8 and evaluated["map50"] == pytest.approx(last["val_map50"], abs=1e-6)
+    assert "note:" not in err  # no warning that other data is read
+
+
+def test_generated_data_depends_on_data_seed_not_seed(tmp_path):
+    ctx = types.SimpleNamespace(data_dir=None)
+    read = lambda **kw: ssd.load_split(ctx, ssd.Config(train_images=4, val_images=2, **kw), "train")
+    a, b, c = read(seed=0), read(seed=7), read(data_seed=1)
+    assert list(a[0]) == list(b[0])  # the same files
+    np.testing.assert_array_equal(a[1], b[1])
+    assert Image.open(a[0][0]).tobytes() == Image.open(b[0][0]).tobytes()
+    assert not np.array_equal(a[1], c[1])  # another --data-seed draws another set
+    assert len(list((tmp_path / "cache" / "vision-demo").iterdir())) == 2
