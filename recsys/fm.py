@@ -35,10 +35,11 @@ class Config(cli.TrainConfig):
     batch_size: int = 1024
     lr: float = 0.003
     factors: int = field(default=10, metadata=cli.at_least(1, "latent factors per feature"))
-    interactions: bool = field(default=True, metadata={"help": "pairwise term (--no-interactions: logistic regression)"})
+    interactions: bool = field(default=True, metadata={
+        "help": "pairwise term (--no-interactions: logistic regression)"})
     weight_decay: float = field(default=1e-3, metadata=cli.bounds("[0, inf)", "L2 penalty on the batch's embeddings"))
-    dataset: str = field(default="ctr", metadata={"choices": ["ctr", "criteo"],
-                                                   "help": "ctr: the book's train.csv/test.csv; criteo: one Criteo file"})
+    dataset: str = field(default="ctr", metadata={
+        "choices": ["ctr", "criteo"], "help": "ctr: the book's train.csv/test.csv; criteo: one Criteo file"})
     data_file: str = field(default="train.txt", metadata={"help": "Criteo file inside --data-dir"})
     threshold: int = field(default=rdata.CTR_THRESHOLD, metadata=cli.at_least(
         1, "values rarer than this share a bucket"))

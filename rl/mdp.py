@@ -179,7 +179,7 @@ def evaluate_saved_policy(ctx, filename):
 
 def evaluate_arguments(parser):
     # dest differs from the training setting `episodes` (Q-learning's), which the saved config holds
-    parser.add_argument("--episodes", dest="evaluate_episodes", type=positive_int, default=None,
+    parser.add_argument("--episodes", dest="evaluate_episodes", type=positive_int, default=None, metavar="N",
                         help="evaluation episodes (default: the run's --eval-episodes)")
 
 
