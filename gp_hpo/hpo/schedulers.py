@@ -23,11 +23,11 @@ storage, so any number of workers can share it. Early stopping is an Optuna prun
 import math
 import time
 
+import optuna
+
 from common.errors import UsageError
-from common.extras import require
 from gp_hpo.hpo.space import ConfigSpace
 
-optuna = require("optuna", "gp")
 TrialState = optuna.trial.TrialState
 
 

@@ -12,11 +12,11 @@ finished since (from any worker), so the study storage is the searcher's memory.
 import math
 
 import numpy as np
+import optuna
 
 from common.extras import require
 from gp_hpo.hpo.space import ConfigSpace
 
-optuna = require("optuna", "gp")
 
 
 class Searcher:
@@ -115,6 +115,8 @@ OPTUNA_SAMPLERS = {"tpe": "TPESampler", "optuna-gp": "GPSampler"}
 def make_sampler(name, space, seed, initial_random=5):
     """The study's sampler for a CLI searcher name: ours wrapped in `SearcherSampler`, or Optuna's."""
     if name in OPTUNA_SAMPLERS:
+        if name == "optuna-gp":
+            require("torch", "gp")  # Optuna's GPSampler runs on PyTorch
         cls = getattr(optuna.samplers, OPTUNA_SAMPLERS[name])
         return cls(seed=int(seed), n_startup_trials=int(initial_random))
     options = {"initial_random": initial_random} if name == "bo" else {}

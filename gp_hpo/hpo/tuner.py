@@ -37,15 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import optuna
 
 from common.errors import DlsuiteError, UsageError
-from common.extras import require
 from gp_hpo.hpo.objectives import load_objective
 from gp_hpo.hpo.schedulers import make_scheduler
 from gp_hpo.hpo.searchers import make_sampler, trial_error
 from gp_hpo.hpo.space import ConfigSpace
 
-optuna = require("optuna", "gp")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TrialState = optuna.trial.TrialState
 JOURNAL = "journal.log"
