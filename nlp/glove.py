@@ -128,6 +128,7 @@ def train(ctx):
                                         cfg.batch_size)
 
     def after_epoch(epoch, logs):
+        word2vec.check_finite(logs["loss"], epoch)
         extra = {"entries_per_s": round(len(counts) / logs["time_s"], 1)}
         vectors = word_vectors(model, corpus.vocab)
         if ctx.demo:

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from common import cli, training
 from common.data import epoch_rng
-from common.errors import UsageError
+from common.errors import DlsuiteError, UsageError
 from nlp import data as ndata
 from nlp import embeddings
 from nlp import subword
@@ -283,6 +283,7 @@ def train(ctx):
         return batched_dataset(arrays, cfg.batch_size)
 
     def after_epoch(epoch, logs):
+        check_finite(logs["loss"], epoch)
         extra = {"tokens_per_s": round(kept[epoch] / logs["time_s"], 1)}
         vectors = word_vectors(model, corpus.vocab)
         if ctx.demo:
@@ -302,6 +303,13 @@ def train(ctx):
               "train_s": round(elapsed, 2)}
     result.update({k: history[-1][k] for k in ("tokens_per_s", "spearman", "cluster_precision") if k in history[-1]})
     return result
+
+
+def check_finite(loss, epoch):
+    """Stop a diverged run before its checkpoint is written (one line naming the way out)."""
+    if not np.isfinite(loss):
+        raise DlsuiteError(f"training diverged in epoch {epoch + 1} (loss {loss}); lower --lr "
+                           "(batched SGD is stable up to about 0.1 with batch 1024)")
 
 
 def restore(run_dir):

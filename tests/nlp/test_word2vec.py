@@ -76,6 +76,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys):
     assert code == 2 and "--subwords must look like 3-6" in err
     code, _, err = run(word2vec.main, ["train", "--demo", "--corpus", tmp_path / "empty.txt"], capsys)
     assert code == 2 and "--corpus names the training file itself" in err
+    code, _, err = run(word2vec.main, ["train", "--demo", "--lr", 1e6, "--epochs", 1, "--run-dir", "nan"], capsys)
+    assert code == 1 and "training diverged in epoch 1" in err and not Path("nan/checkpoints/epoch-0001").exists()
 
 
 @pytest.mark.slow
