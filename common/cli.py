@@ -118,13 +118,14 @@ def int_pair(help=None, **metadata):
         if len(values) != 2 or min(values) < 1:
             raise ValueError
         return values
-    return {**metadata, "parse": parse, "metavar": metadata.get("metavar", "HxW"),
+    return {**metadata, "parse": parse, "metavar": metadata.get("metavar", "HxW"), "separator": "x",
             "expects": "a size HxW like 128x128 (or one number for a square)", **({"help": help} if help else {})}
 
 
-def _format_default(value):
+def _format_default(value, separator=","):
+    """A default as the user would type it: (64, 32) -> "64,32" (or "128x128" for sizes)."""
     if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
+        return separator.join(str(v) for v in value)
     return value
 
 
@@ -198,7 +199,7 @@ def add_config_arguments(parser, config_cls):
         options = {"default": argparse.SUPPRESS, "help": meta.get("help", "")}
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         interval = f", in {declared[f.name][4]}" if f.name in declared else ""
-        options["help"] += f" (default: {_format_default(default)}{interval})"
+        options["help"] += f" (default: {_format_default(default, meta.get('separator', ','))}{interval})"
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         elif "parse" in meta:
