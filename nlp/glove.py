@@ -26,6 +26,7 @@ from common import cli, training
 from common.data import epoch_rng
 from nlp import data as ndata
 from nlp import embeddings, word2vec
+from nlp.summed_loss import SummedLossModel
 
 
 @dataclass
@@ -46,7 +47,7 @@ DEMO = {"epochs": 10, "embed_size": 32, "batch_size": 512}
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
-class GloVe(keras.Model):
+class GloVe(SummedLossModel):
     """Centre and context vectors and biases for `vocab_size` words; batches are
     `{"rows", "cols" (b,) int32, "counts" (b,) float32}`; `call(words)` gives w + w~.
     Adagrad starts its accumulators at 1, as GloVe's own code does."""
@@ -59,17 +60,12 @@ class GloVe(keras.Model):
         self.context = self.add_weight(shape=(vocab_size, embed_size), name="context", initializer=init)
         self.centre_bias = self.add_weight(shape=(vocab_size,), name="centre_bias", initializer="zeros")
         self.context_bias = self.add_weight(shape=(vocab_size,), name="context_bias", initializer="zeros")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
 
     def call(self, words):
         return tf.gather(self.centre.value, words) + tf.gather(self.context.value, words)
 
-    def training_loss(self, batch):
+    def example_losses(self, batch):
         """Weighted squared error per entry `(b,)`; the step minimises their sum, so the
         learning rate is per entry (as GloVe's own code) and replicas add up to one step."""
         rows, cols, counts = batch["rows"], batch["cols"], batch["counts"]
@@ -78,17 +74,6 @@ class GloVe(keras.Model):
             - tf.math.log(counts)
         weight = tf.minimum(1.0, (counts / self.x_max) ** self.alpha)
         return weight * error * error
-
-    def train_step(self, batch):
-        variables = [v.value for v in self.trainable_variables]
-        with tf.GradientTape() as tape:
-            tape.watch(variables)
-            losses = self.training_loss(batch)
-            total = tf.reduce_sum(losses)
-        grads = tape.gradient(total, variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        self.loss_tracker.update_state(tf.reduce_mean(losses))
-        return {"loss": self.loss_tracker.result()}
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "embed_size": self.embed_size,

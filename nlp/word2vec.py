@@ -37,6 +37,7 @@ from common.errors import DlsuiteError, UsageError
 from nlp import data as ndata
 from nlp import embeddings
 from nlp import subword
+from nlp.summed_loss import SummedLossModel
 
 
 @dataclass
@@ -81,7 +82,7 @@ def steps_per_execution():
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
-class Word2Vec(keras.Model):
+class Word2Vec(SummedLossModel):
     """Skip-gram or CBOW with negative sampling over `vocab_size` words.
 
     Batches (dicts): skip-gram `{"inputs": centres (b,), "targets": (b, 1 + k)}`, CBOW
@@ -115,12 +116,7 @@ class Word2Vec(keras.Model):
                                              initializer="zeros", trainable=False)
             self.ngram_mask = self.add_weight(shape=(vocab_size, ngram_width), name="ngram_mask",
                                               initializer="zeros", trainable=False)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
 
     def input_vectors(self, words):
         """Input vectors of word indices `words` (any shape) -> `words.shape + (embed_size,)`: the
@@ -152,7 +148,7 @@ class Word2Vec(keras.Model):
         found = tf.searchsorted(self.noise_cdf.value, uniform, side="right")
         return tf.minimum(found, self.vocab_size - 1)
 
-    def pair_losses(self, batch):
+    def example_losses(self, batch):
         """Negative-sampling loss per pair `(b,)`: -log s(u_o . h) - sum over noise log s(-u_k . h)."""
         h = self.hidden(batch)
         targets = batch["targets"]
@@ -163,17 +159,6 @@ class Word2Vec(keras.Model):
             noise_scores = tf.matmul(h, noise, transpose_b=True)
             losses += (self.negatives / self.shared_noise) * tf.reduce_sum(tf.nn.softplus(noise_scores), axis=1)
         return losses
-
-    def train_step(self, batch):
-        variables = [v.value for v in self.trainable_variables]
-        with tf.GradientTape() as tape:
-            tape.watch(variables)
-            losses = self.pair_losses(batch)
-            total = tf.reduce_sum(losses)
-        grads = tape.gradient(total, variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        self.loss_tracker.update_state(tf.reduce_mean(losses))
-        return {"loss": self.loss_tracker.result()}
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "embed_size": self.embed_size,

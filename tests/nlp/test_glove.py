@@ -18,7 +18,7 @@ def test_glove_loss_is_the_weighted_least_squares():
     model.context_bias.assign([0.0, 0.5, 0.0, -0.1])
     b, bc = model.centre_bias.numpy(), model.context_bias.numpy()
     want = nd.glove_weight(counts) * ((w[rows] * c[cols]).sum(1) + b[rows] + bc[cols] - np.log(counts)) ** 2
-    got = model.training_loss({"rows": rows, "cols": cols, "counts": counts}).numpy()
+    got = model.example_losses({"rows": rows, "cols": cols, "counts": counts}).numpy()
     assert got == pytest.approx(want, rel=1e-5)
 
 
