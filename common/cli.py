@@ -470,9 +470,50 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
                 result["interrupted"] = True
             print_metrics(result)
         return 130 if ctx.interrupted else 0
-    except DlsuiteError as e:
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
+    except (DlsuiteError, KeyboardInterrupt) as e:
+        return _failed(parser.prog, args.command, e)
+
+
+def _failed(prog, command, error):
+    """One line on stderr for a failed (DlsuiteError) or interrupted command; its exit code."""
+    if isinstance(error, KeyboardInterrupt):
+        print(f"{prog} {command}: interrupted", file=sys.stderr)
         return 130
+    print(f"{prog} {command}: error: {error}", file=sys.stderr)
+    return error.exit_code
+
+
+@dataclass
+class Tool:
+    """One sub-command of a file tool (no run directory, no config): `fn(args) -> dict | None`,
+    a returned dict printed as JSON; `add_arguments(parser)` declares its flags, each with a help."""
+
+    fn: typing.Callable
+    help: str
+    add_arguments: typing.Callable = None
+
+
+def build_tool_parser(prog, description, tools):
+    parser = _Parser(prog=f"python -m {prog}", description=description)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(tools) + "}",
+                                parser_class=_Parser)
+    for name, tool in tools.items():
+        p = sub.add_parser(name, help=tool.help, description=tool.help)
+        if tool.add_arguments is not None:
+            tool.add_arguments(p)
+    return parser
+
+
+def tool_main(description, tools, argv=None):
+    """`main` for a module of file tools (e.g. `nlp.bpe learn|segment`): parse `argv`, run the
+    chosen `Tool`, print its JSON; bad input is one line and exit 1/2, as for trainers."""
+    prog = _calling_module()
+    parser = build_tool_parser(prog, description, tools)
+    args = parser.parse_args(argv)
+    try:
+        result = tools[args.command].fn(args)
+        if isinstance(result, dict):
+            print_metrics(result)
+        return 0
+    except (DlsuiteError, KeyboardInterrupt) as e:
+        return _failed(parser.prog, args.command, e)

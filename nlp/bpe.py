@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from common.errors import DatasetError, DlsuiteError, UsageError
+from common import cli
+from common.errors import DatasetError
 
 END = "_"
 UNK = "[UNK]"
@@ -105,39 +106,41 @@ def load_merges(path):
         raise DatasetError(f"{path} is not a merges file written by python -m nlp.bpe learn") from None
 
 
-def main(argv=None):
-    from common.cli import _Parser, print_metrics
+def _learn(args):
     from nlp import data as ndata
 
-    parser = _Parser(prog="python -m nlp.bpe", description="byte pair encoding: learn merges, segment words")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    p = sub.add_parser("learn", help="learn merges from a corpus's word frequencies")
+    path = args.corpus or ndata.corpus_path(args.data_dir, args.demo)
+    merges, symbols = learn(word_frequencies(ndata.read_sentences(path)), args.merges)
+    save_merges(args.out, merges, symbols)
+    return {"merges": len(merges), "symbols": len(symbols), "out": str(args.out),
+            "last_merges": ["".join(m) for m in merges[-5:]]}
+
+
+def _segment(args):
+    _, symbols = load_merges(args.merges_file)
+    return {w: segment(w if w.endswith(END) else w + END, symbols) for w in args.words}
+
+
+def _learn_arguments(p):
     source = p.add_mutually_exclusive_group()
     source.add_argument("--data-dir", type=Path, help="directory holding ptb.train.txt")
     source.add_argument("--corpus", type=Path, metavar="FILE", help="any text file, one sentence a line")
     source.add_argument("--demo", action="store_true", help="the generated demo corpus")
-    p.add_argument("--merges", type=int, default=200, help="number of merges (default 200)")
+    p.add_argument("--merges", type=cli.positive_int, default=200, help="number of merges (default 200)")
     p.add_argument("--out", type=Path, default=Path("merges.json"), help="output file (default merges.json)")
-    p = sub.add_parser("segment", help="segment words with learned merges")
+
+
+def _segment_arguments(p):
     p.add_argument("words", nargs="+", help="words to segment (the end mark _ is added)")
     p.add_argument("--merges-file", type=Path, default=Path("merges.json"), help="from learn (default merges.json)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "learn":
-            if args.merges < 1:
-                raise UsageError(f"--merges must be at least 1, got {args.merges}")
-            path = args.corpus or ndata.corpus_path(args.data_dir, args.demo)
-            merges, symbols = learn(word_frequencies(ndata.read_sentences(path)), args.merges)
-            save_merges(args.out, merges, symbols)
-            print_metrics({"merges": len(merges), "symbols": len(symbols), "out": str(args.out),
-                           "last_merges": ["".join(m) for m in merges[-5:]]})
-        else:
-            _, symbols = load_merges(args.merges_file)
-            print_metrics({w: segment(w if w.endswith(END) else w + END, symbols) for w in args.words})
-        return 0
-    except DlsuiteError as e:
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
+
+
+TOOLS = {"learn": cli.Tool(_learn, "learn merges from a corpus's word frequencies", _learn_arguments),
+         "segment": cli.Tool(_segment, "segment words with learned merges", _segment_arguments)}
+
+
+def main(argv=None):
+    return cli.tool_main("byte pair encoding: learn merges, segment words", TOOLS, argv=argv)
 
 
 if __name__ == "__main__":

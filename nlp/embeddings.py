@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import cli
 from common import data as cdata
 from common.errors import DatasetError, DlsuiteError, UsageError
 
@@ -388,8 +389,6 @@ def _evaluate_arguments(p):
 def run_commands():
     """The `evaluate`, `similar` and `analogy` commands over a trained run's vectors, for a
     trainer's `COMMANDS` table (word2vec, GloVe)."""
-    from common import cli
-
     def command(fn, with_demo=False):
         if with_demo:
             return lambda ctx: fn(load_run(ctx.run_dir), ctx.args, ctx.demo)
@@ -403,35 +402,36 @@ def run_commands():
     }
 
 
+def _vectors_arguments(p):
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--vectors", type=Path, metavar="FILE", help="GloVe or word2vec text format file")
+    source.add_argument("--pretrained", choices=sorted(PRETRAINED), help="the book's GloVe vectors (downloaded)")
+    source.add_argument("--run-dir", type=Path, help="a word2vec or GloVe run directory")
+    p.add_argument("--limit", type=int, help="read only the first LIMIT vectors")
+
+
+def _over_vectors(fn, help, add_arguments):
+    """A tool running `fn(vectors, args)` on the vectors that --vectors/--pretrained/--run-dir name."""
+    def tool(args):
+        if args.run_dir is not None:
+            return fn(load_run(args.run_dir), args)
+        return fn(load_vectors(args.vectors or pretrained(args.pretrained), limit=args.limit), args)
+
+    def arguments(p):
+        _vectors_arguments(p)
+        add_arguments(p)
+    return cli.Tool(tool, help, arguments)
+
+
+TOOLS = {"similar": _over_vectors(_similar, "nearest words by cosine", _similar_arguments),
+         "analogy": _over_vectors(_analogy, "a : b :: c : ? by 3CosAdd", _analogy_arguments),
+         "evaluate": _over_vectors(_evaluate, "WordSim Spearman and analogy accuracy", _evaluate_arguments)}
+
+
 def main(argv=None):
     """`python -m nlp.embeddings similar|analogy|evaluate` over --vectors, --pretrained or --run-dir."""
-    from common.cli import _Parser, print_metrics
-
-    parser = _Parser(prog="python -m nlp.embeddings", description="nearest words, analogies and evaluation "
-                     "of word vectors (GloVe or word2vec text format)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, add, text in (("similar", _similar_arguments, "nearest words by cosine"),
-                            ("analogy", _analogy_arguments, "a : b :: c : ? by 3CosAdd"),
-                            ("evaluate", _evaluate_arguments, "WordSim Spearman and analogy accuracy")):
-        p = sub.add_parser(name, help=text, description=text)
-        source = p.add_mutually_exclusive_group(required=True)
-        source.add_argument("--vectors", type=Path, metavar="FILE", help="GloVe or word2vec text format file")
-        source.add_argument("--pretrained", choices=sorted(PRETRAINED), help="the book's GloVe vectors (downloaded)")
-        source.add_argument("--run-dir", type=Path, help="a word2vec or GloVe run directory")
-        p.add_argument("--limit", type=int, help="read only the first LIMIT vectors")
-        add(p)
-    args = parser.parse_args(argv)
-    try:
-        if args.run_dir is not None:
-            vectors = load_run(args.run_dir)
-        else:
-            vectors = load_vectors(args.vectors or pretrained(args.pretrained), limit=args.limit)
-        fn = {"similar": _similar, "analogy": _analogy, "evaluate": _evaluate}[args.command]
-        print_metrics(fn(vectors, args))
-        return 0
-    except DlsuiteError as e:
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
+    return cli.tool_main("nearest words, analogies and evaluation of word vectors (GloVe or word2vec text format)",
+                         TOOLS, argv=argv)
 
 
 if __name__ == "__main__":

@@ -36,3 +36,31 @@ def test_every_flag_is_described(name):
             assert description, f"{name} {command} {flag} has no description"
             if action.choices is not None:
                 assert action.metavar is None, f"{name} {command} {flag} hides its choices behind a metavar"
+
+
+def _tool_modules():
+    found = []
+    for domain in DOMAINS:
+        package = importlib.import_module(domain)
+        for info in pkgutil.walk_packages(package.__path__, f"{domain}."):
+            module = importlib.import_module(info.name)
+            if hasattr(module, "TOOLS") and hasattr(module, "main"):
+                found.append(info.name)
+    return found
+
+
+def test_tool_modules_are_found():
+    assert {"nlp.bpe", "nlp.embeddings"} <= set(_tool_modules())
+
+
+@pytest.mark.parametrize("name", _tool_modules())
+def test_every_tool_flag_is_described(name):
+    module = importlib.import_module(name)
+    parser = cli.build_tool_parser(name, "", module.TOOLS)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            assert (action.help or "").strip(), f"{name} {command} {flag} has no description"
