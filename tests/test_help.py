@@ -10,22 +10,24 @@ from common import cli
 DOMAINS = ("vision", "recsys", "rl", "gan", "nlp", "gp_hpo")
 
 
-def _command_modules():
+def _modules_with(*names):
+    """Every module of every domain that defines all of `names`."""
     found = []
     for domain in DOMAINS:
         package = importlib.import_module(domain)
         for info in pkgutil.walk_packages(package.__path__, f"{domain}."):
             module = importlib.import_module(info.name)
-            if hasattr(module, "COMMANDS") and hasattr(module, "Config") and hasattr(module, "main"):
+            if all(hasattr(module, n) for n in names):
                 found.append(info.name)
     return found
 
 
-@pytest.mark.parametrize("name", _command_modules())
-def test_every_flag_is_described(name):
-    module = importlib.import_module(name)
-    parser = cli.build_parser(name, "", module.Config, module.COMMANDS, getattr(module, "PRESETS", None),
-                              getattr(module, "DEMO", None))
+def _command_modules():
+    return _modules_with("COMMANDS", "Config", "main")
+
+
+def _assert_described(name, parser):
+    """Every flag of every sub-command of `parser` has a description; choices are shown."""
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for command, sub in subparsers.choices.items():
         for action in sub._actions:
@@ -38,15 +40,15 @@ def test_every_flag_is_described(name):
                 assert action.metavar is None, f"{name} {command} {flag} hides its choices behind a metavar"
 
 
+@pytest.mark.parametrize("name", _command_modules())
+def test_every_flag_is_described(name):
+    module = importlib.import_module(name)
+    _assert_described(name, cli.build_parser(name, "", module.Config, module.COMMANDS,
+                                             getattr(module, "PRESETS", None), getattr(module, "DEMO", None)))
+
+
 def _tool_modules():
-    found = []
-    for domain in DOMAINS:
-        package = importlib.import_module(domain)
-        for info in pkgutil.walk_packages(package.__path__, f"{domain}."):
-            module = importlib.import_module(info.name)
-            if hasattr(module, "TOOLS") and hasattr(module, "main"):
-                found.append(info.name)
-    return found
+    return _modules_with("TOOLS", "main")
 
 
 def test_tool_modules_are_found():
@@ -55,12 +57,4 @@ def test_tool_modules_are_found():
 
 @pytest.mark.parametrize("name", _tool_modules())
 def test_every_tool_flag_is_described(name):
-    module = importlib.import_module(name)
-    parser = cli.build_tool_parser(name, "", module.TOOLS)
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for command, sub in subparsers.choices.items():
-        for action in sub._actions:
-            if isinstance(action, argparse._HelpAction):
-                continue
-            flag = action.option_strings[0] if action.option_strings else action.dest
-            assert (action.help or "").strip(), f"{name} {command} {flag} has no description"
+    _assert_described(name, cli.build_tool_parser(name, "", importlib.import_module(name).TOOLS))
