@@ -1,9 +1,9 @@
-"""FCN training speed (examples/s): the default CPU setting and the book's, XLA on and off.
+"""FCN training speed (examples/s): the default CPU setting and the book's, XLA on and off, FCN-8s vs FCN-32s.
 
 Times `train_on_batch` of the compiled FCN (masked loss, Adam, cosine schedule) on
 in-memory random pixels and labels, so decoding costs nothing; then the whole
-`voc.train_dataset` input pipeline alone on generated VOC-format files, to show it
-is not the bottleneck; and the confusion-matrix counting that scores mIoU (ours, one
+`voc.train_dataset` input pipeline alone on generated VOC-format files (plain crops, and
+the default's scale augmentation and colour jitter), to show it is not the bottleneck; and the confusion-matrix counting that scores mIoU (ours, one
 `tf.math.bincount`) against `keras.metrics.MeanIoU(ignore_class=255)`. One JSON line per
 measurement, plus the XLA/no-XLA and ours/Keras ratios.
 
@@ -18,20 +18,20 @@ import numpy as np
 from benchmarks.harness import report
 
 SETTINGS = {
-    "default": {"crop": (128, 128), "width": 32, "batch_size": 8},
+    "default": {"crop": (256, 256), "width": 32, "batch_size": 8},
     "book": {"crop": (320, 480), "width": 64, "batch_size": 4},  # the book's crop and ResNet-18; smaller batch
 }
 
 
-def train_rate(name, steps, jit):
+def train_rate(name, steps, jit, head="fcn8s"):
     """Examples/s of `steps` training steps (after one traced warm-up step)."""
     import keras
 
     from vision import fcn
 
-    cfg = fcn.Config(**SETTINGS[name])
+    cfg = fcn.Config(**SETTINGS[name], head=head)
     cfg.validate()
-    model = fcn.build_fcn(width=cfg.width)
+    model = fcn.build_fcn(width=cfg.width, head=head)
     model.compile(fcn.make_optimizer(cfg, 100, model), loss=fcn.masked_cross_entropy, jit_compile=jit)
     h, w = cfg.crop
     rng = np.random.default_rng(0)
@@ -43,7 +43,7 @@ def train_rate(name, steps, jit):
         model.train_on_batch(x, y)
     seconds = time.perf_counter() - tic
     keras.backend.clear_session()
-    return report(f"fcn train {name} (crop {h}x{w}, width {cfg.width}, batch {cfg.batch_size}, "
+    return report(f"fcn train {name} {head} (crop {h}x{w}, width {cfg.width}, batch {cfg.batch_size}, "
                   f"xla {'on' if jit else 'off'})", "examples", steps * cfg.batch_size, seconds)
 
 
@@ -53,12 +53,13 @@ def pipeline_rate(batches=40):
     with tempfile.TemporaryDirectory() as tmp:
         root = voc.generate_shapes_voc(tmp, num_train=320, num_val=1, seed=0)
         images, labels = voc.read_split(root, "train")
-        data = voc.train_dataset(images, labels, (128, 128), 8, seed=0, epoch=0)
-        next(iter(data))
-        tic = time.perf_counter()
-        count = sum(int(x.shape[0]) for x, _ in data.take(batches))
-        return report("voc.train_dataset (decode, crop, flip, batch 8)", "examples", count,
-                      time.perf_counter() - tic)
+        for what, options in (("crop, flip", {}), ("scale 0.5-1.5, crop, flip, jitter 0.3",
+                                                  {"scale": (0.5, 1.5), "jitter": 0.3})):
+            data = voc.train_dataset(images, labels, (128, 128), 8, seed=0, epoch=0, **options)
+            next(iter(data))
+            tic = time.perf_counter()
+            count = sum(int(x.shape[0]) for x, _ in data.take(batches))
+            report(f"voc.train_dataset (decode, {what}, batch 8)", "examples", count, time.perf_counter() - tic)
 
 
 def confusion_rates(batches=50):
@@ -101,8 +102,10 @@ def main():
     on = train_rate("default", args.steps, jit=True)
     off = train_rate("default", args.steps, jit=False)
     report("fcn train default: xla on / off", "ratio", on["rate"] / off["rate"], 1.0)
+    fcn32s = train_rate("default", args.steps, jit=False, head="fcn32s")
+    report("fcn train default: fcn8s / fcn32s", "ratio", off["rate"] / fcn32s["rate"], 1.0)
     if args.book:
-        train_rate("book", args.steps, jit=False)
+        train_rate("book", args.steps, jit=False, head="fcn32s")
 
 
 if __name__ == "__main__":

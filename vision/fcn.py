@@ -26,11 +26,13 @@ from PIL import Image
 from common import cli, training
 from common.distribute import per_replica_batch_size, use_xla
 from common.errors import DatasetError, UsageError
-from vision import voc
+from vision import photo_segmentation, voc
 from vision.resnet import BACKBONES, FEATURE_STRIDE, build_backbone
-from vision.segmentation_metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+from vision.segmentation_metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, trimap_labels
 
+HEADS = ("fcn32s", "fcn16s", "fcn8s")
 UPSAMPLE_KERNEL = 64
+PAD_LABEL = 254  # labels the padding of whole-image evaluation batches, so it is not mistaken for void (255)
 
 
 def _size_range(help):
@@ -45,14 +47,34 @@ def _size_range(help):
             "expects": "two positive integers LOW-HIGH with LOW <= HIGH, like 128-160"}
 
 
+def _scale_range(help):
+    """Field metadata for a positive `LOW-HIGH` factor range ("0.5-1.5" -> (0.5, 1.5))."""
+    def parse(text):
+        values = tuple(float(v) for v in (text if isinstance(text, (list, tuple)) else re.split("[-,]", str(text))))
+        if len(values) != 2 or min(values) <= 0 or values[0] > values[1]:
+            raise ValueError
+        return values
+    return {"parse": parse, "metavar": "LOW-HIGH", "help": help,
+            "expects": "two positive numbers LOW-HIGH with LOW <= HIGH, like 0.5-1.5"}
+
+
 @dataclass
 class Config(cli.TrainConfig):
-    epochs: int = 10
+    epochs: int = 16
     batch_size: int = 8
     lr: float = 4e-3
     seed: int = 0
-    crop: tuple = field(default=(128, 128), metadata=cli.int_pair(
+    head: str = field(default="fcn8s", metadata={
+        "choices": list(HEADS),
+        "help": "fcn32s: the book's one k64/s32 upsampling of the stride-32 scores; fcn16s/fcn8s: Long et al.'s "
+                "skip connections, fusing scores of the stride-16 (and stride-8) stage"})
+    crop: tuple = field(default=(256, 256), metadata=cli.int_pair(
         "training crop HxW, multiples of 32 (the book: 320x480)"))
+    scale: tuple = field(default=(0.5, 1.5), metadata=_scale_range(
+        "random resized crops: resize each training image by a log-uniform factor in LOW-HIGH, padding it up to "
+        "the crop; 1-1 = the book's plain crops (images smaller than the crop are dropped)"))
+    jitter: float = field(default=0.3, metadata=cli.bounds(
+        "[0, 1)", "colour jitter: brightness, contrast and saturation factors in [1 - j, 1 + j] (0: off)"))
     backbone: str = field(default="resnet18", metadata={"choices": list(BACKBONES), "help": "feature extractor"})
     backbone_weights: str = field(default="none", metadata={
         "help": "none (train from scratch), imagenet (resnet50; needs the network) or PATH to a weights file",
@@ -60,24 +82,29 @@ class Config(cli.TrainConfig):
     width: int = field(default=32, metadata=cli.at_least(
         1, "resnet18 channels in the first stage (64 = the standard ResNet-18; 32 keeps CPU runs practical)"))
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"], "help": "optimizer"})
+    momentum: float = field(default=0.9, metadata=cli.bounds("[0, 1)", "SGD momentum (the book: 0)"))
     weight_decay: float = field(default=1e-4, metadata=cli.bounds(
         "[0, inf)", "decoupled weight decay on the convolution kernels (not on biases or batch-norm scales/shifts)"))
     lr_schedule: str = field(default="cosine", metadata={
         "choices": ["cosine", "constant"],
         "help": "cosine: decay to lr/100 over all steps (resumed with another --epochs, it continues from the "
                 "current rate over the remaining steps); constant: lr throughout"})
-    dataset: str = field(default="shapes", metadata={
-        "choices": ["shapes", "voc2012"],
-        "help": "shapes: offline generated VOC-format set; voc2012: Pascal VOC (download or cache); "
-                "--data-dir overrides both"})
+    dataset: str = field(default="photos", metadata={
+        "choices": ["photos", "shapes", "voc2012"],
+        "help": "photos: offline set of textured objects on real photographs (300 train / 60 val, "
+                "vision.photo_segmentation); shapes: offline generated shapes on flat textures; voc2012: Pascal VOC "
+                "(download or cache); --data-dir overrides all three"})
     shapes_train: int = field(default=800, metadata=cli.at_least(1, "images in the generated shapes train split"))
     shapes_val: int = field(default=100, metadata=cli.at_least(1, "images in the generated shapes val split"))
     shapes_size: tuple = field(default=(128, 160), metadata=_size_range(
         "side lengths of the generated images, LOW-HIGH pixels"))
     data_seed: int = field(default=0, metadata=cli.bounds(
-        f"[0, {2**32 - 1}]", "seed of the generated shapes set (--seed changes training only, not the data)"))
-    val_every: int = field(default=1, metadata=cli.bounds(
+        f"[0, {2**32 - 1}]", "seed of the generated photos/shapes set (--seed changes training only, not the data)"))
+    val_every: int = field(default=4, metadata=cli.bounds(
         "[0, inf)", "score val mIoU every N epochs (0: only at the end)"))
+    trimap_px: int = field(default=4, metadata=cli.at_least(
+        1, "width of the boundary band (trimap) scored by trimap_miou: labelled pixels within this many px of a "
+           "VOC void (255) pixel"))
 
     def validate(self):
         super().validate()
@@ -89,7 +116,12 @@ class Config(cli.TrainConfig):
                              "(no ImageNet weights exist for the Keras resnet18); or use none or a PATH")
 
 
-DEMO = {"epochs": 5, "shapes_train": 320, "shapes_val": 48}
+DEMO = {"epochs": 5, "dataset": "shapes", "shapes_train": 320, "shapes_val": 48, "crop": (128, 128), "scale": (1.0, 1.0),
+        "jitter": 0.0, "val_every": 1, "head": "fcn32s"}
+# The book's recipe (d2l 14.11): FCN-32s, 320x480 random crops, no scale or colour augmentation, SGD without
+# momentum, lr 1e-3, weight decay 1e-3, batch 32, 5 epochs, constant rate, standard-width ResNet-18.
+BOOK = {"head": "fcn32s", "crop": (320, 480), "scale": (1.0, 1.0), "jitter": 0.0, "optimizer": "sgd", "momentum": 0.0,
+        "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 32, "epochs": 5, "lr_schedule": "constant", "width": 64}
 
 
 # --- model --------------------------------------------------------------------------
@@ -139,13 +171,40 @@ def masked_cross_entropy(labels, logits):
     return keras.ops.where(valid, loss, 0.0)
 
 
-def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", width=64):
-    """FCN-32s: (B, H, W, 3) pixels 0-255 -> (B, H, W, num_classes) logits; H, W multiples of 32."""
-    base = build_backbone(backbone, weights, width)
-    x = keras.layers.Conv2D(num_classes, 1, name="classifier")(base.output)
-    x = keras.layers.Conv2DTranspose(num_classes, UPSAMPLE_KERNEL, FEATURE_STRIDE, padding="same",
-                                     kernel_initializer=BilinearUpsampling(), name="upsample")(x)
-    return keras.Model(base.input, x, name=f"fcn_{backbone}")
+def _upsample(x, num_classes, factor, name):
+    """A Conv2DTranspose (kernel 2 factor, stride factor) initialised to bilinear upsampling by `factor`."""
+    return keras.layers.Conv2DTranspose(num_classes, 2 * factor, factor, padding="same",
+                                        kernel_initializer=BilinearUpsampling(), name=name)(x)
+
+
+def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", width=64, head="fcn32s"):
+    """FCN: (B, H, W, 3) pixels 0-255 -> (B, H, W, num_classes) logits; H, W multiples of 32.
+
+    fcn32s (the book's): a 1x1 `classifier` on the stride-32 features, one k64/s32 `upsample`.
+    fcn16s / fcn8s (Long et al. 2015, section 4.2): the stride-32 scores are upsampled 2x
+    (`upsample32_to_16`, k4/s2) and added to a 1x1 `score16` of the stride-16 stage; fcn8s
+    repeats that once more with the stride-8 stage (`upsample16_to_8`, `score8`); the fused
+    map is upsampled to the input by `upsample` (k32/s16 or k16/s8). Every transposed
+    convolution starts as bilinear upsampling and is learned; the skip scorers start at zero,
+    so the untrained 16s/8s net equals the 32s net (the paper's initialisation).
+    """
+    if head not in HEADS:
+        raise UsageError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    if head == "fcn32s":
+        base = build_backbone(backbone, weights, width)
+        x = keras.layers.Conv2D(num_classes, 1, name="classifier")(base.output)
+        x = _upsample(x, num_classes, FEATURE_STRIDE, "upsample")
+        return keras.Model(base.input, x, name=f"fcn_{backbone}")
+    base = build_backbone(backbone, weights, width, stages=True)
+    stride8, stride16, stride32 = base.outputs
+    score = keras.layers.Conv2D(num_classes, 1, name="classifier")(stride32)
+    skips = [(16, stride16)] + ([(8, stride8)] if head == "fcn8s" else [])
+    for stride, features in skips:
+        score = _upsample(score, num_classes, 2, f"upsample{2 * stride}_to_{stride}")
+        skip = keras.layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=f"score{stride}")(features)
+        score = keras.layers.Add(name=f"fuse{stride}")([score, skip])
+    x = _upsample(score, num_classes, skips[-1][0], "upsample")
+    return keras.Model(base.input, x, name=f"{head}_{backbone}")
 
 
 def make_optimizer(cfg, steps_per_epoch, model):
@@ -159,7 +218,7 @@ def make_optimizer(cfg, steps_per_epoch, model):
     if cfg.optimizer == "adam":
         opt = keras.optimizers.Adam(lr, weight_decay=cfg.weight_decay or None)
     else:
-        opt = keras.optimizers.SGD(lr, momentum=0.9, weight_decay=cfg.weight_decay or None)
+        opt = keras.optimizers.SGD(lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay or None)
     if cfg.weight_decay:
         # By variable, not by name: Keras 3 names them `kernel`, `bias`, `gamma`, `beta`, without the layer.
         opt.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if len(v.shape) <= 1])
@@ -168,17 +227,19 @@ def make_optimizer(cfg, steps_per_epoch, model):
 
 def build(cfg, steps_per_epoch=1, weights=None):
     """The FCN for `cfg`, compiled with its optimizer and the masked loss (call it under a strategy scope)."""
-    model = build_fcn(voc.NUM_CLASSES, cfg.backbone, weights or cfg.backbone_weights, cfg.width)
+    model = build_fcn(voc.NUM_CLASSES, cfg.backbone, weights or cfg.backbone_weights, cfg.width, cfg.head)
     model.compile(make_optimizer(cfg, steps_per_epoch, model), loss=masked_cross_entropy, jit_compile=use_xla())
     return model
 
 
 # --- data ---------------------------------------------------------------------------
 def dataset_root(ctx):
-    """The VOC2012 directory to read: --data-dir, the VOC cache/download, or the generated shapes set."""
+    """The VOC2012 directory to read: --data-dir, the VOC cache/download, or the generated photos or shapes set."""
     cfg = ctx.config
     if ctx.data_dir is not None or cfg.dataset == "voc2012":
         return voc.voc_root(ctx.data_dir)
+    if cfg.dataset == "photos":
+        return photo_segmentation.photo_voc(seed=cfg.data_seed)
     return voc.shapes_voc(cfg.shapes_train, cfg.shapes_val, cfg.shapes_size, seed=cfg.data_seed)
 
 
@@ -187,29 +248,36 @@ def _split(root, split):
     return images, labels, voc.check_split(images, labels)
 
 
-def make_scorer(model):
-    """`scorer(images, labels, sizes, batch_size)` -> (21, 21) confusion matrix of `model`.
+def make_scorer(model, trimap_px=4):
+    """`scorer(images, labels, sizes, batch_size)` -> two (21, 21) confusion matrices of `model`: all
+    labelled pixels, and those of the trimap (within `trimap_px` of a void pixel; `trimap_labels`).
 
     Whole images are padded at the bottom/right to a multiple of 32 (padding labelled
-    255, so not scored); one traced function serves every batch.
+    `PAD_LABEL`, so neither scored nor taken for a boundary); one traced function serves every batch.
     """
     spec = (tf.TensorSpec((None, None, None, 3), tf.float32), tf.TensorSpec((None, None, None), tf.int32))
 
     @tf.function(input_signature=spec)
     def batch_counts(x, y):
-        return confusion_matrix(y, tf.argmax(model(x, training=False), axis=-1), voc.NUM_CLASSES)
+        predicted = tf.argmax(model(x, training=False), axis=-1)
+        band = trimap_labels(y, trimap_px, outside_index=PAD_LABEL)
+        y = tf.where(tf.equal(y, PAD_LABEL), voc.IGNORE_INDEX, y)
+        return (confusion_matrix(y, predicted, voc.NUM_CLASSES), confusion_matrix(band, predicted, voc.NUM_CLASSES))
 
     def scorer(images, labels, sizes, batch_size):
-        cm = np.zeros((voc.NUM_CLASSES, voc.NUM_CLASSES), np.int64)
-        for x, y in voc.eval_dataset(images, labels, batch_size, voc.padded_size(sizes, FEATURE_STRIDE)):
-            cm += batch_counts(x, y).numpy()
-        return cm
+        cm = np.zeros((2, voc.NUM_CLASSES, voc.NUM_CLASSES), np.int64)
+        pad_to = voc.padded_size(sizes, FEATURE_STRIDE)
+        for x, y in voc.eval_dataset(images, labels, batch_size, pad_to, label_pad=PAD_LABEL):
+            cm += np.stack([c.numpy() for c in batch_counts(x, y)])
+        return cm[0], cm[1]
 
     return scorer
 
 
-def _scores(cm, prefix=""):
-    return {f"{prefix}miou": round(mean_iou(cm), 4), f"{prefix}pixel_acc": round(pixel_accuracy(cm), 4)}
+def _scores(cms, prefix=""):
+    cm, band = cms
+    return {f"{prefix}miou": round(mean_iou(cm), 4), f"{prefix}pixel_acc": round(pixel_accuracy(cm), 4),
+            f"{prefix}trimap_miou": round(mean_iou(band), 4)}
 
 
 # --- commands -----------------------------------------------------------------------
@@ -217,7 +285,9 @@ def train(ctx):
     cfg = ctx.config
     root = dataset_root(ctx)
     images, labels, sizes = _split(root, "train")
-    images, labels = voc.filter_by_size(images, labels, sizes, cfg.crop)
+    rescale = cfg.scale != (1.0, 1.0)
+    if not rescale:
+        images, labels = voc.filter_by_size(images, labels, sizes, cfg.crop)
     val = _split(root, "val")
     per_replica_batch_size(cfg.batch_size, ctx.strategy)
     steps = len(images) // cfg.batch_size
@@ -227,7 +297,7 @@ def train(ctx):
         model = build(cfg, steps)
     run = ctx.run()
 
-    scorer = make_scorer(model)
+    scorer = make_scorer(model, cfg.trimap_px)
 
     def on_epoch_end(epoch, logs):
         lr = {"lr": float(model.optimizer.learning_rate)}
@@ -236,10 +306,11 @@ def train(ctx):
             return {**lr, **_scores(scorer(*val, cfg.batch_size), "val_")}
         return lr
 
-    data = lambda epoch: voc.train_dataset(images, labels, cfg.crop, cfg.batch_size, cfg.seed, epoch)
+    data = lambda epoch: voc.train_dataset(images, labels, cfg.crop, cfg.batch_size, cfg.seed, epoch,
+                                           scale=cfg.scale if rescale else None, jitter=cfg.jitter)
     history = training.fit(model, data, run, epochs=cfg.epochs, on_epoch_end=on_epoch_end)
     seconds = sum(h["time_s"] for h in history)
-    result = {k: history[-1][k] for k in ("loss", "val_miou", "val_pixel_acc") if k in history[-1]}
+    result = {k: history[-1][k] for k in ("loss", "val_miou", "val_pixel_acc", "val_trimap_miou") if k in history[-1]}
     result.update(train_images=len(images), epochs=len(history), train_s=round(seconds, 1),
                   images_per_s=round(len(history) * steps * cfg.batch_size / seconds, 2), run_dir=str(run.path))
     return result
@@ -247,7 +318,7 @@ def train(ctx):
 
 def restore(ctx):
     """The FCN of `ctx.run_dir`, rebuilt from its config and restored from its newest intact checkpoint."""
-    model = build_fcn(voc.NUM_CLASSES, ctx.config.backbone, "none", ctx.config.width)
+    model = build_fcn(voc.NUM_CLASSES, ctx.config.backbone, "none", ctx.config.width, ctx.config.head)
     ctx.restore(model)
     return model
 
@@ -258,15 +329,15 @@ def evaluate(ctx):
     images, labels, sizes = _split(root, ctx.args.split)
     model = restore(ctx)
     tic = time.perf_counter()
-    cm = make_scorer(model)(images, labels, sizes, cfg.batch_size)
-    iou = iou_per_class(cm)
+    cms = make_scorer(model, cfg.trimap_px)(images, labels, sizes, cfg.batch_size)
     names = list(voc.VOC_CLASSES)
-    if ctx.data_dir is None and cfg.dataset == "shapes":
+    if ctx.data_dir is None and cfg.dataset in ("shapes", "photos"):
         for name, index in voc.SHAPE_CLASSES.items():
             names[index] = name
-    return {**_scores(cm), "split": ctx.args.split, "images": len(images),
+    per_class = lambda cm: {names[c]: round(float(v), 4) for c, v in enumerate(iou_per_class(cm)) if np.isfinite(v)}
+    return {**_scores(cms), "split": ctx.args.split, "images": len(images), "trimap_px": cfg.trimap_px,
             "images_per_s": round(len(images) / (time.perf_counter() - tic), 2),
-            "iou": {names[c]: round(float(v), 4) for c, v in enumerate(iou) if np.isfinite(v)}}
+            "iou": per_class(cms[0]), "trimap_iou": per_class(cms[1])}
 
 
 def segment(model, image):
@@ -326,8 +397,8 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return cli.main("FCN semantic segmentation (d2l 14.11)", Config, COMMANDS, demo=DEMO,
-                    argv=argv)
+    return cli.main("FCN semantic segmentation (d2l 14.11; FCN-16s/8s of Long et al.)", Config, COMMANDS, demo=DEMO,
+                    argv=argv, presets={"book": BOOK})
 
 
 if __name__ == "__main__":

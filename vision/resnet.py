@@ -3,15 +3,29 @@
 Both return a functional `keras.Model` mapping raw RGB pixels (0-255, float) of any
 size to the last convolutional feature map, output stride 32 (no global pooling, no
 classifier): the part of the network that FCN keeps.
+
+ImageNet weights for the resnet18 backbone come from torchvision's checkpoint, converted
+on any machine (torch needed, not torchvision):
+
+    curl -LO https://download.pytorch.org/models/resnet18-f37072fd.pth
+    python -m vision.resnet convert-torchvision resnet18-f37072fd.pth resnet18_imagenet.weights.h5
+    python -m vision.fcn train --width 64 --backbone-weights resnet18_imagenet.weights.h5
 """
+import argparse
 import socket
+import sys
 
 import keras
+import numpy as np
 
 from common.errors import DlsuiteError, UsageError
 
 BACKBONES = ("resnet18", "resnet50")
 FEATURE_STRIDE = 32
+# The last layer of the stride-8 and stride-16 stages, where FCN-16s/8s take their skip connections
+# (Long et al.'s pool3 and pool4).
+SKIP_LAYERS = {"resnet18": ("stage2_block2_out", "stage3_block2_out"),
+               "resnet50": ("conv3_block4_out", "conv4_block6_out")}
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -100,10 +114,11 @@ def _imagenet_resnet50_weights():
         socket.setdefaulttimeout(previous)
 
 
-def build_backbone(name="resnet18", weights="none", width=64):
+def build_backbone(name="resnet18", weights="none", width=64, stages=False):
     """The feature extractor `name` with `weights`: "none", "imagenet" (resnet50) or a file PATH.
 
-    Raises `UsageError` for an unknown name or a missing weights file and `DlsuiteError`
+    `stages=True` gives a model with three outputs, the stride-8, stride-16 and stride-32
+    feature maps (the `SKIP_LAYERS` and the last layer), for FCN-16s/8s. Raises `UsageError` for an unknown name or a missing weights file and `DlsuiteError`
     when the ImageNet weights cannot be downloaded (offline).
     """
     if name not in BACKBONES:
@@ -117,7 +132,11 @@ def build_backbone(name="resnet18", weights="none", width=64):
         inputs = keras.Input((None, None, 3), name="image")
         x = ImagePreprocess("caffe", name="preprocess")(inputs)
         base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
-        model = keras.Model(inputs, base(x), name="resnet50")
+        features = base
+        if stages:
+            features = keras.Model(base.input, [*(base.get_layer(n).output for n in SKIP_LAYERS[name]), base.output],
+                                   name="resnet50_stages")
+        model = keras.Model(inputs, features(x), name="resnet50")
         if weights == "imagenet":
             base.load_weights(_imagenet_resnet50_weights())
             return model
@@ -128,4 +147,81 @@ def build_backbone(name="resnet18", weights="none", width=64):
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise DlsuiteError(f"--backbone-weights {weights}: cannot load ({reason}); "
                                f"give a .weights.h5 file saved from a {name} backbone, or none") from None
+    if stages and name == "resnet18":
+        model = keras.Model(model.input, [*(model.get_layer(n).output for n in SKIP_LAYERS[name]), model.output],
+                            name=model.name)
     return model
+
+
+def _torch_array(value):
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+
+
+def convert_torchvision_resnet18(state_dict, path):
+    """Write torchvision's `resnet18` weights (`state_dict`: name -> tensor) as a `resnet18(64)` .weights.h5.
+
+    Convolution kernels go from torch's (out, in, kh, kw) to Keras' (kh, kw, in, out); batch
+    norm weight/bias/running_mean/running_var become gamma/beta/moving_mean/moving_variance;
+    `fc.*` (the classifier) is dropped. Both normalise pixels the same way (`ImagePreprocess
+    ("torch")`). Keras' "same" padding puts the odd pixel of a stride-2 convolution at the
+    bottom/right where torch pads both sides, so features are shifted by up to a pixel: fine as
+    a starting point for fine-tuning, not a bit-exact port. Returns the converted model.
+    """
+    model = resnet18(64)
+    missing = [k for k in ("conv1.weight", "bn1.running_var", "layer4.1.conv2.weight") if k not in state_dict]
+    if missing:
+        raise DlsuiteError(f"not a torchvision resnet18 state dict: no {missing[0]}; "
+                           "download https://download.pytorch.org/models/resnet18-f37072fd.pth")
+
+    def conv(layer, key):
+        model.get_layer(layer).kernel.assign(_torch_array(state_dict[f"{key}.weight"]).transpose(2, 3, 1, 0))
+
+    def bn(layer, key):
+        target = model.get_layer(layer)
+        for name, source in (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
+                             ("moving_variance", "running_var")):
+            getattr(target, name).assign(_torch_array(state_dict[f"{key}.{source}"]))
+
+    conv("stem_conv", "conv1")
+    bn("stem_bn", "bn1")
+    for stage in range(1, 5):
+        for block in range(1, 3):
+            ours, theirs = f"stage{stage}_block{block}", f"layer{stage}.{block - 1}"
+            for i in (1, 2):
+                conv(f"{ours}_conv{i}", f"{theirs}.conv{i}")
+                bn(f"{ours}_bn{i}", f"{theirs}.bn{i}")
+            if f"{theirs}.downsample.0.weight" in state_dict:
+                conv(f"{ours}_proj", f"{theirs}.downsample.0")
+                bn(f"{ours}_proj_bn", f"{theirs}.downsample.1")
+    model.save_weights(path)
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m vision.resnet", allow_abbrev=False,
+                                     description="backbone weight tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser("convert-torchvision", help="torchvision resnet18 .pth -> Keras .weights.h5")
+    convert.add_argument("source", help="torchvision checkpoint, e.g. resnet18-f37072fd.pth")
+    convert.add_argument("out", help="output path ending in .weights.h5")
+    args = parser.parse_args(argv)
+    if not args.out.endswith(".weights.h5"):
+        parser.error("the output path must end in .weights.h5")
+    from common.extras import require
+
+    try:
+        torch = require("torch", "gp")
+        try:
+            state_dict = torch.load(args.source, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise DlsuiteError(f"cannot read {args.source} ({(str(e) or type(e).__name__).splitlines()[0]})") from None
+        convert_torchvision_resnet18(state_dict, args.out)
+    except DlsuiteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}; use it with: python -m vision.fcn train --width 64 --backbone-weights {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

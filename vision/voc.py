@@ -8,7 +8,8 @@ set in exactly that layout (palette PNGs with 255 boundaries, JPEG images), so t
 same reader and pipeline serve both.
 
 Training uses the book's random crops (not resizing): images smaller than the crop are
-dropped, and the number dropped is reported.
+dropped, and the number dropped is reported; or, with `scale`, random resized crops
+(scale augmentation, padding small images) and optional colour jitter.
 """
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -134,13 +135,40 @@ def _load_pair(image_path, label_path):
     return image, label
 
 
-def train_dataset(images, labels, crop, batch_size, seed=0, epoch=0):
+def _colour_jitter(image, strength, key):
+    """Brightness, contrast and saturation each scaled by a factor in [1 - strength, 1 + strength]
+    (in that order, stateless from `key`), on float pixels 0-255; clipped to 0-255."""
+    factor = lambda k: tf.random.stateless_uniform((), seed=key + k, minval=1 - strength, maxval=1 + strength)
+    image = image * factor(3)
+    grey = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
+    image = (image - grey) * factor(4) + grey
+    image = tf.image.adjust_saturation(tf.clip_by_value(image, 0, 255) / 255, factor(5)) * 255
+    return tf.clip_by_value(image, 0, 255)
+
+
+def _rescale(image, label, scale, crop, key):
+    """`image` and `label` resized by a log-uniform factor in `scale` = (low, high) (bilinear pixels,
+    nearest labels), then padded at the bottom/right (pixels 0, labels 255) to at least `crop`."""
+    low, high = np.log(scale[0]), np.log(scale[1])
+    factor = tf.exp(tf.random.stateless_uniform((), seed=key + 2, minval=low, maxval=high))
+    size = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * factor), tf.int32)
+    image = tf.image.resize(image, size, method="bilinear")
+    label = tf.image.resize(label[..., None], size, method="nearest")[..., 0]
+    pad = [[0, tf.maximum(crop[0] - size[0], 0)], [0, tf.maximum(crop[1] - size[1], 0)]]
+    return tf.pad(image, pad + [[0, 0]]), tf.pad(label, pad, constant_values=IGNORE_INDEX)
+
+
+def train_dataset(images, labels, crop, batch_size, seed=0, epoch=0, scale=None, jitter=0.0):
     """Batches of random `crop` = (h, w) crops with random horizontal flips, for one epoch.
 
     Yields (images (B, h, w, 3) float32 pixels 0-255, labels (B, h, w) int32 with 255
-    kept for the loss to ignore). Shuffle, crop and flip are stateless functions of
-    (`common.data.epoch_seed(seed, epoch)`, index), so an epoch is identical however it is parallelised and when
-    resumed. The last partial batch is dropped. Every image must be at least `crop`.
+    kept for the loss to ignore). With `scale` = (low, high), each image is first resized by
+    a log-uniform random factor in that range and padded (labels 255) up to `crop` (random
+    resized crops, scale augmentation); without it, every image must be at least `crop` (the
+    book's crops). `jitter` > 0 adds colour jitter (`_colour_jitter`). Shuffle, scale, crop,
+    flip and jitter are stateless functions of (`common.data.epoch_seed(seed, epoch)`, index),
+    so an epoch is identical however it is parallelised and when resumed. The last partial
+    batch is dropped.
     """
     h, w = crop
     n = len(images)
@@ -150,12 +178,16 @@ def train_dataset(images, labels, crop, batch_size, seed=0, epoch=0):
 
     def load(index, paths):
         image, label = _load_pair(*paths)
-        stacked = tf.concat([tf.cast(image, tf.float32), tf.cast(label, tf.float32)[..., None]], axis=-1)
+        image, label = tf.cast(image, tf.float32), tf.cast(label, tf.float32)
         key = tf.stack([tf.constant(this_epoch, tf.int64), index])
+        if scale is not None:
+            image, label = _rescale(image, label, scale, crop, key)
+        stacked = tf.concat([image, label[..., None]], axis=-1)
         stacked = tf.image.stateless_random_crop(stacked, (h, w, 4), seed=key)
         flip = tf.random.stateless_uniform((), seed=key + 1) < 0.5
         stacked = tf.cond(flip, lambda: tf.reverse(stacked, axis=[1]), lambda: stacked)
-        return stacked[..., :3], tf.cast(stacked[..., 3], tf.int32)
+        image = _colour_jitter(stacked[..., :3], jitter, key) if jitter else stacked[..., :3]
+        return image, tf.cast(stacked[..., 3], tf.int32)
 
     ds = ds.map(lambda i, paths: load(i, paths), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
@@ -167,8 +199,9 @@ def padded_size(sizes, multiple=32):
     return tuple(int(-(-v // multiple) * multiple) for v in top)
 
 
-def eval_dataset(images, labels, batch_size, pad_to):
-    """Whole images, padded at the bottom/right to `pad_to` = (H, W); label padding is 255.
+def eval_dataset(images, labels, batch_size, pad_to, label_pad=IGNORE_INDEX):
+    """Whole images, padded at the bottom/right to `pad_to` = (H, W); label padding is `label_pad`
+    (255 unless the caller must tell padding from VOC's 255 boundaries).
 
     Yields (images (B, H, W, 3) float32, labels (B, H, W) int32), in listing order.
     """
@@ -176,7 +209,7 @@ def eval_dataset(images, labels, batch_size, pad_to):
     ds = ds.map(lambda i, l: _load_pair(i, l), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda i, l: (tf.cast(i, tf.float32), tf.cast(l, tf.int32)))
     return ds.padded_batch(batch_size, padded_shapes=((*pad_to, 3), pad_to),
-                           padding_values=(0.0, IGNORE_INDEX)).prefetch(tf.data.AUTOTUNE)
+                           padding_values=(0.0, label_pad)).prefetch(tf.data.AUTOTUNE)
 
 
 # --- offline generator --------------------------------------------------------------
