@@ -87,3 +87,23 @@ class Vocab:
     @property
     def unk(self):
         return 0
+
+
+def encode_padded(vocab, token_lists, length, pad_id):
+    """int32 `(len(token_lists), length)` of vocabulary indices, each row truncated to `length`
+    tokens and padded with `pad_id` on the right (as the book's `truncate_pad`).
+
+    Vectorised: the tokens are looked up once per distinct token (`np.unique` over all of them)
+    and scattered into the matrix with array indexing, so no Python loop runs per token.
+    """
+    lengths = np.fromiter((min(len(t), length) for t in token_lists), dtype=np.int64, count=len(token_lists))
+    out = np.full((len(token_lists), length), pad_id, dtype=np.int32)
+    flat = list(itertools.chain.from_iterable(tokens[:length] for tokens in token_lists))
+    if not flat:
+        return out
+    distinct, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
+    ids = vocab.encode(distinct.tolist())[inverse]
+    rows = np.repeat(np.arange(len(token_lists)), lengths)
+    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, cols] = ids
+    return out

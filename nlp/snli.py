@@ -1,0 +1,308 @@
+"""SNLI sentence pairs (the book's 15.4) in both real layouts, the held-back split, and the
+offline demo generator.
+
+Layouts, found in `--data-dir` (or one or two levels below it):
+
+- official `snli_1.0.zip`: `snli_1.0_{train,dev,test}.txt`, tab separated with a header row;
+  the label is `gold_label`, the sentences are `sentence1_binary_parse` and
+  `sentence2_binary_parse` with their parentheses stripped, as the book does;
+- tokenised, one pair a line: `s1.{split}` (premises), `s2.{split}` (hypotheses),
+  `labels.{split}` (the real dev set is in `../shared/data/snli/`).
+
+Pairs labelled '-' (no annotator majority) are dropped; any other label outside
+entailment / contradiction / neutral, and files of different line counts, are one-line
+`DatasetError`s. Sentences are lower-cased and split on whitespace. Without `--data-dir` the
+canonical `snli_1.0.zip` is downloaded (SHA-1 checked) into the dataset cache.
+
+`holdout_indices` splits a seeded held-back part off the training split (`--holdout 0.1`)
+for data that has no separate evaluation split. `generate_demo` writes pairs whose label
+follows from word-level rules (see its docstring) in either layout.
+"""
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common import data as cdata
+from common.errors import DatasetError, UsageError
+from common.files import atomic_path
+
+SNLI_URL = "https://nlp.stanford.edu/projects/snli/snli_1.0.zip"
+SNLI_SHA1 = "9fcde07509c7e87ec61c640c1b2753d9041758e4"
+LABELS = ("entailment", "contradiction", "neutral")  # the book's label indices 0, 1, 2
+SPLITS = ("train", "dev", "test")
+HOLDOUT = "holdout"
+_PARENS = re.compile(r"[()]")
+_SPACES = re.compile(r"\s{2,}")
+
+
+@dataclass
+class Pairs:
+    """Sentence pairs: `premises`, `hypotheses` (lists of token lists, lower-cased) and
+    `labels` int32 `(pairs,)` indexing `LABELS`."""
+
+    premises: list
+    hypotheses: list
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, indices):
+        """The pairs at `indices` (an int array), in that order."""
+        return Pairs([self.premises[i] for i in indices], [self.hypotheses[i] for i in indices],
+                     self.labels[indices])
+
+
+def strip_parse(text):
+    """A binary parse such as `( ( A man ) ( is ( sleeping . ) ) )` as the plain sentence
+    `A man is sleeping .` (parentheses removed, runs of spaces collapsed, as the book)."""
+    return _SPACES.sub(" ", _PARENS.sub("", text)).strip()
+
+
+def _tokens(sentence):
+    return sentence.lower().split()
+
+
+def _pairs(premises, hypotheses, labels, source, first_line=1):
+    """`Pairs` of the lines whose label is not '-'; `DatasetError` naming the line of the first
+    unknown label (`first_line`: the file line of the first pair)."""
+    index = {**{name: i for i, name in enumerate(LABELS)}, "-": -1}
+    ids = np.fromiter((index.get(label, -2) for label in labels), dtype=np.int32, count=len(labels))
+    bad = np.flatnonzero(ids == -2)
+    if len(bad):
+        raise DatasetError(f"{source} line {bad[0] + first_line}: unknown label {labels[bad[0]]!r}; "
+                           f"expected one of {', '.join(LABELS)} (or '-', which is skipped)")
+    keep = np.flatnonzero(ids >= 0)
+    return Pairs([_tokens(premises[i]) for i in keep], [_tokens(hypotheses[i]) for i in keep], ids[keep])
+
+
+def _read_lines(path):
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start})") from None
+
+
+def read_official(path):
+    """`Pairs` of one `snli_1.0_<split>.txt` file (tab separated, header row naming
+    `gold_label`, `sentence1_binary_parse`, `sentence2_binary_parse`)."""
+    lines = _read_lines(path)
+    if not lines:
+        raise DatasetError(f"{path} is empty")
+    header = lines[0].split("\t")
+    columns = ("gold_label", "sentence1_binary_parse", "sentence2_binary_parse")
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DatasetError(f"{path}: the header row has no {', '.join(missing)} column; is it an snli_1.0 file?")
+    label_at, first_at, second_at = (header.index(c) for c in columns)
+    rows = [line.split("\t") for line in lines[1:] if line.strip()]
+    short = next((i for i, r in enumerate(rows) if len(r) <= max(label_at, first_at, second_at)), None)
+    if short is not None:
+        raise DatasetError(f"{path} line {short + 2}: {len(rows[short])} columns where the header has {len(header)}")
+    return _pairs([strip_parse(r[first_at]) for r in rows], [strip_parse(r[second_at]) for r in rows],
+                  [r[label_at].strip() for r in rows], path, first_line=2)
+
+
+def read_tokenised(directory, split):
+    """`Pairs` of `s1.<split>`, `s2.<split>` and `labels.<split>` in `directory` (one pair a
+    line); `DatasetError` naming both counts when the files' line counts differ."""
+    directory = Path(directory)
+    files = [directory / f"{stem}.{split}" for stem in ("s1", "s2", "labels")]
+    premises, hypotheses, labels = (_read_lines(f) for f in files)
+    for other, lines in ((files[1], hypotheses), (files[2], labels)):
+        if len(lines) != len(premises):
+            raise DatasetError(f"{files[0].name} has {len(premises)} lines but {other.name} has {len(lines)}; "
+                               "the files must hold one pair a line")
+    return _pairs(premises, hypotheses, [label.strip() for label in labels], files[2])
+
+
+def find_splits(directory):
+    """Split name -> reader (a function returning `Pairs`) for every split in `directory`,
+    official files taking precedence over tokenised ones of the same split."""
+    directory = Path(directory)
+    found = {}
+    for path in sorted(directory.glob("labels.*")):
+        split = path.name.split(".", 1)[1]
+        found[split] = lambda split=split: read_tokenised(directory, split)
+    for path in sorted(directory.glob("snli_1.0_*.txt")):
+        found[path.stem[len("snli_1.0_"):]] = lambda path=path: read_official(path)
+    return found
+
+
+def _layout_dir(root):
+    for candidate in [root, *sorted(root.glob("*")), *sorted(root.glob("*/*"))]:
+        if candidate.is_dir() and (any(candidate.glob("labels.*")) or any(candidate.glob("snli_1.0_*.txt"))):
+            return candidate
+    return None
+
+
+def snli_directory(data_dir=None, demo=False):
+    """Directory holding an SNLI layout: `data_dir` (or the folder one or two levels below it
+    holding the files), the generated demo set (in the cache), or the cached/downloaded
+    canonical `snli_1.0.zip`."""
+    if demo:
+        directory = cdata.cache_root() / "snli-demo"
+        if not (directory / "labels.test").exists():
+            generate_demo(directory, seed=0)
+        return directory
+    if data_dir is None:
+        return cdata.resolve_dataset("snli", required=["snli_1.0_train.txt"], url=SNLI_URL, sha1=SNLI_SHA1,
+                                     hint="--demo")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"--data-dir {root} does not exist or is not a directory")
+    found = _layout_dir(root)
+    if found is None:
+        raise DatasetError(f"snli: no snli_1.0_<split>.txt nor s1/s2/labels.<split> files in {root} "
+                           "(or two levels below); pass the folder that holds them")
+    first = sorted(p.name for p in [*found.glob("labels.*"), *found.glob("snli_1.0_*.txt")])[0]
+    return cdata.resolve_dataset("snli", required=[first], data_dir=found)
+
+
+def holdout_indices(n, fraction, seed):
+    """Disjoint sorted index arrays `(kept, held)` of `range(n)`: `round(fraction * n)` pairs held
+    back, drawn by a permutation seeded by `seed` (the same on every machine)."""
+    held_count = int(round(fraction * n))
+    order = np.random.default_rng(np.random.SeedSequence([int(seed), 15])).permutation(n)
+    return np.sort(order[held_count:]), np.sort(order[:held_count])
+
+
+@dataclass
+class Splits:
+    """What a run trains on and evaluates: `train` (the training split minus the held-back
+    parts), `val` (a seeded part of it for per-epoch validation, maybe empty), `evaluation`
+    (the split scored once at the end) and `names` (split name -> reader, plus `holdout`)."""
+
+    train: Pairs
+    val: Pairs
+    evaluation: Pairs
+    evaluation_name: str
+    train_name: str
+    readers: dict
+
+
+def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
+    """Read the splits of `directory` and arrange them for training (`Splits`).
+
+    Trains on `train`, else on `dev` when it is the only labelled split besides `test` (the
+    shared copy of SNLI holds only dev). `holdout` > 0 holds a seeded part of the training split
+    back as the `holdout` split, which is then the evaluation split; otherwise `test`, else
+    `dev` (when not trained on). `val_ratio` carves the per-epoch validation part out of what
+    remains for training.
+    """
+    readers = find_splits(directory)
+    train_name = "train" if "train" in readers else next((s for s in ("dev", "test") if s in readers),
+                                                           next(iter(readers), None))
+    if train_name is None:
+        raise DatasetError(f"no SNLI split in {directory}")
+    full = readers[train_name]()
+    if len(full) == 0:
+        raise DatasetError(f"the {train_name} split in {directory} holds no labelled pairs")
+    kept, held = holdout_indices(len(full), holdout, seed) if holdout > 0 else (np.arange(len(full)), None)
+    if held is not None:
+        readers = {**readers, HOLDOUT: lambda: full.subset(held)}
+        evaluation_name = HOLDOUT
+    else:
+        evaluation_name = next((s for s in ("test", "dev") if s in readers and s != train_name), None)
+        if evaluation_name is None:
+            raise UsageError(f"{directory} holds only the {train_name} split: pass --holdout 0.1 to hold a part "
+                             "of it back for evaluation")
+    rest = full.subset(kept)
+    fit, val = holdout_indices(len(rest), val_ratio, seed + 1) if val_ratio > 0 else (np.arange(len(rest)), [])
+    return Splits(rest.subset(fit), rest.subset(np.asarray(val, dtype=np.int64)), readers[evaluation_name](),
+                  evaluation_name, train_name, readers)
+
+
+def read_split(splits, name):
+    """`Pairs` of the split `name` of `splits` (`UsageError` listing the available ones)."""
+    if name not in splits.readers:
+        raise UsageError(f"no split {name!r} here; choose one of {', '.join(sorted(splits.readers))}")
+    return splits.readers[name]()
+
+
+# --- the demo generator ------------------------------------------------------------------------
+DEMO_SUBJECTS = {"man": "person", "woman": "person", "boy": "child", "girl": "child", "dog": "animal",
+                 "cat": "animal", "horse": "animal", "teenager": "person"}
+DEMO_VERBS = ["running", "sleeping", "eating", "singing", "swimming", "dancing", "reading", "cooking"]
+DEMO_PLACES = ["in the park", "on the beach", "at home", "in a kitchen", "near a river", "on a street"]
+DEMO_EXTRAS = ["for a prize", "with friends", "to lose weight", "after work", "for the first time", "on vacation"]
+DEMO_COLOURS = ["red", "blue", "green", "black", "white"]
+
+
+def demo_pair(rng):
+    """One generated (premise, hypothesis, label) triple of strings.
+
+    Premise: `a [colour] SUBJECT is VERB PLACE .` The label follows from word-level rules:
+    entailment keeps the verb and names the subject or its hypernym (man -> person);
+    contradiction changes the verb (or makes it `nobody is VERB`); neutral keeps subject and
+    verb and adds a purpose or company the premise does not mention.
+    """
+    subjects = list(DEMO_SUBJECTS)
+    subject = subjects[rng.integers(len(subjects))]
+    verb = DEMO_VERBS[rng.integers(len(DEMO_VERBS))]
+    place = DEMO_PLACES[rng.integers(len(DEMO_PLACES))]
+    colour = f"{DEMO_COLOURS[rng.integers(len(DEMO_COLOURS))]} " if rng.random() < 0.5 else ""
+    premise = f"a {colour}{subject} is {verb} {place} ."
+    label = LABELS[rng.integers(3)]
+    who = DEMO_SUBJECTS[subject] if rng.random() < 0.5 else subject
+    where = f" {place}" if rng.random() < 0.5 else ""
+    the = "a" if rng.random() < 0.5 else "the"
+    if label == "entailment":
+        hypothesis = f"{the} {who} is {verb}{where} ."
+    elif label == "contradiction":
+        other = DEMO_VERBS[(DEMO_VERBS.index(verb) + rng.integers(1, len(DEMO_VERBS))) % len(DEMO_VERBS)]
+        hypothesis = f"nobody is {verb}{where} ." if rng.random() < 0.2 else f"{the} {who} is {other}{where} ."
+    else:
+        hypothesis = f"{the} {who} is {verb} {DEMO_EXTRAS[rng.integers(len(DEMO_EXTRAS))]} ."
+    return premise, hypothesis, label
+
+
+def binary_parse(sentence):
+    """A right-branching binary parse of a sentence's tokens, in SNLI's bracket style (the
+    inverse of `strip_parse`): `a man sleeps .` -> `( a ( man ( sleeps . ) ) )`."""
+    tokens = sentence.split()
+    text = tokens[-1]
+    for token in reversed(tokens[:-1]):
+        text = f"( {token} {text} )"
+    return text
+
+
+def write_official(path, premises, hypotheses, labels):
+    """Write pairs as an `snli_1.0_<split>.txt` file (header, tab separated, binary parses)."""
+    header = ["gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
+              "sentence2_parse", "sentence1", "sentence2", "captionID", "pairID"]
+    rows = ["\t".join(header)]
+    for i, (p, h, label) in enumerate(zip(premises, hypotheses, labels)):
+        rows.append("\t".join([label, binary_parse(p), binary_parse(h), f"(ROOT {p})", f"(ROOT {h})", p, h,
+                               f"{i}.jpg#0", f"{i}.jpg#0r1{label[:1]}"]))
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def write_tokenised(directory, split, premises, hypotheses, labels):
+    """Write pairs as `s1.<split>`, `s2.<split>`, `labels.<split>` in `directory`."""
+    for stem, lines in (("s1", premises), ("s2", hypotheses), ("labels", labels)):
+        with atomic_path(Path(directory) / f"{stem}.{split}") as tmp:
+            tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def generate_demo(directory, seed=0, sizes=(4000, 500, 500), layout="tokenised", unlabelled=0.02):
+    """Write generated pairs (`demo_pair`) for train/dev/test in `layout` ("tokenised" or
+    "official") into `directory` and return it; a split of size 0 is left out, and a
+    `unlabelled` share of pairs is labelled '-' as in the real files (the readers drop them)."""
+    rng = np.random.default_rng(seed)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, size in zip(SPLITS, sizes):
+        if size == 0:
+            continue
+        triples = [demo_pair(rng) for _ in range(size)]
+        premises, hypotheses, labels = (list(t) for t in zip(*triples))
+        labels = ["-" if rng.random() < unlabelled else label for label in labels]
+        if layout == "official":
+            write_official(directory / f"snli_1.0_{split}.txt", premises, hypotheses, labels)
+        else:
+            write_tokenised(directory, split, premises, hypotheses, labels)
+    return directory
