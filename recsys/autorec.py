@@ -7,7 +7,7 @@ batch) plus an L2 penalty on the weights. A seeded `--val-ratio` of the training
 ratings is held out and scored every epoch (`val_rmse`): a validation rating r(u, i) is
 read from the reconstruction of item i's column of the fitted ratings. The test RMSE is
 computed once, at the end of `train` and by `evaluate`, from the reconstruction of all
-ratings known before the test (fitted plus validation), clipped to the 1-5 scale.
+ratings known before the test (fitted plus validation), clipped to the rating scale.
 
     python -m recsys.autorec train --data-dir PATH/TO/ml-100k
     python -m recsys.autorec evaluate      # the newest run, on the data it was trained on
@@ -28,7 +28,7 @@ from recsys import data as rdata
 
 
 @dataclass
-class Config(cli.TrainConfig):
+class Config(rdata.MovieLensConfig):
     epochs: int = 40
     batch_size: int = 256
     lr: float = 0.002
@@ -87,15 +87,16 @@ def item_columns(interactions):
 
 
 def heldout_rmse(model, known, heldout):
-    """RMSE on the `heldout` interactions of the reconstruction of the `known` ones (clipped 1-5)."""
+    """RMSE on the `heldout` interactions of the reconstruction of the `known` ones (clipped to the rating scale)."""
     recon = model.predict(item_columns(known), batch_size=512, verbose=0)
-    pred = np.clip(recon[heldout.items, heldout.users], *rdata.RATING_SCALE)
+    pred = np.clip(recon[heldout.items, heldout.users], *heldout.rating_scale)
     return float(root_mean_squared_error(heldout.ratings, pred))
 
 
 def _load(ctx):
     cfg = ctx.config
-    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed)
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed,
+                             cfg.dataset)
 
 
 def train(ctx):

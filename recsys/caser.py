@@ -21,12 +21,12 @@ from keras import ops
 
 from common import cli
 from recsys import data as rdata
-from recsys.losses import LOSSES
-from recsys.ranking import PairwiseRanker, fit_ranker, pairwise_dataset, ranking_report
+from recsys.ranking import (PairwiseRanker, RankingConfig, fit_ranker, pairwise_dataset,
+                            protocol_arguments, ranking_report)
 
 
 @dataclass
-class Config(cli.TrainConfig):
+class Config(RankingConfig):
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 0.004
@@ -36,8 +36,6 @@ class Config(cli.TrainConfig):
     vertical: int = field(default=4, metadata=cli.at_least(1, "vertical filters"))
     dropout: float = field(default=0.05, metadata=cli.bounds(
         "[0, 1)", "dropout on the convolution features while training"))
-    loss: str = field(default="bpr", metadata={"choices": sorted(LOSSES), "help": "pairwise ranking loss"})
-    top_k: int = field(default=10, metadata=cli.at_least(1, "k of HR@k and NDCG@k"))
 
 
 DEMO = {"epochs": 4, "factors": 16, "batch_size": 256, "lr": 0.005, "horizontal": 8}
@@ -97,14 +95,15 @@ def build(config, num_users, num_items):
 
 
 def _load(ctx):
-    return rdata.load_splits(ctx.data_dir, ctx.demo, "seq-aware")
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "seq-aware", dataset=ctx.config.dataset)
 
 
 def report(model, known, heldout, config):
-    """HR@k, NDCG@k and AUC of the held-out items given each user's last L `known` items (`ranking_report`)."""
+    """HR@k, NDCG@k and AUC of the held-out items given each user's last L `known` items (`ranking_report`
+    under the config's protocol)."""
     windows = rdata.latest_windows(known, np.arange(known.num_users), config.window, known.num_items)
     return ranking_report(lambda users: model.score_all((np.asarray(users, np.int32), windows[users])),
-                          known, heldout, config.top_k)
+                          known, heldout, config.top_k, config.sampled_negatives(), config.seed)
 
 
 def train(ctx):
@@ -132,12 +131,13 @@ def restore(ctx, num_users, num_items):
 def evaluate(ctx):
     splits = _load(ctx)
     model = restore(ctx, splits.train.num_users, splits.train.num_items)
-    return report(model, splits.train, splits.test, ctx.config)
+    cfg = ctx.config
+    return {**report(model, splits.train, splits.test, cfg), "protocol": cfg.protocol}
 
 
 COMMANDS = {
     "train": cli.Command(train, "train Caser on the sequence-aware split (implicit feedback)", trains=True),
-    "evaluate": cli.Command(evaluate, "HR@k, NDCG@k and AUC of a trained run"),
+    "evaluate": cli.Command(evaluate, "HR@k, NDCG@k and AUC of a trained run", add_arguments=protocol_arguments),
 }
 
 

@@ -1,18 +1,25 @@
-"""Recommender datasets: MovieLens 100K, the book's CTR files, Criteo rows, offline generators.
+"""Recommender datasets: MovieLens (every GroupLens release), the book's CTR files, offline generators.
 
-Everything here is NumPy. Interaction data is an `Interactions` record of parallel arrays
-(zero-based user and item ids, ratings, timestamps); the splits, the implicit-feedback
-index (`UserItemIndex`), negative sampling and Caser's sequence windows are vectorized
-over all interactions (no Python loop over users or items). CTR data is an integer
+MovieLens ratings files are parsed by pandas' C reader in chunks (`read_rating_columns`),
+ids remapped to dense indices (`Interactions.user_ids`/`item_ids` map them back). The
+streamed Criteo reader is `recsys.criteo`. Everything after parsing is NumPy. Interaction
+data is an `Interactions` record of parallel arrays (zero-based user and item ids, ratings,
+timestamps); the splits, the implicit-feedback index (`UserItemIndex`), negative sampling
+and Caser's sequence windows are vectorized over all interactions (no Python loop over
+users or items). CTR data is an integer
 matrix of global feature ids `(rows, fields)` with per-field offsets, the layout FM and
 DeepFM read through one shared embedding table.
 """
+import dataclasses
+import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from common.data import cache_root, extract, resolve_dataset
+from common import cli
+from common.data import cache_root, extract, find_layout, resolve_dataset
 from common.errors import DatasetError, UsageError
 from common.files import atomic_path
 
@@ -23,18 +30,18 @@ CTR_SHA1 = "e18327c48c8e8e5c23da714dd614e390d369843f"
 RATING_SCALE = (1, 5)
 CTR_FIELDS = 34
 CTR_THRESHOLD = 4
-CRITEO_INT_FIELDS = 13
-CRITEO_CAT_FIELDS = 26
 DEMO_ROOT = "recsys-demo"
 
 
 # --------------------------------------------------------------------------- MovieLens
 @dataclass
 class Interactions:
-    """Parallel arrays of interactions with zero-based ids.
+    """Parallel arrays of interactions with zero-based (dense) ids.
 
     users, items: int32 `(n,)`; ratings: float32 `(n,)` (1 for implicit feedback);
     timestamps: int64 `(n,)` (seconds); `num_users`/`num_items` size the id spaces.
+    `user_ids`/`item_ids` give the file's id of each dense index (None: dense index + 1),
+    `rating_scale` the release's (lowest, highest) rating.
     """
 
     users: np.ndarray
@@ -44,14 +51,30 @@ class Interactions:
     num_users: int
     num_items: int
     source: str = ""
+    user_ids: np.ndarray = None
+    item_ids: np.ndarray = None
+    rating_scale: tuple = RATING_SCALE
 
     def __len__(self):
         return len(self.users)
 
+    def _with(self, users, items, ratings, timestamps):
+        return dataclasses.replace(self, users=users, items=items, ratings=ratings, timestamps=timestamps)
+
     def subset(self, index):
         """The interactions selected by a boolean mask or an index array (same id spaces)."""
-        return Interactions(self.users[index], self.items[index], self.ratings[index], self.timestamps[index],
-                            self.num_users, self.num_items, self.source)
+        return self._with(self.users[index], self.items[index], self.ratings[index], self.timestamps[index])
+
+    def concat(self, other):
+        """These interactions followed by `other`'s (same id spaces)."""
+        return self._with(*(np.concatenate([getattr(self, k), getattr(other, k)])
+                            for k in ("users", "items", "ratings", "timestamps")))
+
+    def file_ids(self, kind, dense):
+        """The file's user (`kind="user"`) or item ids of dense indices `dense`."""
+        ids = self.user_ids if kind == "user" else self.item_ids
+        dense = np.asarray(dense)
+        return dense + 1 if ids is None else ids[dense]
 
     def stats(self):
         """Counts and sparsity (fraction of the user x item matrix that is unobserved)."""
@@ -65,13 +88,35 @@ class Interactions:
         return matrix
 
 
-def _line_of_bad_value(column, converter):
-    for i, value in enumerate(column):
-        try:
-            converter(value)
-        except ValueError:
-            return i
-    return None
+@dataclass(frozen=True)
+class Release:
+    """One GroupLens MovieLens release: its ratings file, field separator, header and rating scale."""
+
+    filename: str
+    sep: str
+    header: bool
+    scale: tuple
+    sha1: str = None  # pinned where known; None: the download is not checked against a published hash
+
+
+MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens"
+RELEASES = {
+    "ml-100k": Release("u.data", "\t", False, (1, 5), ML100K_SHA1),
+    "ml-1m": Release("ratings.dat", "::", False, (1, 5)),
+    "ml-10m": Release("ratings.dat", "::", False, (0.5, 5)),
+    "ml-20m": Release("ratings.csv", ",", True, (0.5, 5)),
+    "ml-25m": Release("ratings.csv", ",", True, (0.5, 5)),
+}
+RATING_FIELDS = ("user", "item", "rating", "timestamp")
+CHUNK_ROWS = 2_000_000
+
+
+@dataclass
+class MovieLensConfig(cli.TrainConfig):
+    """The `--dataset` flag of every MovieLens trainer (their Configs add the model's own)."""
+
+    dataset: str = field(default="ml-100k", metadata={"choices": list(RELEASES), "help": (
+        "MovieLens release: --data-dir holds its ratings file (u.data, ratings.dat or ratings.csv) or <name>.zip")})
 
 
 def _read_declared_counts(directory):
@@ -86,66 +131,180 @@ def _read_declared_counts(directory):
     return counts
 
 
-def read_movielens(directory, filename="u.data"):
-    """Read MovieLens `u.data` (tab separated user, item, rating, timestamp; ids from 1).
+def _line_text(path, number):
+    """Line `number` (1-based) of a text file, read up to that line only."""
+    with open(path, encoding="latin-1") as f:
+        return next(itertools.islice(f, number - 1, None), "").rstrip("\n")
 
-    Returns `Interactions` with zero-based ids. The id spaces come from `u.info` when present
-    (ids beyond them are errors), else from the largest ids seen. Malformed lines, ids below 1
-    or beyond `u.info`, and ratings outside 1-5 raise `DatasetError` naming the line.
-    """
-    path = Path(directory) / filename
-    if not path.exists():
-        raise DatasetError(f"{path} not found; --data-dir must hold MovieLens' {filename}")
-    lines = path.read_text(encoding="latin-1").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise DatasetError(f"{path} is empty; expected lines 'user<TAB>item<TAB>rating<TAB>timestamp'")
-    rows = [line.split("\t") for line in lines]
-    widths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
-    bad = np.flatnonzero(widths != 4)
-    if bad.size:
-        i = bad[0]
-        raise DatasetError(f"{path} line {i + 1}: expected 4 tab-separated fields (user, item, rating, timestamp), "
-                           f"got {widths[i]}: {lines[i][:60]!r}")
-    table = np.array(rows, dtype=object)
+
+def _chunk_columns(chunk, path, release, first_line):
+    """Four numeric columns (user, item, rating, timestamp) of one pandas chunk, or DatasetError
+    naming the first malformed line. Blank lines (all fields missing) are dropped."""
+    import pandas as pd
+
+    expected = _expected_fields(release)
+    raw = chunk.iloc[:, ::2] if release.sep == "::" else chunk
+    blank = chunk.isna().all(axis=1).to_numpy()
+    problems = []  # (row, message) of the first bad row of each kind
+    missing = raw.isna().any(axis=1).to_numpy() & ~blank
+    if release.sep == "::":
+        missing |= chunk.iloc[:, 1::2].notna().any(axis=1).to_numpy()  # a single ':' inside the line
+    if missing.any():
+        row = int(np.argmax(missing))
+        text = _line_text(path, first_line + row)
+        problems.append((row, f"expected {expected}, got {len(text.split(release.sep))}: {text[:60]!r}"))
     columns = []
-    for c, (name, kind) in enumerate([("user", int), ("item", int), ("rating", float), ("timestamp", int)]):
-        try:
-            columns.append(table[:, c].astype(str).astype(np.float64 if kind is float else np.int64))
-        except ValueError:
-            i = _line_of_bad_value(table[:, c], kind)
-            raise DatasetError(f"{path} line {i + 1}: {name} {table[i, c]!r} is not a number") from None
-    users, items, ratings, timestamps = columns
-    declared = _read_declared_counts(path.parent)
-    num_users = declared.get("users", int(users.max()))
-    num_items = declared.get("items", int(items.max()))
-    for name, ids, count in (("user", users, num_users), ("item", items, num_items)):
-        bad = np.flatnonzero((ids < 1) | (ids > count))
-        if bad.size:
-            i = bad[0]
-            raise DatasetError(f"{path} line {i + 1}: {name} id {ids[i]} is outside 1..{count}"
-                               + (" (declared in u.info)" if name + "s" in declared else ""))
-    lo, hi = RATING_SCALE
+    for c, name in enumerate(RATING_FIELDS):
+        values = pd.to_numeric(raw.iloc[:, c], errors="coerce").to_numpy(np.float64)
+        bad = np.isnan(values) & ~missing & ~blank
+        if bad.any():
+            row = int(np.argmax(bad))
+            problems.append((row, f"{name} {str(raw.iloc[row, c])!r} is not a number"))
+        fraction = ~np.isnan(values) & (values != np.round(values)) if name != "rating" else bad
+        if fraction.any():
+            row = int(np.argmax(fraction))
+            problems.append((row, f"{name} {str(raw.iloc[row, c])!r} is not an integer"))
+        columns.append(values[~blank])
+    if problems:
+        row, message = min(problems)
+        raise DatasetError(f"{path} line {first_line + row}: {message}")
+    return columns
+
+
+def _expected_fields(release):
+    name = {"\t": "tab", ",": "comma"}.get(release.sep, repr(release.sep))
+    return f"4 {name}-separated fields (user, item, rating, timestamp)"
+
+
+def read_rating_columns(path, release):
+    """A MovieLens ratings file -> (users int64, items int64, ratings float32, timestamps int64), file ids.
+
+    Vectorised: pandas' C parser reads `CHUNK_ROWS` lines at a time (a '::' file is read
+    as ':'-separated with the empty fields between dropped). A malformed line, a
+    non-numeric field or a wrong field count raises `DatasetError` naming the line.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path} not found; --data-dir must hold MovieLens' {path.name}")
+    width = 7 if release.sep == "::" else 4
+    first_line = 2 if release.header else 1
+    parts = []
+    try:
+        reader = pd.read_csv(path, sep=":" if release.sep == "::" else release.sep, header=None,
+                             names=range(width), skiprows=1 if release.header else 0, skip_blank_lines=False,
+                             chunksize=CHUNK_ROWS, encoding="latin-1")
+        for chunk in reader:
+            parts.append(_chunk_columns(chunk, path, release, first_line + int(chunk.index[0])))
+    except pd.errors.ParserError as e:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+        if not found:
+            raise DatasetError(f"{path}: cannot parse ({e})") from None
+        saw = int(found.group(3))
+        got = (saw + 1) // 2 if release.sep == "::" else saw
+        raise DatasetError(f"{path} line {found.group(2)}: expected {_expected_fields(release)}, got {got}") from None
+    except pd.errors.EmptyDataError:
+        parts = []
+    if not parts or not sum(len(p[0]) for p in parts):
+        raise DatasetError(f"{path} holds no ratings; expected lines 'user{release.sep}item{release.sep}"
+                           f"rating{release.sep}timestamp'")
+    users, items, ratings, timestamps = (np.concatenate([p[c] for p in parts]) for c in range(4))
+    return users.astype(np.int64), items.astype(np.int64), ratings.astype(np.float32), timestamps.astype(np.int64)
+
+
+def read_movielens(directory, dataset="ml-100k"):
+    """Read a MovieLens release's ratings file from `directory` -> `Interactions` with dense ids.
+
+    ml-100k: `u.data` (tab separated, ids from 1; the id spaces come from `u.info` when
+    present, ids beyond them are errors). ml-1m/ml-10m: `ratings.dat` ('::' separated);
+    ml-20m/ml-25m: `ratings.csv` (header `userId,movieId,rating,timestamp`). Ids of the
+    larger releases are remapped to dense indices in sorted order (`Interactions.user_ids`
+    /`item_ids` map them back). Malformed lines and ratings outside the release's scale
+    raise `DatasetError` naming the line.
+    """
+    release = RELEASES[dataset]
+    path = Path(directory) / release.filename
+    users, items, ratings, timestamps = read_rating_columns(path, release)
+    lo, hi = release.scale
     bad = np.flatnonzero((ratings < lo) | (ratings > hi))
     if bad.size:
-        i = bad[0]
-        raise DatasetError(f"{path} line {i + 1}: rating {ratings[i]:g} is outside the {lo}-{hi} scale")
-    return Interactions((users - 1).astype(np.int32), (items - 1).astype(np.int32), ratings.astype(np.float32),
-                        timestamps, num_users, num_items, str(path))
+        raise DatasetError(f"{path} line {_line_number(bad[0], release)}: rating {ratings[bad[0]]:g} "
+                           f"is outside the {lo:g}-{hi:g} scale")
+    if dataset == "ml-100k":
+        declared = _read_declared_counts(path.parent)
+        num_users = declared.get("users", int(users.max()))
+        num_items = declared.get("items", int(items.max()))
+        for name, ids, count in (("user", users, num_users), ("item", items, num_items)):
+            bad = np.flatnonzero((ids < 1) | (ids > count))
+            if bad.size:
+                i = bad[0]
+                raise DatasetError(f"{path} line {i + 1}: {name} id {ids[i]} is outside 1..{count}"
+                                   + (" (declared in u.info)" if name + "s" in declared else ""))
+        return Interactions((users - 1).astype(np.int32), (items - 1).astype(np.int32), ratings, timestamps,
+                            num_users, num_items, str(path), rating_scale=release.scale)
+    user_ids, dense_users = np.unique(users, return_inverse=True)
+    item_ids, dense_items = np.unique(items, return_inverse=True)
+    return Interactions(dense_users.astype(np.int32), dense_items.astype(np.int32), ratings, timestamps,
+                        len(user_ids), len(item_ids), str(path), user_ids, item_ids, release.scale)
 
 
-def generate_movielens(directory, num_users=300, num_items=400, per_user=(20, 80), factors=4, seed=0):
-    """Write a MovieLens-format `u.data` + `u.info` from a latent-factor model; return the directory.
+ID_MAPS = "ids.npz"
+
+
+def save_id_maps(run, data):
+    """Write the dense-index -> file-id maps of `data` into the run directory (`ids.npz`), atomically."""
+    if not run.chief:
+        return
+    with atomic_path(run.file(ID_MAPS)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, user_ids=data.file_ids("user", np.arange(data.num_users)),
+                     item_ids=data.file_ids("item", np.arange(data.num_items)))
+
+
+def load_id_maps(run_dir, data):
+    """(user_ids, item_ids) saved with the run (`save_id_maps`), else `data`'s; DatasetError when the
+    saved maps differ from `data`'s (the ratings file changed since training)."""
+    current = (data.file_ids("user", np.arange(data.num_users)), data.file_ids("item", np.arange(data.num_items)))
+    path = Path(run_dir) / ID_MAPS
+    if not path.exists():
+        return current
+    with np.load(path) as saved:
+        maps = saved["user_ids"], saved["item_ids"]
+    if any(len(a) != len(b) or np.any(a != b) for a, b in zip(maps, current)):
+        raise DatasetError(f"the user/item ids in {data.source} differ from those the run was trained on "
+                           f"({path}); pass the --data-dir it was trained on")
+    return maps
+
+
+def _line_number(row, release):
+    """File line of data row `row` (0-based), for files without blank lines."""
+    return row + (2 if release.header else 1)
+
+
+def _latent_ratings(rng, users, items, p, q, user_bias, item_bias, scale):
+    """round(3.5 + biases + p_u . q_i + noise) on the release's scale (half stars when it starts at 0.5)."""
+    raw = 3.5 + user_bias[users] + item_bias[items] + np.sum(p[users] * q[items], axis=1) \
+        + rng.normal(0, 0.5, len(users))
+    step = 0.5 if scale[0] == 0.5 else 1.0
+    return np.clip(np.rint(raw / step) * step, *scale)
+
+
+def generate_movielens(directory, num_users=300, num_items=400, per_user=(20, 80), factors=4, seed=0,
+                       dataset="ml-100k"):
+    """Write a MovieLens release's ratings file from a latent-factor model; return the directory.
 
     Users pick items with probability ~ softmax(popularity + user.item affinity), so popular
     items are rated often and implicit feedback is predictable; ratings are
-    round(3.5 + user bias + item bias + user.item + noise) clipped to 1-5; timestamps grow
-    per user so the sequence-aware split has a well-defined latest item. Seeded; files are
-    written only when absent.
+    round(3.5 + user bias + item bias + user.item + noise) clipped to the release's scale;
+    timestamps grow per user so the sequence-aware split has a well-defined latest item.
+    ml-100k writes `u.data` + `u.info`; the other releases their own file and layout, with
+    item ids that skip numbers (as the real ones do). Seeded; written only when absent.
+    For sizes beyond a few million user x item cells, `generate_movielens_large`.
     """
     directory = Path(directory)
-    if (directory / "u.data").exists():
+    release = RELEASES[dataset]
+    if (directory / release.filename).exists():
         return directory
     rng = np.random.default_rng(seed)
     p = rng.normal(0, 0.6, (num_users, factors))
@@ -161,19 +320,91 @@ def generate_movielens(directory, num_users=300, num_items=400, per_user=(20, 80
     take = np.arange(num_items)[None, :] < counts[:, None]
     users = np.repeat(np.arange(num_users), counts)
     items = order[take]
-    affinity = np.sum(p[users] * q[items], axis=1)
-    raw = 3.5 + user_bias[users] + item_bias[items] + affinity + rng.normal(0, 0.5, len(users))
-    ratings = np.clip(np.rint(raw), *RATING_SCALE).astype(int)
+    ratings = _latent_ratings(rng, users, items, p, q, user_bias, item_bias, release.scale)
     start = rng.integers(880_000_000, 890_000_000, num_users)
     rank = np.arange(len(users)) - np.repeat(np.cumsum(counts) - counts, counts)
     timestamps = start[users] + 3600 * rank + rng.integers(0, 3000, len(users))
     shuffle = rng.permutation(len(users))
     directory.mkdir(parents=True, exist_ok=True)
-    lines = [f"{u + 1}\t{i + 1}\t{r}\t{t}" for u, i, r, t in
-             zip(users[shuffle], items[shuffle], ratings[shuffle], timestamps[shuffle])]
-    _write_text(directory / "u.info", f"{num_users} users\n{num_items} items\n{len(users)} ratings\n")
-    _write_text(directory / "u.data", "\n".join(lines) + "\n")  # last: its presence marks a complete dataset
+    if dataset == "ml-100k":
+        _write_text(directory / "u.info", f"{num_users} users\n{num_items} items\n{len(users)} ratings\n")
+        item_ids = np.arange(1, num_items + 1)
+    else:
+        item_ids = np.sort(rng.choice(np.arange(1, 2 * num_items + 1), num_items, replace=False))
+    write_ratings(directory, dataset, [(users[shuffle] + 1, item_ids[items[shuffle]], ratings[shuffle],
+                                        timestamps[shuffle])])
     return directory
+
+
+def write_ratings(directory, dataset, chunks):
+    """Write `directory/<release's ratings file>` from an iterable of (users, items, ratings, timestamps)
+    chunks of file ids, in the release's layout (pyarrow's CSV writer: no loop per line); atomic."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    release = RELEASES[dataset]
+    names = ("userId", "movieId", "rating", "timestamp")
+    with atomic_path(Path(directory) / release.filename) as tmp:
+        with open(tmp, "wb") as out:
+            if release.header:
+                out.write((",".join(names) + "\n").encode())
+            for users, items, ratings, timestamps in chunks:
+                columns = [pa.array(np.asarray(users, np.int64)), pa.array(np.asarray(items, np.int64)),
+                           _rating_text(ratings), pa.array(np.asarray(timestamps, np.int64))]
+                if release.sep == "::":  # 'a::b' is 'a', '', 'b' with ':' between
+                    gap = pa.nulls(len(users), pa.string())
+                    columns = [columns[0], gap, columns[1], gap, columns[2], gap, columns[3]]
+                table = pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
+                pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none",
+                                                               delimiter=":" if release.sep == "::" else release.sep))
+    return Path(directory)
+
+
+def _rating_text(ratings):
+    """Ratings as the releases print them: "4" for whole stars, "3.5" for halves."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ratings = np.asarray(ratings, np.float64)
+    if np.all(ratings == np.round(ratings)):
+        return pa.array(ratings.astype(np.int64))
+    return pc.cast(pa.array(ratings), pa.string())
+
+
+def generate_movielens_large(directory, num_ratings, num_users, num_items, dataset="ml-25m", factors=8,
+                             seed=0, chunk_users=20_000):
+    """Write a large MovieLens-format ratings file (e.g. ML-25M's 25M ratings) in chunks of users.
+
+    Items follow a Zipf-like popularity (each user's draws deduplicated), ratings the latent
+    model of `generate_movielens`; memory is bounded by `chunk_users` users at a time, not by
+    `num_ratings`. Seeded; written only when absent. Returns the directory.
+    """
+    directory = Path(directory)
+    release = RELEASES[dataset]
+    if (directory / release.filename).exists():
+        return directory
+    rng = np.random.default_rng(seed)
+    p = rng.normal(0, 0.4, (num_users, factors))
+    q = rng.normal(0, 0.4, (num_items, factors))
+    user_bias, item_bias = rng.normal(0, 0.3, num_users), rng.normal(0, 0.4, num_items)
+    popularity = 1.0 / np.arange(1, num_items + 1) ** 0.8
+    cdf = np.cumsum(popularity[rng.permutation(num_items)])
+    cdf /= cdf[-1]
+    counts = np.maximum(1, rng.poisson(num_ratings / num_users, num_users))
+
+    def chunks():
+        for start in range(0, num_users, chunk_users):
+            users = np.repeat(np.arange(start, min(start + chunk_users, num_users)), counts[start:start + chunk_users])
+            items = np.minimum(np.searchsorted(cdf, rng.random(len(users))), num_items - 1)
+            keys = np.sort(users.astype(np.int64) * num_items + items)
+            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+            users, items = keys // num_items, keys % num_items
+            ratings = _latent_ratings(rng, users, items, p, q, user_bias, item_bias, release.scale)
+            timestamps = 1_000_000_000 + rng.integers(0, 300_000_000, len(users))
+            yield users + 1, items + 1, ratings, timestamps
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_ratings(directory, dataset, chunks())
 
 
 def _write_text(path, text):
@@ -182,24 +413,35 @@ def _write_text(path, text):
         Path(tmp).write_text(text)
 
 
-def movielens_dir(data_dir=None, demo=False):
-    """Directory holding `u.data`: --data-dir (or an `ml-100k.zip` in it), the cache, a download, or the demo."""
+def movielens_dir(data_dir=None, demo=False, dataset="ml-100k"):
+    """Directory holding the release's ratings file: --data-dir (or a `<name>.zip` in it), the cache,
+    a download from GroupLens, or the demo generator (the release's layout, ML-100K's size)."""
+    release = RELEASES[dataset]
     if demo:
-        return generate_movielens(cache_root() / DEMO_ROOT / "ml-100k")
+        return generate_movielens(cache_root() / DEMO_ROOT / dataset, dataset=dataset)
     if data_dir is not None:
-        zipped = Path(data_dir) / "ml-100k.zip"
-        if not (Path(data_dir) / "u.data").exists() and zipped.exists():
-            target = cache_root() / "ml-100k"
-            if not (target / "ml-100k" / "u.data").exists():
+        zipped = Path(data_dir) / f"{dataset}.zip"
+        if find_layout(Path(data_dir), [release.filename]) is None and zipped.exists():
+            target = cache_root() / dataset
+            if find_layout(target, [release.filename]) is None:
                 extract(zipped, target)
             data_dir = target
-    return resolve_dataset("ml-100k", required=["u.data"], url=ML100K_URL, sha1=ML100K_SHA1,
-                           data_dir=data_dir, hint="--demo")
+    return resolve_dataset(dataset, required=[release.filename], url=f"{MOVIELENS_URL}/{dataset}.zip",
+                           sha1=release.sha1, data_dir=data_dir, hint="--demo")
 
 
-def load_movielens(data_dir=None, demo=False):
-    """`read_movielens` of `movielens_dir(data_dir, demo)`."""
-    return read_movielens(movielens_dir(data_dir, demo))
+def load_movielens(data_dir=None, demo=False, dataset="ml-100k"):
+    """`read_movielens` of `movielens_dir(data_dir, demo, dataset)`."""
+    return read_movielens(movielens_dir(data_dir, demo, dataset), dataset)
+
+
+def _line_of_bad_value(column, converter):
+    for i, value in enumerate(column):
+        try:
+            converter(value)
+        except ValueError:
+            return i
+    return None
 
 
 # --------------------------------------------------------------------------- splits
@@ -472,63 +714,6 @@ def load_ctr(directory, threshold=CTR_THRESHOLD):
             CTRData(vocab.encode(raw_test), y_test, vocab.field_dims))
 
 
-def criteo_integer_token(column):
-    """Criteo integer features as categorical tokens: v > 2 -> floor(ln(v)^2), else v; empty -> "NA".
-
-    The log transform of the Criteo-winning solution (also pytorch-fm's): large counts
-    land in few buckets, small ones stay exact.
-    """
-    column = np.asarray(column, dtype=str)
-    empty = column == ""
-    try:
-        values = np.where(empty, "0", column).astype(np.float64)
-    except ValueError:
-        i = _line_of_bad_value(np.where(empty, "0", column), float)
-        raise DatasetError(f"integer feature {str(column[i])!r} (row {i + 1}) is not a number") from None
-    logged = np.floor(np.log(np.maximum(values, 1.0)) ** 2)
-    tokens = np.where(values > 2, logged, values).astype(np.int64).astype(str)
-    return np.where(empty, "NA", np.char.add("v", tokens))
-
-
-def read_criteo(path):
-    """Criteo rows: label, 13 integer and 26 hashed categorical fields, tab separated (Kaggle `train.txt`).
-
-    A CSV with a `label,I1,...` header (the DeepCTR sample) is read too. Integers go through
-    `criteo_integer_token`. Returns (labels float32 `(rows,)`, raw str `(rows, 39)`).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path} not found; pass the Criteo file with --data-dir and --data-file")
-    with open(path, encoding="latin-1") as f:
-        head = f.readline()
-    csv = head.startswith("label,")
-    width = 1 + CRITEO_INT_FIELDS + CRITEO_CAT_FIELDS
-    table = _split_lines(path, "," if csv else "\t", width, "label, 13 integer and 26 categorical fields",
-                         skip_header=csv)
-    labels = _check_labels(table[:, 0], path)
-    raw = table[:, 1:].copy()
-    for f in range(CRITEO_INT_FIELDS):  # 13 columns
-        try:
-            raw[:, f] = criteo_integer_token(raw[:, f])
-        except DatasetError as e:
-            raise DatasetError(f"{path} field I{f + 1}: {e}") from None
-    raw[:, CRITEO_INT_FIELDS:] = np.where(raw[:, CRITEO_INT_FIELDS:] == "", "NA", raw[:, CRITEO_INT_FIELDS:])
-    return labels, raw
-
-
-def load_criteo(path, test_ratio=0.1, seed=0, threshold=CTR_THRESHOLD):
-    """Criteo rows split at random (seeded) -> (train, test) `CTRData`, vocabulary from train."""
-    labels, raw = read_criteo(path)
-    n_test = int(round(test_ratio * len(labels)))
-    if n_test < 1 or n_test >= len(labels):
-        raise DatasetError(f"{path}: {len(labels)} rows cannot be split with test ratio {test_ratio}")
-    order = np.random.default_rng(seed).permutation(len(labels))
-    test, train = order[:n_test], order[n_test:]
-    vocab = FieldVocabulary(raw[train], threshold)
-    return (CTRData(vocab.encode(raw[train]), labels[train], vocab.field_dims),
-            CTRData(vocab.encode(raw[test]), labels[test], vocab.field_dims))
-
-
 def ctr_logits(codes, seed=0, cardinality=None):
     """The generator's true click logits for integer codes `(rows, fields)`.
 
@@ -580,9 +765,9 @@ def ctr_dir(data_dir=None, demo=False):
                            data_dir=data_dir, hint="--demo")
 
 
-def load_split(data_dir=None, demo=False, mode="random", test_ratio=0.1, seed=0):
+def load_split(data_dir=None, demo=False, mode="random", test_ratio=0.1, seed=0, dataset="ml-100k"):
     """MovieLens (or the demo data) split by `split(data, mode, ...)` -> (train, test) `Interactions`."""
-    return split(load_movielens(data_dir, demo), mode, test_ratio, seed)
+    return split(load_movielens(data_dir, demo, dataset), mode, test_ratio, seed)
 
 
 @dataclass
@@ -600,9 +785,10 @@ class Splits:
     test: Interactions
 
 
-def load_splits(data_dir=None, demo=False, mode="random", test_ratio=0.1, val_ratio=0.05, seed=0):
+def load_splits(data_dir=None, demo=False, mode="random", test_ratio=0.1, val_ratio=0.05, seed=0,
+                dataset="ml-100k"):
     """`load_split`, then `hold_out_validation` of its training part -> `Splits`."""
-    train, test = load_split(data_dir, demo, mode, test_ratio, seed)
+    train, test = load_split(data_dir, demo, mode, test_ratio, seed, dataset)
     fit, val = hold_out_validation(train, mode, val_ratio, seed)
     return Splits(train, fit, val, test)
 

@@ -10,6 +10,7 @@ seeded `--val-ratio` of the training rows is held out and scored every epoch (`v
     python -m recsys.fm train --demo                 # generated CTR data (book format)
     python -m recsys.fm train --data-dir PATH/TO/ctr # the book's train.csv/test.csv
     python -m recsys.fm train --dataset criteo --data-dir PATH/TO/criteo --data-file train.txt
+    python -m recsys.fm train --dataset criteo --demo  # a generated file in the Kaggle layout
     python -m recsys.fm evaluate                     # the newest run, on the data it was trained on
 """
 import sys
@@ -18,14 +19,16 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from sklearn.metrics import log_loss, roc_auc_score
 
 from common import cli, training
-from common.data import epoch_dataset
+from common.data import cache_root, epoch_dataset
 from common.errors import DlsuiteError, UsageError
 from common.models import ScaledLossModel
+from recsys import criteo
 from recsys import data as rdata
 
 
@@ -39,7 +42,8 @@ class Config(cli.TrainConfig):
         "help": "pairwise term (--no-interactions: logistic regression)"})
     weight_decay: float = field(default=1e-3, metadata=cli.bounds("[0, inf)", "L2 penalty on the batch's embeddings"))
     dataset: str = field(default="ctr", metadata={
-        "choices": ["ctr", "criteo"], "help": "ctr: the book's train.csv/test.csv; criteo: one Criteo file"})
+        "choices": ["ctr", "criteo"], "help": (
+            "ctr: the book's train.csv/test.csv; criteo: one Criteo file (Kaggle train.txt layout), streamed")})
     data_file: str = field(default="train.txt", metadata={"help": "Criteo file inside --data-dir"})
     threshold: int = field(default=rdata.CTR_THRESHOLD, metadata=cli.at_least(
         1, "values rarer than this share a bucket"))
@@ -71,6 +75,18 @@ class FactorizationMachine(ScaledLossModel):
         self.deep = [keras.layers.Dense(width, activation="relu") for width in self.hidden]
         self.deep_dropout = keras.layers.Dropout(dropout)
         self.deep_out = keras.layers.Dense(1) if self.hidden else None
+
+    def build(self, input_shape):
+        """Build every part, including those `call` skips (the embedding of a logistic regression)."""
+        self.linear.build(input_shape)
+        self.embedding.build(input_shape)
+        width = input_shape[-1] * self.factors
+        for layer in self.deep:
+            layer.build((None, width))
+            width = layer.units
+        if self.deep_out is not None:
+            self.deep_out.build((None, width))
+        super().build(input_shape)
 
     def call(self, features, training=False):
         logit = self.bias + ops.sum(self.linear(features)[..., 0], axis=-1)
@@ -114,31 +130,75 @@ def build(config, train_set, kwargs_of=model_kwargs):
     return model
 
 
-def load(ctx):
-    """(fit, validation, test) CTRData for the config's dataset; validation rows come out of training."""
+CRITEO_DEMO_ROWS = 60_000
+
+
+def criteo_file(ctx):
+    """The Criteo file to read: --data-dir/--data-file, or (--demo) a generated one in the cache."""
     cfg = ctx.config
-    if cfg.dataset == "ctr" or ctx.demo:
-        train_set, test_set = rdata.load_ctr(rdata.ctr_dir(ctx.data_dir, ctx.demo), cfg.threshold)
-    elif ctx.data_dir is None:
+    if ctx.demo:
+        path = cache_root() / rdata.DEMO_ROOT / "criteo" / "train.txt"
+        return path if path.exists() else criteo.generate_criteo(path, CRITEO_DEMO_ROWS)
+    if ctx.data_dir is None:
         raise UsageError("--dataset criteo needs --data-dir holding the Criteo file (and --data-file, "
-                         f"default {cfg.data_file})")
-    else:
-        train_set, test_set = rdata.load_criteo(Path(ctx.data_dir) / cfg.data_file, cfg.test_ratio, cfg.seed,
-                                                cfg.threshold)
-    return (*rdata.split_rows(train_set, cfg.val_ratio, cfg.seed), test_set)
+                         f"default {cfg.data_file}), or --demo")
+    return Path(ctx.data_dir) / cfg.data_file
+
+
+def load(ctx):
+    """(fit, validation, test) CTRData for the config's dataset; validation rows come out of training.
+
+    Criteo goes through `recsys.criteo.prepare_criteo` (one streaming pass, cached): its parts
+    are memory maps, read back in blocks by `dataset`.
+    """
+    cfg = ctx.config
+    if cfg.dataset == "ctr":
+        train_set, test_set = rdata.load_ctr(rdata.ctr_dir(ctx.data_dir, ctx.demo), cfg.threshold)
+        return (*rdata.split_rows(train_set, cfg.val_ratio, cfg.seed), test_set)
+    cache = criteo.prepare_criteo(criteo_file(ctx), cfg.threshold, cfg.test_ratio, cfg.val_ratio, cfg.seed)
+    return tuple(cache.part(name) for name in criteo.PARTS)
+
+
+def worker_shard(strategy):
+    """(this worker's index, number of workers) under MultiWorkerMirroredStrategy, else (0, 1)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 0, 1
+    spec = resolver.cluster_spec().as_dict()
+    workers = len(spec.get("chief", [])) + len(spec.get("worker", []))
+    index = resolver.task_id + (len(spec.get("chief", [])) if resolver.task_type == "worker" else 0)
+    return index, workers
+
+
+def dataset(config, fit, epoch, strategy=None):
+    """The epoch's training batches: in memory (`epoch_dataset`) or, for memory-mapped Criteo parts,
+    `criteo.block_dataset` (blocks of rows, bounded memory). Under MultiWorkerMirroredStrategy each
+    worker reads its own blocks (tf.data's auto-sharding off) in batches of its share of
+    `--batch-size`."""
+    if not isinstance(fit.features, np.memmap):
+        return epoch_dataset((fit.features, fit.labels), config.batch_size, config.seed, epoch)
+    index, workers = worker_shard(strategy)
+    data = criteo.block_dataset(fit, config.batch_size // workers, config.seed, epoch, shard=(index, workers))
+    if workers > 1:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        data = data.with_options(options)
+    return data
 
 
 def click_probabilities(model, features):
-    logits = model.predict(features, batch_size=8192, verbose=0)
+    """Click probabilities `(rows,)` float64, predicted block by block (features may be a memory map)."""
+    logits = criteo.predict_blocks(lambda x: model.predict(x, batch_size=8192, verbose=0), features)
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
 
 
 def ctr_report(model, rows):
     """AUC and log loss of the click probabilities on `rows` (CTRData), by `sklearn.metrics`."""
     p = click_probabilities(model, rows.features)
-    if len(np.unique(rows.labels)) < 2:
+    labels = np.asarray(rows.labels)
+    if len(np.unique(labels)) < 2:
         raise DlsuiteError(f"{len(rows)} held-out rows hold only one label; AUC needs clicks and non-clicks")
-    return {"auc": float(roc_auc_score(rows.labels, p)), "logloss": float(log_loss(rows.labels, p, labels=[0, 1]))}
+    return {"auc": float(roc_auc_score(labels, p)), "logloss": float(log_loss(labels, p, labels=[0, 1]))}
 
 
 def restore(ctx, train_set, kwargs_of=model_kwargs):
@@ -158,13 +218,11 @@ def make_train(kwargs_of):
             model = build(cfg, fit, kwargs_of)
         run = ctx.run()
 
-        def dataset(epoch):
-            return epoch_dataset((fit.features, fit.labels), cfg.batch_size, cfg.seed, epoch)
-
         def on_epoch_end(epoch, logs):
             return {f"val_{k}": v for k, v in ctr_report(model, val).items()}
 
-        history = training.fit(model, dataset, run, epochs=cfg.epochs, on_epoch_end=on_epoch_end)
+        history = training.fit(model, lambda epoch: dataset(cfg, fit, epoch, ctx.strategy), run, epochs=cfg.epochs,
+                               on_epoch_end=on_epoch_end)
         last = history[-1]
         return {"loss": last["loss"], "val_auc": last["val_auc"], "val_logloss": last["val_logloss"],
                 **ctr_report(model, test), "train_rows": len(fit), "val_rows": len(val), "test_rows": len(test),

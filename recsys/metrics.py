@@ -1,4 +1,8 @@
-"""Ranking metrics of implicit-feedback recommenders: HR@k, NDCG@k and AUC over all unobserved items.
+"""Ranking metrics of implicit-feedback recommenders: HR@k, NDCG@k and AUC.
+
+Two protocols rank each user's held-out item: "full" (against every item the user has not
+interacted with) and "sampled" (the NCF paper's: against `negatives`, e.g. 100, items drawn
+at random, seeded, among those the user has not interacted with).
 
 RMSE, the CTR AUC and the log loss come from `sklearn.metrics` (`root_mean_squared_error`,
 `roc_auc_score`, `log_loss`). The ranking metrics stay here: they score a whole batch of
@@ -10,6 +14,8 @@ count against the held-out item for HR/NDCG (a constant scorer gets HR 0, not 1)
 half for AUC.
 """
 import numpy as np
+
+from common.errors import DatasetError
 
 
 def rank_of_test_items(scores, test_items, exclude):
@@ -47,20 +53,57 @@ def ranking_metrics(scores, test_items, exclude, k=10):
     return {"hit": hit, "ndcg": ndcg, "auc": auc}
 
 
-def evaluate_ranking(score_fn, users, test_items, index, k=10, batch_users=256):
+SAMPLED_STREAM = 2
+
+
+def sampled_rng(seed):
+    """The generator of the sampled protocol's negatives: a `SeedSequence` child of `seed` (spawn key
+    `SAMPLED_STREAM`), apart from the split's, the validation's and the epochs' streams."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(SAMPLED_STREAM,)))
+
+
+def sample_candidates(exclude, test_items, negatives, rng):
+    """`negatives` distinct items per user, uniformly among those not excluded and not the test item.
+
+    exclude: `(users, items)` bool (the items each user interacted with); test_items: `(users,)`.
+    Returns int64 `(users, negatives)`, drawn as the `negatives` smallest of uniform keys (a
+    uniform subset without replacement, all users at once). Raises `DatasetError` when a user has
+    fewer candidates than `negatives`.
+    """
+    exclude = np.array(exclude, bool)
+    rows = np.arange(len(exclude))
+    exclude[rows, test_items] = True
+    short = (~exclude).sum(axis=1) < negatives
+    if short.any():
+        raise DatasetError(f"a user has only {int((~exclude[short][0]).sum())} items to sample {negatives} "
+                         "negatives from; lower --negatives")
+    keys = rng.random(exclude.shape)
+    keys[exclude] = 2.0
+    return np.argpartition(keys, negatives - 1, axis=1)[:, :negatives]
+
+
+def evaluate_ranking(score_fn, users, test_items, index, k=10, batch_users=256, negatives=None, seed=0):
     """Mean HR@k, NDCG@k and AUC over all `users`, scoring `batch_users` users at a time.
 
     score_fn: `users (B,) -> scores (B, num_items)`; index: a `recsys.data.UserItemIndex` of
-    the training interactions (their items are excluded). Returns
+    the training interactions (their items are never candidates). `negatives=None`: the full
+    protocol (the test item against every other item); an int: the sampled protocol (the test
+    item against that many items drawn by `sample_candidates` from `sampled_rng(seed)`, batch by
+    batch, so the draws are fixed by `seed` and `batch_users`). Returns
     {"hr_at_<k>", "ndcg_at_<k>", "auc", "users"}.
     """
     users = np.asarray(users)
     test_items = np.asarray(test_items)
+    rng = sampled_rng(seed) if negatives else None
     parts = {"hit": [], "ndcg": [], "auc": []}
     for start in range(0, len(users), batch_users):
         batch = users[start:start + batch_users]
-        scores = np.asarray(score_fn(batch))
-        result = ranking_metrics(scores, test_items[start:start + batch_users], index.mask(batch), k)
+        scores, tests, exclude = np.asarray(score_fn(batch)), test_items[start:start + batch_users], index.mask(batch)
+        if negatives:
+            candidates = np.concatenate([tests[:, None], sample_candidates(exclude, tests, negatives, rng)], axis=1)
+            scores = np.take_along_axis(scores, candidates, axis=1)
+            tests, exclude = np.zeros(len(batch), np.int64), np.zeros(scores.shape, bool)
+        result = ranking_metrics(scores, tests, exclude, k)
         for key, value in result.items():
             parts[key].append(value)
     mean = {key: float(np.mean(np.concatenate(v))) for key, v in parts.items()}

@@ -4,7 +4,7 @@ Predicted rating r(u, i) = p_u . q_i + b_u + b_i + mu, fitted to the observed ra
 the random 90/10 MovieLens split with squared error plus an L2 penalty on the factors and
 biases looked up in each batch. A seeded `--val-ratio` of the training ratings is held
 out as the validation set, scored every epoch (`val_rmse` in metrics.json and curves.png);
-the test RMSE (predictions clipped to the 1-5 scale) is computed once, at the end of
+the test RMSE (predictions clipped to the rating scale) is computed once, at the end of
 `train` and by `evaluate`.
 
     python -m recsys.mf train --data-dir PATH/TO/ml-100k
@@ -27,7 +27,7 @@ from recsys import data as rdata
 
 
 @dataclass
-class Config(cli.TrainConfig):
+class Config(rdata.MovieLensConfig):
     epochs: int = 20
     batch_size: int = 512
     lr: float = 0.003
@@ -86,20 +86,32 @@ def build(config, num_users, num_items, global_mean):
     return model
 
 
-def predict_ratings(model, users, items, batch_size=8192):
-    """Model ratings for (users, items) pairs, clipped to the 1-5 scale: float32 `(n,)`."""
+def training_batches(part, config, epochs):
+    """All `epochs` of (users, items), ratings batches as one dataset: epoch e in the order of
+    `epoch_dataset(..., seed, e)`, the same batches `train` feeds `training.fit` epoch by epoch."""
+    dataset = epoch_dataset(((part.users, part.items), part.ratings), config.batch_size, config.seed, 0)
+    for epoch in range(1, epochs):
+        dataset = dataset.concatenate(epoch_dataset(((part.users, part.items), part.ratings), config.batch_size,
+                                                    config.seed, epoch))
+    return dataset
+
+
+def predict_ratings(model, users, items, scale=rdata.RATING_SCALE, batch_size=8192):
+    """Model ratings for (users, items) pairs, clipped to the rating `scale`: float32 `(n,)`."""
     out = model.predict((np.asarray(users, np.int32), np.asarray(items, np.int32)), batch_size=batch_size, verbose=0)
-    return np.clip(out, *rdata.RATING_SCALE)
+    return np.clip(out, *scale)
 
 
 def rating_rmse(model, part):
     """RMSE of the model's clipped ratings on the interactions `part`."""
-    return float(root_mean_squared_error(part.ratings, predict_ratings(model, part.users, part.items)))
+    return float(root_mean_squared_error(part.ratings, predict_ratings(model, part.users, part.items,
+                                                                       part.rating_scale)))
 
 
 def _load(ctx):
     cfg = ctx.config
-    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed)
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed,
+                             cfg.dataset)
 
 
 def _build(config, splits):
@@ -114,6 +126,7 @@ def train(ctx):
     with ctx.strategy.scope():
         model = _build(cfg, splits)
     run = ctx.run()
+    rdata.save_id_maps(run, fit)
 
     def dataset(epoch):
         return epoch_dataset(((fit.users, fit.items), fit.ratings), cfg.batch_size, cfg.seed, epoch)
@@ -138,7 +151,7 @@ def evaluate(ctx):
 
 
 def _predict_arguments(parser):
-    parser.add_argument("--user", type=int, required=True, help="user id as in u.data (from 1)")
+    parser.add_argument("--user", type=int, required=True, help="user id as in the ratings file")
     parser.add_argument("--top", type=int, default=10, help="how many unrated items to recommend")
 
 
@@ -146,15 +159,18 @@ def predict(ctx):
     """Top items for one user among the items they have not rated in training."""
     splits = _load(ctx)
     train_set = splits.train
+    user_ids, item_ids = rdata.load_id_maps(ctx.run_dir, train_set)
     user = ctx.args.user
-    if not 1 <= user <= train_set.num_users:
-        raise UsageError(f"--user {user} is outside 1..{train_set.num_users}")
+    dense = int(np.searchsorted(user_ids, user))
+    if dense >= len(user_ids) or user_ids[dense] != user:
+        raise UsageError(f"--user {user} is not a user id of {train_set.source} "
+                         f"(ids {user_ids[0]}..{user_ids[-1]}, {len(user_ids)} users)")
     model = restore(ctx, splits)
     items = np.arange(train_set.num_items)
-    scores = predict_ratings(model, np.full(len(items), user - 1), items)
-    scores[rdata.UserItemIndex.of(train_set).mask([user - 1])[0]] = -np.inf
+    scores = predict_ratings(model, np.full(len(items), dense), items, train_set.rating_scale)
+    scores[rdata.UserItemIndex.of(train_set).mask([dense])[0]] = -np.inf
     top = np.argsort(-scores, kind="stable")[:ctx.args.top]
-    return {"user": user, "items": (top + 1).tolist(), "predicted_ratings": np.round(scores[top], 3).tolist()}
+    return {"user": user, "items": item_ids[top].tolist(), "predicted_ratings": np.round(scores[top], 3).tolist()}
 
 
 COMMANDS = {

@@ -19,20 +19,18 @@ from keras import ops
 
 from common import cli
 from recsys import data as rdata
-from recsys.losses import LOSSES
-from recsys.ranking import PairwiseRanker, fit_ranker, pairwise_dataset, ranking_report
+from recsys.ranking import (PairwiseRanker, RankingConfig, fit_ranker, pairwise_dataset,
+                            protocol_arguments, ranking_report)
 
 
 @dataclass
-class Config(cli.TrainConfig):
+class Config(RankingConfig):
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 0.002
     factors: int = field(default=64, metadata=cli.at_least(1, "GMF and MLP embedding size"))
     hidden: tuple = field(default=(64, 32, 16), metadata=cli.int_list("MLP layer widths"))
-    loss: str = field(default="bpr", metadata={"choices": sorted(LOSSES), "help": "pairwise ranking loss"})
     weight_decay: float = field(default=1e-3, metadata=cli.bounds("[0, inf)", "L2 penalty on the batch's embeddings"))
-    top_k: int = field(default=10, metadata=cli.at_least(1, "k of HR@k and NDCG@k"))
 
 
 DEMO = {"epochs": 4, "factors": 16, "hidden": (32, 16), "batch_size": 256, "lr": 0.005}
@@ -101,12 +99,14 @@ def build(config, num_users, num_items):
 
 
 def _load(ctx):
-    return rdata.load_splits(ctx.data_dir, ctx.demo, "seq-aware")
+    return rdata.load_splits(ctx.data_dir, ctx.demo, "seq-aware", dataset=ctx.config.dataset)
 
 
-def report(model, known, heldout, k):
-    """HR@k, NDCG@k and AUC of the held-out items given the `known` interactions (`ranking_report`)."""
-    return ranking_report(lambda users: model.score_all(np.asarray(users, np.int32)), known, heldout, k)
+def report(model, known, heldout, k, negatives=None, seed=0):
+    """HR@k, NDCG@k and AUC of the held-out items given the `known` interactions (`ranking_report`;
+    `negatives`: the sampled protocol)."""
+    return ranking_report(lambda users: model.score_all(np.asarray(users, np.int32)), known, heldout, k,
+                          negatives, seed)
 
 
 def train(ctx):
@@ -120,7 +120,8 @@ def train(ctx):
     def dataset(epoch):
         return pairwise_dataset(fit.users, fit.users, fit.items, index, cfg.batch_size, cfg.seed, epoch)
 
-    return fit_ranker(ctx, model, dataset, lambda m, known, heldout: report(m, known, heldout, cfg.top_k), splits)
+    return fit_ranker(ctx, model, dataset, lambda m, known, heldout: report(
+        m, known, heldout, cfg.top_k, cfg.sampled_negatives(), cfg.seed), splits)
 
 
 def restore(ctx, num_users, num_items):
@@ -133,12 +134,14 @@ def restore(ctx, num_users, num_items):
 def evaluate(ctx):
     splits = _load(ctx)
     model = restore(ctx, splits.train.num_users, splits.train.num_items)
-    return report(model, splits.train, splits.test, ctx.config.top_k)
+    cfg = ctx.config
+    return {**report(model, splits.train, splits.test, cfg.top_k, cfg.sampled_negatives(), cfg.seed),
+            "protocol": cfg.protocol}
 
 
 COMMANDS = {
     "train": cli.Command(train, "train NeuMF on the sequence-aware split (implicit feedback)", trains=True),
-    "evaluate": cli.Command(evaluate, "HR@k, NDCG@k and AUC of a trained run"),
+    "evaluate": cli.Command(evaluate, "HR@k, NDCG@k and AUC of a trained run", add_arguments=protocol_arguments),
 }
 
 

@@ -1,4 +1,6 @@
 """recsys.data: MovieLens/CTR/Criteo readers, splits, negative sampling, sequence windows."""
+import re
+
 import numpy as np
 import pytest
 
@@ -190,22 +192,75 @@ def test_generated_ctr_round_trip(tmp_path):
     assert 0.1 < train.labels.mean() < 0.6
 
 
-def test_criteo_integer_tokens():
-    tokens = rd.criteo_integer_token(np.array(["", "0", "2", "3", "100", "-1"]))
-    # v > 2 -> floor(ln(v)^2): ln(3)^2 = 1.2 -> 1, ln(100)^2 = 21.2 -> 21
-    assert tokens.tolist() == ["NA", "v0", "v2", "v1", "v21", "v-1"]
-
-
-def test_real_criteo_rows(shared_data):
-    root = shared_data / "criteo_sample"
-    labels, raw = rd.read_criteo(root / "criteo_train_first1000_padded.tsv")
-    assert raw.shape == (1000, 39) and set(np.unique(labels).tolist()) == {0.0, 1.0}
-    labels, raw = rd.read_criteo(root / "criteo_sample.txt")
-    assert raw.shape == (200, 39)
-    train, test = rd.load_criteo(root / "criteo_train_first1000_padded.tsv", 0.1, seed=0)
-    assert len(train) == 900 and len(test) == 100 and len(train.field_dims) == 39
-
-
 def test_missing_movielens_offline_is_one_line(tmp_path):
     with pytest.raises(DatasetError, match="u.data not found"):
         rd.movielens_dir(tmp_path)
+
+
+@pytest.mark.parametrize("dataset", sorted(rd.RELEASES))
+def test_every_release_round_trips_with_dense_ids(tmp_path, dataset):
+    directory = rd.generate_movielens(tmp_path / dataset, 30, 50, (5, 12), seed=2, dataset=dataset)
+    release = rd.RELEASES[dataset]
+    lines = (directory / release.filename).read_text().splitlines()
+    if release.header:
+        assert lines.pop(0) == "userId,movieId,rating,timestamp"
+    rows = [line.split(release.sep) for line in lines]
+    assert {len(r) for r in rows} == {4}
+    data = rd.read_movielens(directory, dataset)
+    assert len(data) == len(rows) and data.users.max() < data.num_users and data.items.max() < data.num_items
+    # the dense ids map back to the file's ids, line by line
+    assert data.file_ids("user", data.users).tolist() == [int(r[0]) for r in rows]
+    assert data.file_ids("item", data.items).tolist() == [int(r[1]) for r in rows]
+    assert data.ratings.tolist() == [float(r[2]) for r in rows]
+    assert data.rating_scale == release.scale
+    if dataset != "ml-100k":  # the real releases skip item ids; so does the generator
+        assert data.item_ids[-1] > data.num_items and np.all(np.diff(data.item_ids) > 0)
+    if release.scale[0] == 0.5:
+        assert set(np.unique(data.ratings * 2) % 2) == {0, 1}  # half stars
+
+
+@pytest.mark.parametrize("dataset, line, message", [
+    ("ml-1m", "1::2::3", "line 3: expected 4 '::'-separated fields (user, item, rating, timestamp), got 3"),
+    ("ml-1m", "1::2::3::4::5", "line 3: expected 4 '::'-separated fields (user, item, rating, timestamp), got 5"),
+    ("ml-1m", "1::x::3::5", "line 3: item 'x' is not a number"),
+    ("ml-1m", "1::2::3::5.5", "line 3: timestamp '5.5' is not an integer"),
+    ("ml-1m", "1::2::9::5", "line 3: rating 9 is outside the 1-5 scale"),
+    ("ml-10m", "1::2::0.2::5", "line 3: rating 0.2 is outside the 0.5-5 scale"),
+    ("ml-25m", "1,2,3", "line 4: expected 4 comma-separated fields (user, item, rating, timestamp), got 3"),
+    ("ml-25m", "1,2,3,4,5", "line 4: expected 4 comma-separated fields"),
+    ("ml-20m", "u1,2,3,4", "line 4: user 'u1' is not a number"),
+])
+def test_release_readers_name_the_bad_line(tmp_path, dataset, line, message):
+    release = rd.RELEASES[dataset]
+    good = release.sep.join(["1", "1", "5", "1"]) + "\n" + release.sep.join(["2", "3", "4", "2"]) + "\n"
+    header = "userId,movieId,rating,timestamp\n" if release.header else ""
+    (tmp_path / release.filename).write_text(header + good + line + "\n" + good)
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        rd.read_movielens(tmp_path, dataset)
+
+
+def test_release_reader_reads_in_chunks_and_skips_blank_lines(tmp_path, monkeypatch):
+    monkeypatch.setattr(rd, "CHUNK_ROWS", 3)
+    text = "".join(f"{u}::{10 * u}::{1 + u % 5}::{u}\n" for u in range(1, 9)) + "\n\n"
+    (tmp_path / "ratings.dat").write_text(text.replace("4::40", "\n4::40"))  # a blank line in the middle
+    data = rd.read_movielens(tmp_path, "ml-1m")
+    assert data.file_ids("item", data.items).tolist() == [10 * u for u in range(1, 9)]
+    (tmp_path / "ratings.dat").write_text(text.replace("7::70::3::7", "7::x::3::7"))
+    with pytest.raises(DatasetError, match="line 7: item 'x'"):
+        rd.read_movielens(tmp_path, "ml-1m")
+
+
+def test_large_generator_writes_the_release_layout(tmp_path):
+    directory = rd.generate_movielens_large(tmp_path / "big", 20_000, 500, 300, dataset="ml-25m", chunk_users=128)
+    data = rd.read_movielens(directory, "ml-25m")
+    assert 15_000 < len(data) <= 20_500 and data.num_users == 500
+    keys = data.users.astype(np.int64) * data.num_items + data.items
+    assert len(np.unique(keys)) == len(keys)  # no user rates an item twice
+    counts = np.bincount(data.items, minlength=data.num_items)
+    assert counts.max() > 10 * np.median(counts)  # popularity skew
+
+
+def test_truncated_release_archive_is_one_line(tmp_path):
+    (tmp_path / "ml-1m.zip").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DatasetError, match="ml-1m.zip"):
+        rd.movielens_dir(tmp_path, dataset="ml-1m")

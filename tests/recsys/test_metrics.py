@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from common.errors import DatasetError
 from recsys import metrics
 from recsys.data import UserItemIndex
 
@@ -76,3 +77,52 @@ def test_ranking_auc_matches_sklearn_per_user():
         keep[test_items[u]] = True
         labels = np.arange(30) == test_items[u]
         assert got[u] == pytest.approx(sk.roc_auc_score(labels[keep], scores[u, keep]))
+
+
+def test_ndcg_hand_values():
+    # one relevant item: NDCG@k = 1 / log2(rank + 2) for 0-based rank r < k, else 0
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5],    # test item 0 is first: rank 0 -> 1
+                       [0.9, 0.8, 0.7, 0.6, 0.5],    # test item 2: rank 2 -> 1 / log2(4) = 0.5
+                       [0.9, 0.8, 0.7, 0.6, 0.5],    # test item 4: rank 4 >= k = 3 -> 0
+                       [0.1, 0.8, 0.7, 0.6, 0.5]])   # test item 3; item 1 (0.8) excluded: rank 1 -> 1 / log2(3)
+    exclude = np.zeros((4, 5), bool)
+    exclude[3, 1] = True
+    got = metrics.ranking_metrics(scores, np.array([0, 2, 4, 3]), exclude, k=3)
+    np.testing.assert_allclose(got["ndcg"], [1.0, 0.5, 0.0, 0.6309297535714575])
+    np.testing.assert_allclose(got["hit"], [1, 1, 0, 1])
+    index = UserItemIndex([3], [1], 4, 5)
+    table = scores
+    result = metrics.evaluate_ranking(lambda u: table[u], np.arange(4), np.array([0, 2, 4, 3]), index, k=3)
+    assert result["ndcg_at_3"] == pytest.approx((1.0 + 0.5 + 0.0 + 0.6309297535714575) / 4)
+
+
+def test_sample_candidates_are_distinct_unobserved_and_seeded():
+    rng = np.random.default_rng(0)
+    exclude = rng.random((50, 30)) < 0.3
+    tests = rng.integers(0, 30, 50)
+    a = metrics.sample_candidates(exclude, tests, 10, metrics.sampled_rng(7))
+    b = metrics.sample_candidates(exclude, tests, 10, metrics.sampled_rng(7))
+    c = metrics.sample_candidates(exclude, tests, 10, metrics.sampled_rng(8))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    for u in range(50):
+        assert len(set(a[u].tolist())) == 10 and tests[u] not in a[u] and not exclude[u, a[u]].any()
+    # uniform over the allowed items: each of 20 allowed items drawn with probability 5/20
+    one = np.zeros((4000, 21), bool)
+    draws = metrics.sample_candidates(one, np.zeros(4000, int), 5, np.random.default_rng(1))
+    counts = np.bincount(draws.ravel(), minlength=21)
+    assert counts[0] == 0 and np.all(np.abs(counts[1:] / 4000 - 0.25) < 0.03)
+    with pytest.raises(DatasetError, match="lower --negatives"):
+        metrics.sample_candidates(np.ones((1, 5), bool), np.array([0]), 1, np.random.default_rng(0))
+
+
+def test_sampled_protocol_hand_example():
+    # 6 items; user 0 saw item 0, its test item is 1: the 4 unobserved others are all drawn.
+    scores = np.array([[9.0, 0.5, 0.7, 0.2, 0.1, 0.6]])
+    index = UserItemIndex([0], [0], 1, 6)
+    got = metrics.evaluate_ranking(lambda u: scores[u], np.array([0]), np.array([1]), index, k=2, negatives=4)
+    # candidates 2 (0.7), 5 (0.6) beat the test item (0.5), 3 and 4 do not: rank 2 -> no hit at k=2
+    assert got["hr_at_2"] == 0.0 and got["ndcg_at_2"] == 0.0 and got["auc"] == pytest.approx(2 / 4)
+    got = metrics.evaluate_ranking(lambda u: scores[u], np.array([0]), np.array([1]), index, k=3, negatives=4)
+    assert got["hr_at_3"] == 1.0 and got["ndcg_at_3"] == pytest.approx(0.5)  # 1 / log2(2 + 2)
+    # item 0 (9.0, seen in training) is never a candidate, so it cannot push the test item down

@@ -50,3 +50,21 @@ def test_mf_real_movielens_rmse(shared_data, capsys):
     code, result, err = run(mf.main, ["train", "--data-dir", shared_data / "ml-100k"], capsys)
     assert code == 0, err
     assert result["rmse"] <= 0.92
+
+
+def test_mf_on_generated_ml_1m_speaks_the_files_ids(tmp_path, capsys):
+    directory = rd.generate_movielens(tmp_path / "ml-1m", 40, 60, (8, 15), seed=1, dataset="ml-1m")
+    code, trained, err = run(mf.main, ["train", "--dataset", "ml-1m", "--data-dir", directory, "--epochs", 1,
+                                       "--run-dir", "ml1m"], capsys)
+    assert code == 0, err
+    data = rd.read_movielens(directory, "ml-1m")
+    with np.load(Path("ml1m/ids.npz")) as saved:  # the dense -> file id maps travel with the run
+        np.testing.assert_array_equal(saved["item_ids"], data.item_ids)
+    user = int(data.user_ids[5])
+    code, top, err = run(mf.main, ["predict", "--run-dir", "ml1m", "--user", user, "--top", 5], capsys)
+    assert code == 0, err
+    train, _ = rd.load_split(directory, False, "random", 0.1, 0, dataset="ml-1m")  # what predict excludes
+    rated = {int(i) for i in data.item_ids[train.items[train.users == 5]]}
+    assert set(top["items"]) <= set(data.item_ids.tolist()) and not rated & set(top["items"])
+    code, _, err = run(mf.main, ["predict", "--run-dir", "ml1m", "--user", 999], capsys)
+    assert code == 2 and "--user 999 is not a user id" in err and len(err.strip().splitlines()) == 1

@@ -33,6 +33,15 @@ def test_neumf_ranks_demo_data_and_two_replicas_match_one(capsys):
     assert single["val_auc"] > 0.7 and set(single) >= {"val_hr_at_10", "val_ndcg_at_10", "ndcg_at_10", "users"}
     code, evaluated, _ = run(neumf.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 0 and evaluated["auc"] == pytest.approx(single["auc"], abs=1e-6)
+    assert evaluated["protocol"] == "full"
+    # the NCF protocol: 100 sampled negatives per user, seeded; an easier ranking than all ~330 items
+    code, sampled, _ = run(neumf.main, ["evaluate", "--run-dir", "single", "--protocol", "sampled"], capsys)
+    assert code == 0 and sampled["protocol"] == "sampled" and sampled["hr_at_10"] > evaluated["hr_at_10"] + 0.05
+    code, again, _ = run(neumf.main, ["evaluate", "--run-dir", "single", "--protocol", "sampled"], capsys)
+    assert again == sampled
+    code, fewer, _ = run(neumf.main, ["evaluate", "--run-dir", "single", "--protocol", "sampled",
+                                      "--negatives", 20], capsys)
+    assert code == 0 and fewer["hr_at_10"] > sampled["hr_at_10"]
 
 
 def test_neumf_bad_flags_are_one_line(capsys):
@@ -60,13 +69,17 @@ def real_neumf(tmp_path_factory):
     splits = rdata.load_splits(data / "ml-100k", False, "seq-aware")
     model = keras.models.load_model(run_dir / "model.keras")
     metrics.update(neumf.report(model, splits.train, splits.test, 50))
+    sampled = neumf.report(model, splits.train, splits.test, 10, negatives=100, seed=0)
+    metrics.update({f"sampled_{k}": v for k, v in sampled.items()})
     return metrics
 
 
 @pytest.mark.slow
-def test_neumf_real_movielens_auc_and_beats_popularity(real_neumf):
+def test_neumf_real_movielens_full_protocol_target(real_neumf):
+    # the target restated by issue 16: HR@10 >= 0.11 against every unobserved item (popularity
+    # ranking scores 0.086 on this split) and AUC >= 0.86
     assert real_neumf["auc"] >= 0.86
-    assert real_neumf["hr_at_10"] > 0.10  # popularity ranking scores 0.086 on this split
+    assert real_neumf["hr_at_10"] >= 0.11
 
 
 @pytest.mark.slow
@@ -76,8 +89,19 @@ def test_neumf_real_movielens_beats_the_books_printed_hit_rate(real_neumf):
     assert real_neumf["hr_at_50"] >= 0.33
 
 
+def test_neumf_sampled_protocol_on_generated_ml_1m(tmp_path, capsys):
+    directory = rdata.generate_movielens(tmp_path / "ml-1m", 60, 200, (10, 30), seed=1, dataset="ml-1m")
+    code, result, err = run(neumf.main, ["train", "--dataset", "ml-1m", "--data-dir", directory, "--epochs", 1,
+                                         "--protocol", "sampled", "--negatives", 100, "--factors", 8,
+                                         "--hidden", "8", "--batch-size", 256], capsys)
+    assert code == 0, err
+    assert result["users"] == 60 and 0 <= result["ndcg_at_10"] <= result["hr_at_10"] <= 1
+    code, _, err = run(neumf.main, ["evaluate", "--negatives", 190], capsys)
+    assert code == 1 and "lower --negatives" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 4 open: HR@10 reaches 0.11, not 0.30, when the test item is "
-                                       "ranked against every item the user has not interacted with")
-def test_neumf_real_movielens_hit_rate_target(real_neumf):
-    assert real_neumf["hr_at_10"] >= 0.30
+def test_neumf_real_movielens_sampled_protocol(real_neumf):
+    # the NCF paper's protocol (100 sampled negatives); measured HR@10 0.638, NDCG@10 0.356 on ML-100K
+    # (the paper's ML-1M figures: 0.730 and 0.447)
+    assert real_neumf["sampled_hr_at_10"] >= 0.60 and real_neumf["sampled_ndcg_at_10"] >= 0.33

@@ -1,0 +1,135 @@
+"""Explicit-rating MF: ours (`recsys.mf`) against scikit-surprise's `SVD`, the library a user would pick.
+
+Both train on the same random 90/10 split (seed 0) of real MovieLens 100K, in one process, one
+run each: Surprise's default SVD, Surprise's tuned SVD (50 factors, 40 epochs, lr 0.007, reg
+0.08) and ours with the `recsys.mf` defaults (Adam, large batches, one `fit` call over all epochs).
+Training wall time is the fit alone (data already in memory, no run directory); the test RMSE
+clips to the rating scale for both. `--large` adds ML-25M-sized generated data (162,541 users,
+59,047 items, 25M ratings by default; `--large-ratings` to change): ours trains one epoch on all
+of it; Surprise, whose SGD visits each rating in a Python-free but single-threaded loop,
+trains one epoch on `--surprise-fraction` of the ratings and its time per epoch is extrapolated
+linearly (SGD's work per epoch is proportional to the ratings), as the JSON line says.
+
+    python -m benchmarks.recsys_vs_surprise --data-dir ../shared/data/ml-100k
+    python -m benchmarks.recsys_vs_surprise --data-dir ../shared/data/ml-100k --large --work-dir /tmp/ml25m
+"""
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.metrics import root_mean_squared_error
+
+import common  # noqa: F401  (quiet TensorFlow import)
+from benchmarks.harness import report
+from common.extras import require
+from recsys import data as rd
+from recsys import mf
+
+TUNED = {"n_factors": 50, "n_epochs": 40, "lr_all": 0.007, "reg_all": 0.08}
+
+
+def surprise_trainset(part):
+    """A Surprise trainset of the interactions `part` (built outside the timed fit)."""
+    import pandas as pd
+
+    surprise = require("surprise", "bench")
+    frame = pd.DataFrame({"u": part.users, "i": part.items, "r": part.ratings.astype(np.float64)})
+    reader = surprise.Reader(rating_scale=tuple(float(v) for v in part.rating_scale))
+    return surprise.Dataset.load_from_df(frame, reader).build_full_trainset()
+
+
+def surprise_fit(trainset, **params):
+    """(fitted SVD, seconds) of `surprise.SVD(random_state=0, **params).fit(trainset)`."""
+    surprise = require("surprise", "bench")
+    algo = surprise.SVD(random_state=0, **params)
+    tic = time.perf_counter()
+    algo.fit(trainset)
+    return algo, time.perf_counter() - tic
+
+
+def surprise_rmse(algo, trainset, test):
+    """Test RMSE of a fitted SVD, predicting in NumPy from its factors (what `algo.predict` computes,
+    clipped to the scale; unknown users or items get their biases only)."""
+    inner_u = np.array([trainset._raw2inner_id_users.get(u, -1) for u in np.unique(test.users)])
+    inner_i = np.array([trainset._raw2inner_id_items.get(i, -1) for i in np.unique(test.items)])
+    u = inner_u[np.searchsorted(np.unique(test.users), test.users)]
+    i = inner_i[np.searchsorted(np.unique(test.items), test.items)]
+    pred = np.full(len(test), trainset.global_mean)
+    pred += np.where(u >= 0, algo.bu[np.maximum(u, 0)], 0) + np.where(i >= 0, algo.bi[np.maximum(i, 0)], 0)
+    both = (u >= 0) & (i >= 0)
+    pred[both] += np.sum(algo.pu[u[both]] * algo.qi[i[both]], axis=1)
+    return float(root_mean_squared_error(test.ratings, np.clip(pred, *test.rating_scale)))
+
+
+def ours_fit(train, config, epochs=None):
+    """(model, seconds) of `recsys.mf` trained on `train`: the same model, loss and per-epoch seeded
+    shuffles as `python -m recsys.mf train`, all epochs in one `fit` call."""
+    keras.utils.set_random_seed(config.seed)
+    epochs = epochs or config.epochs
+    model = mf.build(config, train.num_users, train.num_items, float(train.ratings.mean()))
+    dataset = mf.training_batches(train, config, epochs)
+    tic = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0)
+    return model, time.perf_counter() - tic
+
+
+def compare_ml100k(data_dir):
+    data = rd.read_movielens(data_dir)
+    train, test = rd.split_random(data, 0.1, seed=0)
+    trainset = surprise_trainset(train)
+    results = {}
+    for name, params in (("surprise SVD default", {}), ("surprise SVD tuned", TUNED)):
+        algo, seconds = surprise_fit(trainset, **params)
+        results[name] = report(f"{name} (ML-100K, 90/10)", "ratings", len(train) * (params.get("n_epochs", 20)),
+                               seconds, rmse=round(surprise_rmse(algo, trainset, test), 4), **params)
+    config = mf.Config()
+    model, seconds = ours_fit(train, config)
+    ours = report("recsys.mf (ML-100K, 90/10)", "ratings", len(train) * config.epochs, seconds,
+                  rmse=round(mf.rating_rmse(model, test), 4), epochs=config.epochs, batch_size=config.batch_size,
+                  factors=config.factors, lr=config.lr)
+    for name, line in results.items():
+        report(f"recsys.mf time / {name} time", "ratio", 1, 1.0, ratio=round(ours["seconds"] / line["seconds"], 3),
+               rmse_ours=ours["rmse"], rmse_surprise=line["rmse"])
+
+
+def compare_large(work_dir, ratings, fraction):
+    directory = rd.generate_movielens_large(Path(work_dir) / f"ml-25m-{ratings}", ratings, 162_541, 59_047)
+    tic = time.perf_counter()
+    data = rd.read_movielens(directory, "ml-25m")
+    report("read ratings.csv (generated, ML-25M size)", "ratings", len(data), time.perf_counter() - tic)
+    train, test = rd.split_random(data, 0.1, seed=0)
+    config = mf.Config()
+    model, seconds = ours_fit(train, config, epochs=1)
+    ours = report("recsys.mf one epoch (ML-25M size)", "ratings", len(train), seconds,
+                  rmse=round(mf.rating_rmse(model, test), 4), batch_size=config.batch_size)
+    part = train.subset(np.random.default_rng(0).random(len(train)) < fraction)
+    trainset = surprise_trainset(part)
+    _, seconds = surprise_fit(trainset, **{**TUNED, "n_epochs": 1})
+    line = report(f"surprise SVD tuned, one epoch on {fraction:.0%} of the ratings", "ratings", len(part), seconds)
+    per_epoch = seconds * len(train) / len(part)
+    report("surprise SVD tuned one epoch (ML-25M size), extrapolated linearly", "ratings", len(train), per_epoch,
+           measured_ratings=len(part), extrapolated=True)
+    report("recsys.mf epoch time / surprise epoch time (ML-25M size)", "ratio", 1, 1.0,
+           ratio=round(ours["seconds"] / per_epoch, 3), surprise_rate=line["rate"], ours_rate=ours["rate"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder holding ML-100K's u.data")
+    parser.add_argument("--large", action="store_true", help="also compare on ML-25M-sized generated data")
+    parser.add_argument("--large-ratings", type=int, default=25_000_095, help="ratings of the generated data")
+    parser.add_argument("--surprise-fraction", type=float, default=0.1,
+                        help="fraction of the large training ratings Surprise trains one epoch on")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where the generated file goes (default: a temp dir)")
+    args = parser.parse_args(argv)
+    compare_ml100k(args.data_dir)
+    if args.large:
+        compare_large(args.work_dir or tempfile.mkdtemp(prefix="ml25m-"), args.large_ratings, args.surprise_fraction)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""recsys.criteo: tokens by hand, the streamed cache against a brute-force count, block reading, the
+generator, one-line errors and nothing half-written."""
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from common.errors import DatasetError
+from recsys import criteo
+
+INTS = ["", "0", "2", "3", "100", "-1"] + ["1"] * 7
+CATS = ["0000000a", "", "FFFFFFFF", "68fd1e64"] + ["00000001"] * 22
+
+
+def line(label="1", ints=INTS, cats=CATS):
+    return "\t".join([label, *ints, *cats])
+
+
+def test_tokens_by_hand(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text(line() + "\n")
+    (_, batch), = criteo._read_batches(path)
+    labels, tokens = criteo.tokens_of_batch(batch, 1)
+    assert labels.tolist() == [1]
+    # integers: v > 2 -> floor(ln(v)^2): ln(3)^2 = 1.2 -> 1, ln(100)^2 = 21.2 -> 21; empty -> NA
+    assert tokens[0, :6].tolist() == [criteo.NA, 0, 2, 1, 21, -1]
+    # categoricals: 8 hex digits as their 32-bit value (either case); empty -> NA
+    assert tokens[0, 13:17].tolist() == [10, criteo.NA, 2 ** 32 - 1, 0x68FD1E64]
+
+
+def brute_force_cache(path, threshold, test_ratio, val_ratio, seed):
+    """The prepared parts written out with Python dicts, one row at a time."""
+    rows = [r.rstrip("\n").split("\t") for r in open(path)]
+    u = criteo.row_uniforms(seed, 0, len(rows))
+    part = ["test" if x < test_ratio else "val" if x < test_ratio + val_ratio * (1 - test_ratio) else "fit" for x in u]
+
+    def token(f, text):
+        if text == "":
+            return "NA"
+        if f < 13:
+            v = int(text)
+            return str(math.floor(math.log(v) ** 2) if v > 2 else v)
+        return text.lower()
+
+    tokens = [[token(f, text) for f, text in enumerate(r[1:])] for r in rows]
+    counts = [Counter(t[f] for t, p in zip(tokens, part) if p != "test") for f in range(39)]
+    keep = [{v for v, c in counts[f].items() if c >= threshold} for f in range(39)]
+    # ids follow the sorted token values; the bucket (rare or unseen) is each field's last id
+    order = [sorted(keep[f], key=lambda v: criteo.NA if v == "NA" else int(v, 16) if f >= 13 else int(v))
+             for f in range(39)]
+    dims = [len(o) + 1 for o in order]
+    offsets = np.concatenate([[0], np.cumsum(dims)[:-1]])
+    out = {name: ([], []) for name in criteo.PARTS}
+    for r, t, p in zip(rows, tokens, part):
+        ids = [offsets[f] + (order[f].index(t[f]) if t[f] in keep[f] else dims[f] - 1) for f in range(39)]
+        out[p][0].append(ids)
+        out[p][1].append(float(r[0]))
+    return dims, out
+
+
+def test_streamed_cache_matches_brute_force_on_real_rows(shared_data, tmp_path, monkeypatch):
+    path = shared_data / "criteo_sample" / "criteo_train_first1000_padded.tsv"
+    monkeypatch.setattr(criteo, "BLOCK_BYTES", 20_000)  # about 100 lines a block: the counts merge across blocks
+    monkeypatch.setattr(criteo, "ROW_GROUP", 300)
+    cache = criteo.prepare_criteo(path, threshold=3, test_ratio=0.1, val_ratio=0.1, seed=5, cache_dir=tmp_path)
+    dims, expected = brute_force_cache(path, 3, 0.1, 0.1, 5)
+    assert cache.field_dims == dims
+    for name in criteo.PARTS:
+        part = cache.part(name)
+        np.testing.assert_array_equal(part.features, np.array(expected[name][0]))
+        np.testing.assert_array_equal(part.labels, expected[name][1])
+    assert sum(cache.rows.values()) == 1000 and 60 < cache.rows["test"] < 140
+    # a second call reuses the cache; a different seed is another cache
+    assert criteo.prepare_criteo(path, 3, 0.1, 0.1, 5, cache_dir=tmp_path).directory == cache.directory
+    assert criteo.prepare_criteo(path, 3, 0.1, 0.1, 6, cache_dir=tmp_path).directory != cache.directory
+
+
+def test_the_split_does_not_depend_on_the_block_size(tmp_path, monkeypatch):
+    path = criteo.generate_criteo(tmp_path / "train.txt", 3000, chunk_rows=700)
+    big = criteo.prepare_criteo(path, cache_dir=tmp_path / "a")
+    monkeypatch.setattr(criteo, "BLOCK_BYTES", 30_000)
+    small = criteo.prepare_criteo(path, cache_dir=tmp_path / "b")
+    assert big.rows == small.rows and big.field_dims == small.field_dims
+    np.testing.assert_array_equal(big.part("test").features, small.part("test").features)
+
+
+def test_streaming_counts_merge_like_one_count():
+    rng = np.random.default_rng(0)
+    tokens = rng.zipf(1.5, (5000, 3)).astype(np.int64)
+    counts = criteo.StreamingCounts(3)
+    for chunk in np.array_split(tokens, 17):
+        counts.add(chunk)
+    for f in range(3):
+        values, n = np.unique(tokens[:, f], return_counts=True)
+        got_values, got_n = counts.counts(f)
+        np.testing.assert_array_equal(got_values, values)
+        np.testing.assert_array_equal(got_n, n)
+    assert counts.vocabulary(10)[0].tolist() == values_at_least(tokens[:, 0], 10)
+
+
+def values_at_least(column, threshold):
+    values, n = np.unique(column, return_counts=True)
+    return values[n >= threshold].tolist()
+
+
+def test_block_dataset_visits_every_row_once_seeded_and_sharded(tmp_path):
+    features = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.int32, (1000, 2))
+    features[:, 0] = np.arange(1000)
+    labels = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.float32, (1000,))
+    part = criteo.rdata.CTRData(features, labels, [1000, 1])
+
+    def rows(epoch, shard=(0, 1)):
+        batches = list(criteo.block_dataset(part, 64, seed=3, epoch=epoch, block_rows=128, shard=shard))
+        assert all(int(x.shape[0]) == 64 for x, _ in batches[:-1])
+        return np.concatenate([x.numpy()[:, 0] for x, _ in batches])
+
+    first = rows(0)
+    assert sorted(first.tolist()) == list(range(1000))
+    np.testing.assert_array_equal(rows(0), first)
+    assert not np.array_equal(rows(1), first)
+    a, b = rows(0, (0, 2)), rows(0, (1, 2))
+    assert not set(a) & set(b) and sorted(np.concatenate([a, b]).tolist()) == list(range(1000))
+
+
+def test_generator_writes_the_kaggle_layout(tmp_path):
+    path = criteo.generate_criteo(tmp_path / "train.txt", 2500, chunk_rows=1000)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2500 and {len(r.split("\t")) for r in lines} == {40}
+    fields = [r.split("\t") for r in lines]
+    assert {r[0] for r in fields} == {"0", "1"}
+    cats = [v for r in fields for v in r[14:]]
+    assert 0.05 < cats.count("") / len(cats) < 0.15
+    assert all(len(v) == 8 and int(v, 16) >= 0 for v in cats if v)
+    labels = np.array([int(r[0]) for r in fields])
+    assert 0.1 < labels.mean() < 0.6
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("\t".join(["1"] * 12), "line 3: expected 40 fields (label, 13 integer and 26 categorical), got 12"),
+    (line(label="2"), "line 3: label '2' is not 0 or 1"),
+    (line(ints=["x"] + INTS[1:]), "line 3: integer I1 'x' is not a number"),
+    (line(cats=["zz"] + CATS[1:]), "line 3: categorical C1 'zz' is not 8 hex digits"),
+    (line(cats=["0000000g"] + CATS[1:]), "line 3: categorical C1 '0000000g' is not 8 hex digits"),
+])
+def test_bad_lines_are_one_line_errors_and_leave_no_cache(tmp_path, bad, message):
+    path = tmp_path / "train.txt"
+    path.write_text(line() + "\n" + line(label="0") + "\n" + bad + "\n" + line() + "\n")
+    with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        criteo.prepare_criteo(path, cache_dir=tmp_path / "cache")
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert not any((tmp_path / "cache").glob("*")) if (tmp_path / "cache").exists() else True
