@@ -60,7 +60,7 @@ def _scale_range(help):
 
 @dataclass
 class Config(cli.TrainConfig):
-    epochs: int = 16
+    epochs: int = 10
     batch_size: int = 8
     lr: float = 4e-3
     seed: int = 0
@@ -100,7 +100,7 @@ class Config(cli.TrainConfig):
         "side lengths of the generated images, LOW-HIGH pixels"))
     data_seed: int = field(default=0, metadata=cli.bounds(
         f"[0, {2**32 - 1}]", "seed of the generated photos/shapes set (--seed changes training only, not the data)"))
-    val_every: int = field(default=4, metadata=cli.bounds(
+    val_every: int = field(default=5, metadata=cli.bounds(
         "[0, inf)", "score val mIoU every N epochs (0: only at the end)"))
     trimap_px: int = field(default=4, metadata=cli.at_least(
         1, "width of the boundary band (trimap) scored by trimap_miou: labelled pixels within this many px of a "

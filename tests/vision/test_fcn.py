@@ -380,9 +380,9 @@ def test_predict_and_evaluate_need_a_run(capsys):
 
 @pytest.mark.slow
 def test_default_settings_reach_the_issue_miou(capsys):
-    # The README's quality command: default settings (FCN-8s, scale/colour augmentation, 16 epochs of 256x256
+    # The README's quality command: default settings (FCN-8s, scale/colour augmentation, 10 epochs of 256x256
     # crops) on the offline photograph set (300 train / 60 val, vision.photo_segmentation); issue 15 asks for
-    # mIoU >= 0.6. About 15 minutes on 2 CPU cores.
+    # mIoU >= 0.6. About 8 minutes on 2 CPU cores.
     assert fcn.main(["train", "--run-dir", "runs/fcn/quality"]) == 0
     capsys.readouterr()
     assert fcn.main(["evaluate", "--run-dir", "runs/fcn/quality"]) == 0
