@@ -11,7 +11,7 @@ next-sentence-prediction head: ours is a `Dense(2)` on the backbone's pooled out
 layer on [CLS]), the book's MLP. NSP pairs are the book's: every sentence that has a successor
 in its paragraph is paired 50/50 with that successor or with a random sentence of a random
 paragraph, drawn afresh each epoch from `common.data.epoch_rng(seed, epoch)` (masks from
-`epoch_seed`), so a resumed run sees the same data.
+`epoch_seed`, through the generator's Python path), so a resumed run sees the same data.
 
     python -m nlp.bert pretrain --data-dir ../shared/data/wikitext-2    # trains on valid (no train file)
     python -m nlp.bert evaluate                                         # the newest run, on the test split
@@ -27,6 +27,7 @@ that `keras_hub.models.BertBackbone.from_preset` and `load_backbone` read.
 For other modules (fine-tuning in `nlp.nli`): `load_backbone`, `encode_pairs`, `pair_classifier`.
 """
 import json
+import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +55,8 @@ def _hub():
 
 @dataclass
 class Config(cli.TrainConfig):
-    epochs: int = 30
-    batch_size: int = 64
+    epochs: int = 36
+    batch_size: int = 32
     lr: float = field(default=1e-3, metadata=cli.positive("peak Adam learning rate (cosine decay to 0)"))
     num_layers: int = field(default=2, metadata=cli.at_least(1, "transformer encoder blocks"))
     hidden_dim: int = field(default=128, metadata=cli.at_least(1, "hidden size of the encoder"))
@@ -81,7 +82,8 @@ class Config(cli.TrainConfig):
         return max(1, round(self.max_len * self.mask_rate))
 
 
-DEMO = {"epochs": 4, "batch_size": 32, "vocab_size": 200, "lr": 2e-3, "max_len": 32}
+DEMO = {"epochs": 8, "batch_size": 32, "vocab_size": 200, "lr": 3e-3, "max_len": 32, "hidden_dim": 64,
+        "intermediate_dim": 128}
 # The book's 14.10: batch 512, Adam 0.01, dropout 0.2 (it trains 50 steps, about 1 epoch here).
 BOOK = {"batch_size": 512, "lr": 0.01, "dropout": 0.2, "weight_decay": 0.0, "epochs": 2}
 
@@ -232,3 +234,342 @@ def pair_classifier(backbone, num_classes, dropout=0.1):
     hidden = keras.layers.Dropout(dropout, name="classifier_dropout")(pooled)
     logits = keras.layers.Dense(num_classes, name="classifier")(hidden)
     return keras.Model(inputs, logits, name="bert_pair_classifier")
+
+
+# --- pretraining data -------------------------------------------------------------------------------
+class PretrainingCorpus:
+    """Paragraphs of sentences tokenised once: `ids` an int32 `tf.RaggedTensor` `(sentences, None)`
+    of word pieces, `paragraph_start`/`paragraph_size` int64 `(paragraphs,)` locating each
+    paragraph's sentences, and `firsts` int64 the sentences that have a successor in their paragraph
+    (the first halves of NSP pairs)."""
+
+    def __init__(self, paragraphs, tokenizer):
+        sizes = np.array([len(p) for p in paragraphs], np.int64)
+        self.paragraph_size = sizes
+        self.paragraph_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.ids = tokenize(tokenizer, [s for p in paragraphs for s in p])
+        last = self.paragraph_start + sizes - 1
+        self.firsts = np.setdiff1d(np.arange(int(sizes.sum()), dtype=np.int64), last)
+
+    def __len__(self):
+        return len(self.firsts)
+
+    def nsp_pairs(self, rng):
+        """The book's NSP pairs: (first, second, is_next) int64/int64/int32 arrays `(len(self),)`;
+        each first sentence is followed by its successor with probability 1/2, else by a random
+        sentence of a random paragraph (which can, rarely, be the successor: label 0 still)."""
+        n = len(self.firsts)
+        is_next = rng.random(n) < 0.5
+        paragraph = rng.integers(len(self.paragraph_size), size=n)
+        other = self.paragraph_start[paragraph] + (rng.random(n) * self.paragraph_size[paragraph]).astype(np.int64)
+        return self.firsts, np.where(is_next, self.firsts + 1, other), is_next.astype(np.int32)
+
+
+def mask_tokens(token_ids, tokenizer, config, seed):
+    """`keras_hub.layers.MaskedLMMaskGenerator` over packed `token_ids` `(n, max_len)`, seeded by
+    `seed` (the same masks for the same seed): `config.mask_rate` of the word pieces other than
+    [CLS]/[SEP]/[PAD], at most `config.max_predictions` a sequence, 80% [MASK] / 10% random / 10%
+    kept. Returns NumPy `token_ids`, `mask_positions`, `mask_ids` (int32) and `mask_weights`
+    (float32, 0 on padded prediction slots), the last three `(n, max_predictions)`."""
+    generator = _hub().layers.MaskedLMMaskGenerator(
+        vocabulary_size=tokenizer.vocabulary_size(), mask_selection_rate=config.mask_rate,
+        mask_token_id=tokenizer.mask_token_id, mask_selection_length=config.max_predictions,
+        unselectable_token_ids=[tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id],
+        mask_token_rate=0.8, random_token_rate=0.1)
+    # Called eagerly on NumPy input, the generator takes keras-hub's Python path, whose draws come
+    # from Python's `random`: seeding it gives the same masks for the same seed (its tf.data path
+    # draws from unseeded TensorFlow kernels). The caller's `random` state is put back afterwards.
+    state = random.getstate()
+    random.seed(int(seed))
+    try:
+        out = generator(np.asarray(token_ids, np.int32))
+    finally:
+        random.setstate(state)
+    return {k: np.asarray(v, np.float32 if k == "mask_weights" else np.int32) for k, v in out.items()}
+
+
+def pretraining_examples(corpus, tokenizer, config, rng, mask_seed):
+    """One epoch of pretraining examples as NumPy arrays: `(inputs, targets)` with inputs
+    `token_ids`, `segment_ids`, `padding_mask` `(n, max_len)` and `mask_positions`
+    `(n, max_predictions)`, targets `mask_ids`, `mask_weights` `(n, max_predictions)` and
+    `nsp_labels` `(n,)` (1: the second sentence is the true next one)."""
+    first, second, is_next = corpus.nsp_pairs(rng)
+    packed = pack_pairs(tokenizer, tf.gather(corpus.ids, first), tf.gather(corpus.ids, second), config.max_len)
+    masked = mask_tokens(packed["token_ids"], tokenizer, config, mask_seed)
+    inputs = {"token_ids": masked["token_ids"], "segment_ids": packed["segment_ids"],
+              "padding_mask": packed["padding_mask"], "mask_positions": masked["mask_positions"]}
+    targets = {"mask_ids": masked["mask_ids"], "mask_weights": masked["mask_weights"], "nsp_labels": is_next}
+    return inputs, targets
+
+
+def fixed_examples(corpus, tokenizer, config):
+    """The held-out or test examples: NSP pairs and masks drawn once from `EVAL_SEED`."""
+    return pretraining_examples(corpus, tokenizer, config, np.random.default_rng(EVAL_SEED), EVAL_SEED)
+
+
+def most_frequent_token_accuracy(targets):
+    """Accuracy of always predicting the most frequent masked word piece of `targets` (the best
+    constant guess on these very positions): the baseline `mlm_accuracy` is read against."""
+    ids = targets["mask_ids"][targets["mask_weights"] > 0]
+    return float(np.bincount(ids).max() / len(ids)) if len(ids) else 0.0
+
+
+# --- the pretraining model -------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="dlsuite")
+class BertPretrainer(keras.Model):
+    """`backbone` plus the MLM head (`keras_hub.layers.MaskedLMHead`, tied to the token embedding)
+    and the NSP head (`Dense(2)` on the pooled [CLS] output).
+
+    `call(inputs)` -> (MLM logits `(batch, max_predictions, vocabulary)`, NSP logits `(batch, 2)`).
+    The loss is the book's: masked-token cross-entropy (mean over real prediction slots) plus NSP
+    cross-entropy, each a per-replica mean scaled by `common.distribute.scale_loss`, so N
+    replicas take the one-replica step.
+    """
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        init = keras.initializers.TruncatedNormal(stddev=0.02)
+        self.mlm_head = _hub().layers.MaskedLMHead(
+            vocabulary_size=backbone.vocabulary_size, token_embedding=backbone.token_embedding,
+            intermediate_activation="gelu", kernel_initializer=init, name="mlm_head")
+        self.nsp_head = keras.layers.Dense(2, kernel_initializer=init, name="nsp_head")
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")}
+
+    def call(self, inputs, training=False):
+        encoded = self.backbone({k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")},
+                                training=training)
+        mlm_logits = self.mlm_head(encoded["sequence_output"], mask_positions=inputs["mask_positions"])
+        return mlm_logits, self.nsp_head(encoded["pooled_output"])
+
+    def _heads_losses(self, batch, training):
+        inputs, targets = batch
+        mlm_logits, nsp_logits = self(inputs, training=training)
+        weights = tf.cast(targets["mask_weights"], tf.float32)
+        mlm_ce = keras.losses.sparse_categorical_crossentropy(targets["mask_ids"], mlm_logits, from_logits=True)
+        mlm_loss = tf.reduce_sum(mlm_ce * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        nsp_loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+            targets["nsp_labels"], nsp_logits, from_logits=True))
+        mlm_hit = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32), targets["mask_ids"]), tf.float32)
+        nsp_hit = tf.cast(tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32), targets["nsp_labels"]),
+                          tf.float32)
+        return mlm_loss, nsp_loss, (mlm_hit, weights, nsp_hit)
+
+    def _track(self, mlm_loss, nsp_loss, hits):
+        mlm_hit, weights, nsp_hit = hits
+        self.trackers["loss"].update_state(mlm_loss + nsp_loss)
+        self.trackers["mlm_loss"].update_state(mlm_loss, sample_weight=tf.reduce_sum(weights))
+        self.trackers["mlm_accuracy"].update_state(mlm_hit, sample_weight=weights)
+        self.trackers["nsp_loss"].update_state(nsp_loss, sample_weight=tf.cast(tf.size(nsp_hit), tf.float32))
+        self.trackers["nsp_accuracy"].update_state(nsp_hit)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            mlm_loss, nsp_loss, hits = self._heads_losses(batch, training=True)
+            scaled = scale_loss(mlm_loss + nsp_loss)
+        grads = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._track(mlm_loss, nsp_loss, hits)
+
+    def test_step(self, batch):
+        return self._track(*self._heads_losses(batch, training=False))
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(keras.saving.deserialize_keras_object(config.pop("backbone")), **config)
+
+
+def build(config, vocabulary_size, total_steps=1):
+    """A compiled `BertPretrainer` (AdamW, cosine decay from `config.lr` over `total_steps`; no
+    weight decay on biases and layer norms), its variables created."""
+    from common.distribute import use_xla
+
+    model = BertPretrainer(build_backbone(config, vocabulary_size))
+    optimizer = keras.optimizers.AdamW(training.CosineSchedule(config.lr, total_steps),
+                                       weight_decay=config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    model.compile(optimizer, jit_compile=use_xla())
+    p = config.max_predictions
+    model({"token_ids": np.zeros((1, config.max_len), np.int32), "segment_ids": np.zeros((1, config.max_len), np.int32),
+           "padding_mask": np.ones((1, config.max_len), np.int32), "mask_positions": np.zeros((1, p), np.int32)})
+    return model
+
+
+def _check_checkpoint(run_dir, model, vocabulary_size, config):
+    """One-line errors for a checkpoint trained with another vocabulary size or sequence length
+    than this pipeline's (instead of the spine's generic shape mismatch)."""
+    from common.training import Run
+
+    checkpoint = Run(run_dir, resume=True).latest_checkpoint()
+    saved = json.loads((checkpoint / "weights.json").read_text()).get("model", [])
+    variables = model.variables
+    for layer, what, have, flag in ((model.backbone.token_embedding, "a vocabulary of", vocabulary_size,
+                                     f"{VOCAB_FILE} in {run_dir}"),
+                                    (model.backbone.position_embedding, "sequence length", config.max_len,
+                                     "--max-len")):
+        index = next(i for i, v in enumerate(variables) if v is layer.weights[0])
+        if index < len(saved) and saved[index][0] != have:
+            raise DlsuiteError(f"{checkpoint} was trained with {what} {saved[index][0]}, but {flag} gives {have}; "
+                               "use the run's own settings and vocabulary")
+
+
+def _vocabulary_file(run_dir):
+    return Path(run_dir) / VOCAB_FILE
+
+
+def _load_vocabulary(run_dir):
+    path = _vocabulary_file(run_dir)
+    if not path.is_file():
+        raise DlsuiteError(f"{path} is missing: {run_dir} is not a finished BERT pretraining run")
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def _load_data(ctx):
+    from nlp import wikitext
+
+    train_paragraphs, test_paragraphs, split = wikitext.load_splits(ctx.data_dir, ctx.demo)
+    return train_paragraphs, test_paragraphs, split
+
+
+def _split_off(paragraphs, ratio, seed):
+    """(fit, held-out) paragraphs: a seeded `ratio` of them held out (at least one when ratio > 0)."""
+    if not ratio:
+        return paragraphs, []
+    order = np.random.default_rng(seed).permutation(len(paragraphs))
+    held = max(1, round(ratio * len(paragraphs)))
+    if held >= len(paragraphs):
+        raise DlsuiteError(f"{len(paragraphs)} training paragraphs are too few to hold out --val-ratio {ratio}")
+    return [paragraphs[i] for i in sorted(order[held:])], [paragraphs[i] for i in sorted(order[:held])]
+
+
+def _dataset(inputs, targets, batch_size):
+    return tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def pretrain(ctx):
+    cfg = ctx.config
+    train_paragraphs, test_paragraphs, split = _load_data(ctx)
+    fit_paragraphs, val_paragraphs = _split_off(train_paragraphs, cfg.val_ratio, cfg.seed)
+    resume = getattr(ctx.args, "resume", False) and _vocabulary_file(ctx.run_dir).is_file()
+    vocabulary = (_load_vocabulary(ctx.run_dir) if resume
+                  else learn_vocabulary([s for p in fit_paragraphs for s in p], cfg.vocab_size))
+    tokenizer = make_tokenizer(vocabulary)
+    corpus = PretrainingCorpus(fit_paragraphs, tokenizer)
+    steps = -(-len(corpus) // cfg.batch_size)
+    with ctx.strategy.scope():
+        model = build(cfg, len(vocabulary), steps * cfg.epochs)
+    if resume:
+        _check_checkpoint(ctx.run_dir, model, len(vocabulary), cfg)
+    run = ctx.run()
+    if not resume:
+        with atomic_path(_vocabulary_file(run.path)) as tmp:
+            tmp.write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+
+    def dataset(epoch):
+        inputs, targets = pretraining_examples(corpus, tokenizer, cfg, epoch_rng(cfg.seed, epoch),
+                                               epoch_seed(cfg.seed, epoch))
+        return epoch_dataset((inputs, targets), cfg.batch_size, cfg.seed, epoch)
+
+    validation = _dataset(*fixed_examples(PretrainingCorpus(val_paragraphs, tokenizer), tokenizer, cfg),
+                          cfg.batch_size) if val_paragraphs else None
+    history = training.fit(model, dataset, run, epochs=cfg.epochs, validation_data=validation,
+                           on_epoch_end=lambda epoch, logs: {"pairs_per_s": round(len(corpus) / logs["time_s"], 1)})
+    save_preset(model.backbone, tokenizer, cfg.max_len, run.file(PRESET_DIR))
+    test = _test_metrics(model, tokenizer, cfg, test_paragraphs)
+    last = history[-1] if history else {}
+    return {**{k: last[k] for k in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy") if k in last},
+            **{f"test_{k}": v for k, v in test.items()}, "trained_on": split, "training_pairs": len(corpus),
+            "vocabulary_size": len(vocabulary), "pairs_per_s": last.get("pairs_per_s")}
+
+
+def _test_metrics(model, tokenizer, cfg, paragraphs):
+    inputs, targets = fixed_examples(PretrainingCorpus(paragraphs, tokenizer), tokenizer, cfg)
+    result = model.evaluate(_dataset(inputs, targets, cfg.batch_size), return_dict=True, verbose=0)
+    metrics = {k: round(float(result[k]), 4) for k in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")}
+    return {**metrics, "mlm_baseline_accuracy": round(most_frequent_token_accuracy(targets), 4),
+            "pairs": len(targets["nsp_labels"])}
+
+
+def restore(ctx, vocabulary):
+    """The run's `BertPretrainer` from its newest checkpoint, checked against `vocabulary`."""
+    with ctx.strategy.scope():
+        model = build(ctx.config, len(vocabulary))
+    _check_checkpoint(ctx.run_dir, model, len(vocabulary), ctx.config)
+    ctx.restore(model)
+    return model
+
+
+def evaluate(ctx):
+    """MLM and NSP loss and accuracy on the test split (pairs and masks fixed by `EVAL_SEED`), and
+    the most-frequent-masked-token baseline accuracy."""
+    vocabulary = _load_vocabulary(ctx.run_dir)
+    tokenizer = make_tokenizer(vocabulary)
+    _, test_paragraphs, _ = _load_data(ctx)
+    model = restore(ctx, vocabulary)
+    return _test_metrics(model, tokenizer, ctx.config, test_paragraphs)
+
+
+def _encode_arguments(parser):
+    parser.add_argument("texts", nargs="+", metavar="TEXT", help='a sentence, or two ("text a" "text b")')
+    parser.add_argument("--preset", type=Path, metavar="DIR",
+                        help="encode with a local keras-hub BERT preset directory instead of a run")
+
+
+def encode_texts(backbone, tokenizer, texts, max_len):
+    """Encode one text or a pair (unpadded): the word pieces and BERT's outputs' shapes and [CLS] vector."""
+    if not 1 <= len(texts) <= 2:
+        raise UsageError(f"encode takes one text or two (a pair), got {len(texts)}")
+    pieces = [tokenize(tokenizer, [t]) for t in texts]
+    length = min(max_len, sum(int(p.row_lengths()[0]) for p in pieces) + 1 + len(texts))
+    x = pack_pairs(tokenizer, pieces[0], pieces[1] if len(pieces) > 1 else None, length)
+    out = backbone(x)
+    tokens = [tokenizer.id_to_token(int(i)) for i in x["token_ids"][0]]
+    return {"tokens": tokens, "token_ids_shape": list(x["token_ids"].shape),
+            "sequence_output_shape": list(out["sequence_output"].shape),
+            "pooled_output_shape": list(out["pooled_output"].shape),
+            "cls": [round(float(v), 4) for v in np.asarray(out["sequence_output"][0, 0])]}
+
+
+def encode(ctx):
+    if ctx.args.preset is not None:
+        return encode_preset(ctx.args)
+    backbone, tokenizer, seq_len = load_backbone(run_dir=ctx.run_dir)
+    return encode_texts(backbone, tokenizer, ctx.args.texts, seq_len)
+
+
+def encode_preset(args):
+    backbone, tokenizer, seq_len = load_backbone(preset=args.preset)
+    return encode_texts(backbone, tokenizer, args.texts, seq_len)
+
+
+COMMANDS = {
+    "pretrain": cli.Command(pretrain, "pretrain BERT (masked LM + next sentence) on WikiText-2", trains=True),
+    "evaluate": cli.Command(evaluate, "MLM and NSP loss/accuracy of a pretrained run on the test split"),
+    "encode": cli.Command(encode, "BERT's outputs for a text or a text pair (shapes, [CLS] vector)",
+                          add_arguments=_encode_arguments, reads_data=False),
+}
+PRESETS = {"book": BOOK}
+DESCRIPTION = "BERT pretraining (masked LM + next sentence prediction) on WikiText-2, from keras-hub"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == ["encode"] and "--preset" in argv and "--run-dir" not in argv:
+        # a preset needs no run directory: encode it as a file tool
+        return cli.tool_main(DESCRIPTION, {"encode": cli.Tool(encode_preset, COMMANDS["encode"].help,
+                                                              add_arguments=_encode_arguments)}, argv)
+    return cli.main(DESCRIPTION, Config, COMMANDS, demo=DEMO, argv=argv, presets=PRESETS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
