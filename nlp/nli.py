@@ -1,0 +1,368 @@
+"""Natural language inference on SNLI (the book's 15.4-15.5): the decomposable attention model.
+
+Attend: the premise and hypothesis tokens are embedded and passed through an MLP f; the
+scores e_ij = f(a_i) . f(b_j) align each premise token with a soft mixture of hypothesis
+tokens (beta_i) and vice versa (alpha_j), padding masked out. Compare: an MLP g turns
+[a_i, beta_i] and [b_j, alpha_j] into comparison vectors. Aggregate: the two sums of those
+vectors, concatenated, go through an MLP h and a linear layer to the three labels
+(entailment, contradiction, neutral).
+
+The embedding table starts from a vectors file in GloVe text format (`--embeddings PATH`:
+real GloVe, or `vectors.txt` of an `nlp.word2vec` / `nlp.glove` run), frozen by default
+(`--no-freeze-embeddings` trains it); the vocabulary tokens the file lacks are counted and
+reported.
+
+    python -m nlp.nli train --data-dir ../shared/data/snli --holdout 0.1 \\
+        --embeddings ../shared/data/glove.6b.50d_top20k/vec.txt
+    python -m nlp.nli evaluate --split holdout      # accuracy, per-class precision/recall, confusion matrix
+    python -m nlp.nli predict --premise "a man is sleeping ." --hypothesis "nobody is sleeping ."
+    python -m nlp.nli train --demo                  # seconds, offline
+
+The run directory holds `vocab.txt` (one token a line, in index order) beside the usual
+checkpoints, `metrics.json` (loss, accuracy, val_loss, val_accuracy per epoch) and
+`model.keras`.
+"""
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from common import cli, training
+from common.data import epoch_dataset
+from common.errors import DlsuiteError, UsageError
+from nlp import pretrained, snli
+from nlp.text import Vocab, encode_padded
+
+VOCAB_FILE = "vocab.txt"
+PAD = pretrained.PAD
+
+
+@dataclass
+class Config(cli.TrainConfig):
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.001
+    model: str = field(default="attention", metadata={
+        "choices": ["attention", "bert"], "help": "decomposable attention, or a fine-tuned BERT"})
+    embedding_dim: int = field(default=50, metadata=cli.at_least(1, "word vector dimension (attention)"))
+    hidden: int = field(default=200, metadata=cli.at_least(1, "width of the f, g and h MLPs (attention)"))
+    dropout: float = field(default=0.2, metadata=cli.bounds("[0, 1)", "dropout before each MLP layer"))
+    max_len: int = field(default=50, metadata=cli.at_least(1, "tokens kept per sentence (longer ones are cut)"))
+    min_freq: int = field(default=1, metadata=cli.at_least(1, "vocabulary: drop training tokens seen fewer times"))
+    embeddings: str = field(default="", metadata={
+        "help": "initial word vectors: a GloVe/word2vec text file or glove.6b.50d / glove.6b.100d "
+                "('' for random)", "metavar": "PATH"})
+    freeze_embeddings: bool = field(default=True, metadata={
+        "help": "keep the embedding table fixed (only with --embeddings)"})
+    holdout: float = field(default=0.0, metadata=cli.bounds(
+        "[0, 1)", "hold this seeded share of the training split back as the 'holdout' evaluation split"))
+    val_ratio: float = field(default=0.05, metadata=cli.bounds(
+        "[0, 1)", "share of the training pairs held out for the per-epoch validation accuracy"))
+    bert_run: str = field(default="", metadata={
+        "help": "--model bert: an nlp.bert pretrain run directory to fine-tune", "metavar": "DIR"})
+    bert_preset: str = field(default="", metadata={
+        "help": "--model bert: a local keras-hub BERT preset directory to fine-tune", "metavar": "DIR"})
+
+    def validate(self):
+        super().validate()
+        if self.model == "bert" and bool(self.bert_run) == bool(self.bert_preset):
+            raise UsageError("--model bert needs exactly one of --bert-run DIR and --bert-preset DIR")
+        if self.model == "attention" and (self.bert_run or self.bert_preset):
+            raise UsageError("--bert-run/--bert-preset only apply with --model bert")
+
+
+DEMO = {"epochs": 8, "hidden": 64, "embedding_dim": 32, "batch_size": 64, "lr": 0.004}
+PRESETS = {"book": {"embedding_dim": 100, "hidden": 200, "lr": 0.001, "epochs": 4, "batch_size": 256,
+                    "min_freq": 5, "freeze_embeddings": False, "embeddings": "glove.6b.100d"}}
+
+
+def _mlp(hidden, dropout, name):
+    return keras.Sequential([keras.layers.Dropout(dropout), keras.layers.Dense(hidden, activation="relu"),
+                             keras.layers.Dropout(dropout), keras.layers.Dense(hidden, activation="relu")],
+                            name=name)
+
+
+def _masked_softmax(scores, mask):
+    """Softmax over the last axis of `scores` `(b, m, n)` where `mask` `(b, n)` is 1."""
+    return ops.softmax(scores + (1.0 - mask[:, None, :]) * -1e9, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class DecomposableAttention(keras.Model):
+    """Inputs `{"premise": (b, m), "hypothesis": (b, n)}` int32 token ids (`pad_id` pads) ->
+    logits `(b, num_classes)`, by attend / compare / aggregate (Parikh et al. 2016)."""
+
+    def __init__(self, vocab_size, embedding_dim=50, hidden=200, dropout=0.2, pad_id=1, freeze_embeddings=False,
+                 num_classes=3, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embedding_dim, self.hidden, self.dropout = vocab_size, embedding_dim, hidden, dropout
+        self.pad_id, self.freeze_embeddings, self.num_classes = pad_id, freeze_embeddings, num_classes
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.embedding.trainable = not freeze_embeddings
+        self.attend_mlp = _mlp(hidden, dropout, "attend")
+        self.compare_mlp = _mlp(hidden, dropout, "compare")
+        self.aggregate_mlp = _mlp(hidden, dropout, "aggregate")
+        self.classifier = keras.layers.Dense(num_classes, name="classifier")
+
+    def call(self, inputs, training=False):
+        premise, hypothesis = inputs["premise"], inputs["hypothesis"]
+        mask_a = ops.cast(ops.not_equal(premise, self.pad_id), "float32")
+        mask_b = ops.cast(ops.not_equal(hypothesis, self.pad_id), "float32")
+        a, b = self.embedding(premise), self.embedding(hypothesis)
+        # attend: e (b, m, n); beta_i aligns b with premise token i, alpha_j aligns a with token j
+        e = ops.matmul(self.attend_mlp(a, training=training),
+                       ops.transpose(self.attend_mlp(b, training=training), (0, 2, 1)))
+        beta = ops.matmul(_masked_softmax(e, mask_b), b)
+        alpha = ops.matmul(_masked_softmax(ops.transpose(e, (0, 2, 1)), mask_a), a)
+        # compare, then aggregate the real (unpadded) positions
+        v_a = self.compare_mlp(ops.concatenate([a, beta], axis=-1), training=training)
+        v_b = self.compare_mlp(ops.concatenate([b, alpha], axis=-1), training=training)
+        v_a = ops.sum(v_a * mask_a[..., None], axis=1)
+        v_b = ops.sum(v_b * mask_b[..., None], axis=1)
+        return self.classifier(self.aggregate_mlp(ops.concatenate([v_a, v_b], axis=-1), training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
+                "hidden": self.hidden, "dropout": self.dropout, "pad_id": self.pad_id,
+                "freeze_embeddings": self.freeze_embeddings, "num_classes": self.num_classes}
+
+
+def compile_classifier(model, lr):
+    """Adam + sparse categorical cross-entropy on logits, with accuracy."""
+    model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return model
+
+
+def build(config, vocab_size, pad_id, initial=None):
+    """The compiled, built attention model; `initial` (a `pretrained.Pretrained`) fills the
+    embedding table, which is frozen when `--freeze-embeddings` and `--embeddings` are given."""
+    model = DecomposableAttention(vocab_size, config.embedding_dim, config.hidden, config.dropout, pad_id,
+                                  freeze_embeddings=config.freeze_embeddings and bool(config.embeddings))
+    ids = np.full((1, 2), pad_id, np.int32)
+    model({"premise": ids, "hypothesis": ids})
+    if initial is not None:
+        model.embedding.embeddings.assign(initial.matrix)
+    return compile_classifier(model, config.lr)
+
+
+def build_vocab(pairs, min_freq):
+    """`Vocab` of the premise and hypothesis tokens (`<unk>` 0, `<pad>` 1)."""
+    return Vocab(pairs.premises + pairs.hypotheses, min_freq=min_freq, reserved_tokens=[PAD])
+
+
+def encode(vocab, pairs, max_len):
+    """`{"premise": (n, max_len), "hypothesis": (n, max_len)}` int32 ids, padded with `<pad>`."""
+    pad = vocab[PAD]
+    return {"premise": encode_padded(vocab, pairs.premises, max_len, pad),
+            "hypothesis": encode_padded(vocab, pairs.hypotheses, max_len, pad)}
+
+
+def load_splits(ctx):
+    cfg = ctx.config
+    return snli.load_splits(snli.snli_directory(ctx.data_dir, ctx.demo), cfg.holdout, cfg.val_ratio, cfg.seed)
+
+
+def save_vocab(run, vocab):
+    if run.chief:
+        from common.files import atomic_path
+
+        with atomic_path(run.file(VOCAB_FILE)) as tmp:
+            tmp.write_text("".join(f"{t}\n" for t in vocab.idx_to_token), encoding="utf-8")
+
+
+def load_vocab(run_dir):
+    path = Path(run_dir) / VOCAB_FILE
+    if not path.is_file():
+        raise DlsuiteError(f"{run_dir} holds no {VOCAB_FILE}; train into it first")
+    return Vocab.from_tokens(path.read_text(encoding="utf-8").splitlines())
+
+
+def class_probabilities(model, inputs, batch_size=512):
+    """Softmax probabilities `(n, 3)` of the model's logits for encoded pairs `inputs`."""
+    logits = model.predict(inputs, batch_size=batch_size, verbose=0)
+    return keras.ops.convert_to_numpy(ops.softmax(logits, axis=-1))
+
+
+def _batches(inputs, labels, batch_size):
+    return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size)
+
+
+def train(ctx):
+    cfg = ctx.config
+    if cfg.model == "bert":
+        return train_bert(ctx)
+    splits = load_splits(ctx)
+    vocab = build_vocab(splits.train, cfg.min_freq)
+    initial = pretrained.initial_embeddings(cfg, vocab)
+    if initial is not None:
+        print(f"embeddings: {initial.known} of {len(vocab) - 2} vocabulary tokens found, {initial.oov} OOV "
+              f"({initial.oov_share:.1%} of training tokens), e.g. {' '.join(initial.oov_examples[:5])}",
+              file=sys.stderr)
+    with ctx.strategy.scope():
+        model = build(cfg, len(vocab), vocab[PAD], initial)
+    run = ctx.run()
+    save_vocab(run, vocab)
+    inputs, labels = encode(vocab, splits.train, cfg.max_len), splits.train.labels
+    val = _batches(encode(vocab, splits.val, cfg.max_len), splits.val.labels, 512) if len(splits.val) else None
+    history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), cfg.batch_size, cfg.seed, epoch),
+                           run, epochs=cfg.epochs, validation_data=val)
+    scores = classification_report(model, vocab, splits.evaluation, cfg.max_len)
+    last = history[-1]
+    return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
+            **({"val_accuracy": round(last["val_accuracy"], 4)} if "val_accuracy" in last else {}),
+            "split": splits.evaluation_name, "accuracy": scores["accuracy"], "pairs": scores["pairs"],
+            "train_pairs": len(splits.train), "vocabulary": len(vocab),
+            **(initial.report() if initial is not None else {})}
+
+
+def classification_report(model, vocab, pairs, max_len):
+    """`accuracy`, per-class `precision` / `recall` (scikit-learn), the `confusion_matrix` (rows:
+    true label, columns: predicted, in `labels` order) and the majority-class `baseline`."""
+    if len(pairs) == 0:
+        raise DlsuiteError("the evaluation split holds no labelled pairs")
+    predicted = class_probabilities(model, encode(vocab, pairs, max_len)).argmax(axis=1)
+    return scores(pairs.labels, predicted)
+
+
+def scores(truth, predicted):
+    """The metrics of `classification_report` for label ids `truth` and `predicted`."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    ids = list(range(len(snli.LABELS)))
+    precision, recall, _, _ = precision_recall_fscore_support(truth, predicted, labels=ids, zero_division=0)
+    return {"accuracy": round(float(np.mean(truth == predicted)), 4), "pairs": int(len(truth)),
+            "precision": {n: round(float(p), 4) for n, p in zip(snli.LABELS, precision)},
+            "recall": {n: round(float(r), 4) for n, r in zip(snli.LABELS, recall)},
+            "labels": list(snli.LABELS),
+            "confusion_matrix": confusion_matrix(truth, predicted, labels=ids).tolist(),
+            "baseline": round(float(np.bincount(truth, minlength=3).max() / len(truth)), 4)}
+
+
+def restore(ctx):
+    """The trained attention model of the run and its vocabulary."""
+    vocab = load_vocab(ctx.run_dir)
+    model = build(ctx.config, len(vocab), vocab[PAD])
+    ctx.restore(model)
+    return model, vocab
+
+
+def _print_report(split, result):
+    width = max(len(n) for n in snli.LABELS)
+    print(f"{split}: accuracy {result['accuracy']:.4f} on {result['pairs']} pairs (majority {result['baseline']:.4f})")
+    print(f"{'':{width}}  precision  recall   confusion (predicted: {' '.join(n[:4] for n in snli.LABELS)})")
+    for name, row in zip(snli.LABELS, result["confusion_matrix"]):
+        print(f"{name:{width}}  {result['precision'][name]:9.4f}  {result['recall'][name]:6.4f}   "
+              + " ".join(f"{v:5d}" for v in row))
+
+
+def evaluate(ctx):
+    splits = load_splits(ctx)
+    name = ctx.args.split or splits.evaluation_name
+    pairs = snli.read_split(splits, name)
+    if ctx.config.model == "bert":
+        model, tokenizer, seq_len = restore_bert(ctx)
+        predicted = class_probabilities(model, encode_bert(tokenizer, pairs, seq_len), 256).argmax(axis=1)
+        result = {"split": name, **scores(pairs.labels, predicted)}
+    else:
+        model, vocab = restore(ctx)
+        result = {"split": name, **classification_report(model, vocab, pairs, ctx.config.max_len)}
+    _print_report(name, result)
+    return result
+
+
+def predict(ctx):
+    premise, hypothesis = ctx.args.premise.lower().split(), ctx.args.hypothesis.lower().split()
+    if not premise or not hypothesis:
+        raise UsageError("--premise and --hypothesis must each hold at least one word")
+    pairs = snli.Pairs([premise], [hypothesis], np.zeros(1, np.int32))
+    if ctx.config.model == "bert":
+        model, tokenizer, seq_len = restore_bert(ctx)
+        probabilities = class_probabilities(model, encode_bert(tokenizer, pairs, seq_len))[0]
+    else:
+        model, vocab = restore(ctx)
+        probabilities = class_probabilities(model, encode(vocab, pairs, ctx.config.max_len))[0]
+    return {"label": snli.LABELS[int(np.argmax(probabilities))],
+            "probabilities": {n: round(float(p), 4) for n, p in zip(snli.LABELS, probabilities)}}
+
+
+# --- --model bert: fine-tune a pretrained BERT (nlp.bert) with an MLP on [CLS] ----------------------
+def _bert():
+    from nlp import bert
+
+    return bert
+
+
+def build_bert(config):
+    """The compiled pair classifier on the BERT of `--bert-run` / `--bert-preset`, and its
+    tokenizer and sequence length (`nlp.bert.load_backbone`, `nlp.bert.pair_classifier`)."""
+    bert = _bert()
+    backbone, tokenizer, seq_len = bert.load_backbone(run_dir=config.bert_run or None,
+                                                      preset=config.bert_preset or None)
+    model = bert.pair_classifier(backbone, len(snli.LABELS), dropout=config.dropout)
+    return compile_classifier(model, config.lr), tokenizer, seq_len
+
+
+def encode_bert(tokenizer, pairs, seq_len):
+    """`[CLS] premise [SEP] hypothesis [SEP]` inputs of `pairs` (`nlp.bert.encode_pairs`)."""
+    return _bert().encode_pairs(tokenizer, [" ".join(p) for p in pairs.premises],
+                                [" ".join(h) for h in pairs.hypotheses], seq_len)
+
+
+def train_bert(ctx):
+    cfg = ctx.config
+    splits = load_splits(ctx)
+    with ctx.strategy.scope():
+        model, tokenizer, seq_len = build_bert(cfg)
+    run = ctx.run()
+    inputs, labels = encode_bert(tokenizer, splits.train, seq_len), splits.train.labels
+    val = _batches(encode_bert(tokenizer, splits.val, seq_len), splits.val.labels, 256) if len(splits.val) else None
+    history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), cfg.batch_size, cfg.seed, epoch),
+                           run, epochs=cfg.epochs, validation_data=val)
+    predicted = class_probabilities(model, encode_bert(tokenizer, splits.evaluation, seq_len), 256).argmax(axis=1)
+    result = scores(splits.evaluation.labels, predicted)
+    last = history[-1]
+    return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
+            **({"val_accuracy": round(last["val_accuracy"], 4)} if "val_accuracy" in last else {}),
+            "split": splits.evaluation_name, "accuracy": result["accuracy"], "pairs": result["pairs"],
+            "train_pairs": len(splits.train), "seq_len": seq_len}
+
+
+def restore_bert(ctx):
+    """The fine-tuned pair classifier of the run (built on the same BERT source), its tokenizer
+    and sequence length."""
+    model, tokenizer, seq_len = build_bert(ctx.config)
+    ctx.restore(model)
+    return model, tokenizer, seq_len
+
+
+def _evaluate_arguments(parser):
+    parser.add_argument("--split", help="split to score: train, dev, test or holdout (default: what train "
+                                        "scored: holdout when trained with --holdout, else test, else dev)")
+
+
+def _predict_arguments(parser):
+    parser.add_argument("--premise", required=True, help="the premise sentence")
+    parser.add_argument("--hypothesis", required=True, help="the hypothesis sentence")
+
+
+COMMANDS = {
+    "train": cli.Command(train, "train the decomposable attention model (or fine-tune BERT) on SNLI", trains=True),
+    "evaluate": cli.Command(evaluate, "accuracy, per-class precision/recall and confusion matrix on a split",
+                            add_arguments=_evaluate_arguments),
+    "predict": cli.Command(predict, "label and probabilities of one premise/hypothesis pair",
+                           add_arguments=_predict_arguments),
+}
+
+
+def main(argv=None):
+    return cli.main("Natural language inference on SNLI: decomposable attention or fine-tuned BERT", Config,
+                    COMMANDS, demo=DEMO, argv=argv, presets=PRESETS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
