@@ -29,10 +29,10 @@ from recsys import data as rdata
 @dataclass
 class Config(rdata.MovieLensConfig):
     epochs: int = 20
-    batch_size: int = 512
-    lr: float = 0.003
+    batch_size: int = 8192
+    lr: float = 0.03
     factors: int = field(default=64, metadata=cli.at_least(1, "latent factors per user and item"))
-    weight_decay: float = field(default=0.15, metadata=cli.bounds(
+    weight_decay: float = field(default=0.1, metadata=cli.bounds(
         "[0, inf)", "L2 penalty on the batch's factors and biases"))
     test_ratio: float = field(default=0.1, metadata=cli.bounds(
         "(0, 1)", "fraction of ratings held out for the test set"))
