@@ -82,8 +82,7 @@ class Config(cli.TrainConfig):
         return max(1, round(self.max_len * self.mask_rate))
 
 
-DEMO = {"epochs": 8, "batch_size": 32, "vocab_size": 200, "lr": 3e-3, "max_len": 32, "hidden_dim": 64,
-        "intermediate_dim": 128}
+DEMO = {"epochs": 4, "batch_size": 32, "vocab_size": 200, "lr": 2e-3, "max_len": 32}
 # The book's 14.10: batch 512, Adam 0.01, dropout 0.2 (it trains 50 steps, about 1 epoch here).
 BOOK = {"batch_size": 512, "lr": 0.01, "dropout": 0.2, "weight_decay": 0.0, "epochs": 2}
 
@@ -321,9 +320,10 @@ class BertPretrainer(keras.Model):
     and the NSP head (`Dense(2)` on the pooled [CLS] output).
 
     `call(inputs)` -> (MLM logits `(batch, max_predictions, vocabulary)`, NSP logits `(batch, 2)`).
-    The loss is the book's: masked-token cross-entropy (mean over real prediction slots) plus NSP
-    cross-entropy, each a per-replica mean scaled by `common.distribute.scale_loss`, so N
-    replicas take the one-replica step.
+    The loss is the book's: masked-token cross-entropy (mean over the global batch's real
+    prediction slots) plus NSP cross-entropy (mean over pairs), scaled by
+    `common.distribute.scale_loss`, so N replicas take the one-replica step. The logged
+    `mlm_loss`/`nsp_loss` are the epoch's means over masked positions/pairs; `loss` their sum.
     """
 
     def __init__(self, backbone, **kwargs):
@@ -335,7 +335,7 @@ class BertPretrainer(keras.Model):
             intermediate_activation="gelu", kernel_initializer=init, name="mlm_head")
         self.nsp_head = keras.layers.Dense(2, kernel_initializer=init, name="nsp_head")
         self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")}
+                         for name in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")}
 
     def call(self, inputs, training=False):
         encoded = self.backbone({k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")},
@@ -348,22 +348,28 @@ class BertPretrainer(keras.Model):
         mlm_logits, nsp_logits = self(inputs, training=training)
         weights = tf.cast(targets["mask_weights"], tf.float32)
         mlm_ce = keras.losses.sparse_categorical_crossentropy(targets["mask_ids"], mlm_logits, from_logits=True)
-        mlm_loss = tf.reduce_sum(mlm_ce * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
-        nsp_loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-            targets["nsp_labels"], nsp_logits, from_logits=True))
+        # the mean over the masked positions of the whole global batch: each replica divides its sum by
+        # the global count (times the replicas, which `scale_loss` divides out again)
+        replica = tf.distribute.get_replica_context()
+        count = tf.reduce_sum(weights)
+        replicas = 1
+        if replica is not None:
+            count, replicas = replica.all_reduce("SUM", count), replica.num_replicas_in_sync
+        mlm_loss = tf.reduce_sum(mlm_ce * weights) / tf.maximum(count, 1.0) * replicas
+        nsp_ce = keras.losses.sparse_categorical_crossentropy(targets["nsp_labels"], nsp_logits, from_logits=True)
         mlm_hit = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32), targets["mask_ids"]), tf.float32)
         nsp_hit = tf.cast(tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32), targets["nsp_labels"]),
                           tf.float32)
-        return mlm_loss, nsp_loss, (mlm_hit, weights, nsp_hit)
+        return mlm_loss, tf.reduce_mean(nsp_ce), (mlm_ce, weights, mlm_hit, nsp_ce, nsp_hit)
 
-    def _track(self, mlm_loss, nsp_loss, hits):
-        mlm_hit, weights, nsp_hit = hits
-        self.trackers["loss"].update_state(mlm_loss + nsp_loss)
-        self.trackers["mlm_loss"].update_state(mlm_loss, sample_weight=tf.reduce_sum(weights))
+    def _track(self, mlm_loss, nsp_loss, per_example):
+        mlm_ce, weights, mlm_hit, nsp_ce, nsp_hit = per_example
+        self.trackers["mlm_loss"].update_state(mlm_ce, sample_weight=weights)
         self.trackers["mlm_accuracy"].update_state(mlm_hit, sample_weight=weights)
-        self.trackers["nsp_loss"].update_state(nsp_loss, sample_weight=tf.cast(tf.size(nsp_hit), tf.float32))
+        self.trackers["nsp_loss"].update_state(nsp_ce)
         self.trackers["nsp_accuracy"].update_state(nsp_hit)
-        return {name: t.result() for name, t in self.trackers.items()}
+        logs = {name: t.result() for name, t in self.trackers.items()}
+        return {"loss": logs["mlm_loss"] + logs["nsp_loss"], **logs}
 
     def train_step(self, batch):
         with tf.GradientTape() as tape:
