@@ -376,6 +376,8 @@ def block_dataset(part, batch_size, seed, epoch, block_rows=1 << 16, shard=(0, 1
     import tensorflow as tf
 
     n = len(part.labels)
+    if shard[1] > 1:  # at least 4 blocks per shard, so no worker is left without rows
+        block_rows = max(1, min(block_rows, -(-n // (4 * shard[1]))))
     blocks = np.arange(0, n, block_rows)
     rng = epoch_rng(seed, epoch)
     permutation = rng.permutation(len(blocks))
