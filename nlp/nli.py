@@ -19,7 +19,7 @@ reported.
     python -m nlp.nli train --demo                  # seconds, offline
 
 The run directory holds `vocab.txt` (one token a line, in index order) beside the usual
-checkpoints, `metrics.json` (loss, accuracy, val_loss, val_accuracy per epoch) and
+checkpoints, `metrics.json` (loss, accuracy, val_accuracy per epoch) and
 `model.keras`.
 """
 import sys
@@ -43,9 +43,9 @@ PAD = pretrained.PAD
 
 @dataclass
 class Config(cli.TrainConfig):
-    epochs: int = 15
+    epochs: int = 30
     batch_size: int = 128
-    lr: float = 0.001
+    lr: float = 0.004
     model: str = field(default="attention", metadata={
         "choices": ["attention", "bert"], "help": "decomposable attention, or a fine-tuned BERT"})
     embedding_dim: int = field(default=50, metadata=cli.at_least(1, "word vector dimension (attention)"))
@@ -183,13 +183,23 @@ def load_vocab(run_dir):
 
 
 def class_probabilities(model, inputs, batch_size=512):
-    """Softmax probabilities `(n, 3)` of the model's logits for encoded pairs `inputs`."""
-    logits = model.predict(inputs, batch_size=batch_size, verbose=0)
-    return keras.ops.convert_to_numpy(ops.softmax(logits, axis=-1))
+    """Softmax probabilities `(n, classes)` of the model's logits for encoded inputs (an array or a
+    dict of arrays), computed batch by batch outside the distribution strategy (Keras'
+    distributed predict/evaluate fail on a last batch that does not split evenly over replicas)."""
+    n = len(tf.nest.flatten(inputs)[0])
+    parts = [keras.ops.convert_to_numpy(ops.softmax(model(
+        tf.nest.map_structure(lambda a: a[start:start + batch_size], inputs), training=False), axis=-1))
+        for start in range(0, n, batch_size)]
+    return np.concatenate(parts)
 
 
-def _batches(inputs, labels, batch_size):
-    return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size)
+def validation_accuracy(model, inputs, labels):
+    """`on_epoch_end` callback for `training.fit` adding `val_accuracy` on encoded `inputs`
+    (nothing when there are no validation examples)."""
+    if len(labels) == 0:
+        return None
+    return lambda epoch, logs: {"val_accuracy": round(float(np.mean(
+        class_probabilities(model, inputs).argmax(axis=1) == labels)), 4)}
 
 
 def train(ctx):
@@ -208,9 +218,9 @@ def train(ctx):
     run = ctx.run()
     save_vocab(run, vocab)
     inputs, labels = encode(vocab, splits.train, cfg.max_len), splits.train.labels
-    val = _batches(encode(vocab, splits.val, cfg.max_len), splits.val.labels, 512) if len(splits.val) else None
     history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), cfg.batch_size, cfg.seed, epoch),
-                           run, epochs=cfg.epochs, validation_data=val)
+                           run, epochs=cfg.epochs, on_epoch_end=validation_accuracy(
+                               model, encode(vocab, splits.val, cfg.max_len), splits.val.labels))
     scores = classification_report(model, vocab, splits.evaluation, cfg.max_len)
     last = history[-1]
     return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
@@ -320,9 +330,9 @@ def train_bert(ctx):
         model, tokenizer, seq_len = build_bert(cfg)
     run = ctx.run()
     inputs, labels = encode_bert(tokenizer, splits.train, seq_len), splits.train.labels
-    val = _batches(encode_bert(tokenizer, splits.val, seq_len), splits.val.labels, 256) if len(splits.val) else None
     history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), cfg.batch_size, cfg.seed, epoch),
-                           run, epochs=cfg.epochs, validation_data=val)
+                           run, epochs=cfg.epochs, on_epoch_end=validation_accuracy(
+                               model, encode_bert(tokenizer, splits.val, seq_len), splits.val.labels))
     predicted = class_probabilities(model, encode_bert(tokenizer, splits.evaluation, seq_len), 256).argmax(axis=1)
     result = scores(splits.evaluation.labels, predicted)
     last = history[-1]

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from common import cli, training
 from common.data import epoch_dataset
 from common.errors import UsageError
 from nlp import imdb, pretrained
-from nlp.nli import class_probabilities, compile_classifier, load_vocab, save_vocab
+from nlp.nli import class_probabilities, compile_classifier, load_vocab, save_vocab, validation_accuracy
 from nlp.snli import holdout_indices
 from nlp.text import Vocab, encode_padded
 
@@ -183,10 +182,9 @@ def train(ctx):
     save_vocab(run, vocab)
     pad = vocab[PAD]
     ids = encode_padded(vocab, fit.tokens, cfg.max_len, pad)
-    val_data = (tf.data.Dataset.from_tensor_slices((encode_padded(vocab, val.tokens, cfg.max_len, pad), val.labels))
-                .batch(256)) if len(val) else None
     history = training.fit(model, lambda epoch: epoch_dataset((ids, fit.labels), cfg.batch_size, cfg.seed, epoch),
-                           run, epochs=cfg.epochs, validation_data=val_data)
+                           run, epochs=cfg.epochs, on_epoch_end=validation_accuracy(
+                               model, encode_padded(vocab, val.tokens, cfg.max_len, pad), val.labels))
     test = imdb.read_imdb(directory, "test")
     last = history[-1]
     return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
