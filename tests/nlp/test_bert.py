@@ -109,8 +109,10 @@ def test_pretrain_two_replicas_match_one_and_resume(capsys):
     # one_replica_vs_two runs `train`; BERT's trainer is `pretrain`
     pretrain_main = lambda argv: bert.main(["pretrain" if argv[0] == "train" else argv[0], *argv[1:]])  # noqa: E731
     single, mirrored = one_replica_vs_two(pretrain_main, ["--demo", "--epochs", 1], capsys)
-    for key in ("mlm_loss", "nsp_loss", "mlm_accuracy", "test_mlm_loss", "test_nsp_loss"):
+    for key in ("mlm_loss", "nsp_loss", "test_mlm_loss", "test_nsp_loss"):
         assert mirrored[key] == pytest.approx(single[key], rel=2e-3, abs=2e-3)
+    # an argmax flips on float rounding: measured 0.0039 apart over ~6,000 masked positions
+    assert mirrored["mlm_accuracy"] == pytest.approx(single["mlm_accuracy"], abs=1e-2)
     assert single["trained_on"] == "train"
     code, resumed, err = run(bert.main, ["pretrain", "--resume", "--run-dir", "mirrored", "--epochs", 2], capsys)
     assert code == 0, err
