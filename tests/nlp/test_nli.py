@@ -15,7 +15,7 @@ def test_attention_learns_demo_and_two_replicas_match_one(capsys):
     single, mirrored = one_replica_vs_two(nli.main, ["--demo", "--dropout", 0], capsys)
     assert single["accuracy"] >= 0.9  # the rules are word-level; majority is ~0.36, a model blind to verbs ~0.67
     assert single["split"] == "test" and single["pairs"] == 492
-    assert mirrored["loss"] == pytest.approx(single["loss"], rel=2e-2)
+    assert mirrored["loss"] == pytest.approx(single["loss"], rel=2e-2, abs=2e-3)
     assert mirrored["accuracy"] == pytest.approx(single["accuracy"], abs=2e-2)
     history = json.loads(Path("single/metrics.json").read_text())
     assert len(history) == nli.DEMO["epochs"] and "val_accuracy" in history[-1]
