@@ -11,7 +11,7 @@ streaming CSV reader (memory is bounded by the chunk, not the file):
    value counts of the training rows (fit + validation) are merged into running counts;
 2. values seen at least `threshold` times get dense per-field ids (the rest share the field's
    last id), and the cached tokens are encoded into `.npy` files of global feature ids,
-   one per part, written through memory maps.
+   one per part, appended block by block.
 
 Everything is written into a temporary directory renamed into place, so an interrupted pass
 leaves nothing a later run could take for a complete cache. `block_dataset` reads a part
@@ -317,10 +317,9 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
         del counts
         field_dims = [len(v) + 1 for v in vocabulary]
         offsets = np.concatenate([[0], np.cumsum(field_dims)[:-1]]).astype(np.int64)
-        outputs = {name: (np.lib.format.open_memmap(tmp / f"{name}_features.npy", "w+", np.int32, (int(n), FIELDS)),
-                          np.lib.format.open_memmap(tmp / f"{name}_labels.npy", "w+", np.float32, (int(n),)))
+        outputs = {name: (_npy_writer(tmp / f"{name}_features.npy", np.int32, (int(n), FIELDS)),
+                          _npy_writer(tmp / f"{name}_labels.npy", np.float32, (int(n),)))
                    for name, n in zip(PARTS, part_rows)}
-        filled = dict.fromkeys(PARTS, 0)
         for b in range(1, blocks + 1):
             tokens = np.load(tmp / f"tokens-{b:06d}.npy")
             labels, parts = np.load(tmp / f"labels-{b:06d}.npy"), np.load(tmp / f"parts-{b:06d}.npy")
@@ -331,21 +330,27 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
                 encoded[:, f] = np.where(hit, pos, len(known)) + offsets[f]
             for p, name in enumerate(PARTS):
                 rows = parts == p
-                n, start = int(rows.sum()), filled[name]
-                outputs[name][0][start:start + n] = encoded[rows]
-                outputs[name][1][start:start + n] = labels[rows]
-                filled[name] += n
+                outputs[name][0].write(encoded[rows].tobytes())
+                outputs[name][1].write(labels[rows].astype(np.float32).tobytes())
             for kind in ("tokens", "labels", "parts"):
                 os.remove(tmp / f"{kind}-{b:06d}.npy")
         for features, labels in outputs.values():
-            features.flush()
-            labels.flush()
-        del outputs
+            features.close()
+            labels.close()
         meta = {"source": str(path.resolve()), "rows": {name: int(n) for name, n in zip(PARTS, part_rows)},
                 "field_dims": field_dims, "threshold": threshold, "test_ratio": test_ratio, "val_ratio": val_ratio,
                 "seed": seed, "version": CACHE_VERSION}
         (tmp / "meta.json").write_text(json.dumps(meta))
     return _open(target)
+
+
+def _npy_writer(path, dtype, shape):
+    """An open file with the `.npy` header of an array `shape` of `dtype` written; the caller appends
+    the rows' bytes in order (plain writes: no memory map, so resident memory stays one block)."""
+    f = open(path, "wb")
+    np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                             "fortran_order": False, "shape": shape})
+    return f
 
 
 def _open(directory):
