@@ -70,16 +70,19 @@ class FactorizationMachine(ScaledLossModel):
         self.hidden, self.dropout, self.weight_decay = list(hidden), dropout, weight_decay
         self.linear = keras.layers.Embedding(num_features, 1, embeddings_initializer="zeros")
         self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
-        self.embedding = keras.layers.Embedding(num_features, factors,
-                                                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01))
+        # Logistic regression (no interactions, no MLP) has no factor table at all.
+        self.embedding = keras.layers.Embedding(
+            num_features, factors, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01)
+        ) if (interactions or self.hidden) else None
         self.deep = [keras.layers.Dense(width, activation="relu") for width in self.hidden]
         self.deep_dropout = keras.layers.Dropout(dropout)
         self.deep_out = keras.layers.Dense(1) if self.hidden else None
 
     def build(self, input_shape):
-        """Build every part, including those `call` skips (the embedding of a logistic regression)."""
+        """Build every part before the first call (the MLP's input width comes from the fields)."""
         self.linear.build(input_shape)
-        self.embedding.build(input_shape)
+        if self.embedding is not None:
+            self.embedding.build(input_shape)
         width = input_shape[-1] * self.factors
         for layer in self.deep:
             layer.build((None, width))
