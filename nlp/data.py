@@ -20,7 +20,7 @@ import numpy as np
 from common import data as cdata
 from common.errors import DatasetError, UsageError
 from common.files import atomic_path
-from nlp.text import Vocab
+from nlp.text import Vocab, read_lines
 
 PTB_URL = "http://d2l-data.s3-accelerate.amazonaws.com/ptb.zip"
 PTB_SHA1 = "319d85e578af0cdc590547f26231e4e31cdf1e42"
@@ -84,14 +84,7 @@ def ptb_directory(data_dir=None, demo=False):
 def read_sentences(path):
     """Whitespace-tokenised sentences of a text file (one a line; blank lines skipped).
     `DatasetError` for a missing, unreadable or empty file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"corpus file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start}); pass a plain text corpus") from None
-    sentences = [line.split() for line in text.splitlines()]
+    sentences = [line.split() for line in read_lines(path, "corpus file", "pass a plain text corpus")]
     sentences = [s for s in sentences if s]
     if not sentences:
         raise DatasetError(f"corpus {path} is empty: it needs at least one line of whitespace-separated words")

@@ -12,6 +12,8 @@ import itertools
 
 import numpy as np
 
+from common.errors import DatasetError
+
 UNK = "<unk>"
 
 
@@ -107,3 +109,17 @@ def encode_padded(vocab, token_lists, length, pad_id):
     cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     out[rows, cols] = ids
     return out
+
+
+def read_lines(path, what="text file", hint="pass a plain UTF-8 text file"):
+    """The lines of a UTF-8 text file; `DatasetError` (one line naming `what` and `hint`) when
+    it is missing or not UTF-8."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{what} {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start}); {hint}") from None

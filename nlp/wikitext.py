@@ -21,6 +21,7 @@ import numpy as np
 from common import data as cdata
 from common.errors import DatasetError
 from common.files import atomic_path
+from nlp.text import read_lines
 
 URL = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip"
 SHA1 = "3c914d17d80b1459be871a5039ac23e752a53cbe"
@@ -54,14 +55,7 @@ def paragraphs_of(lines):
 def read_paragraphs(path):
     """`paragraphs_of` a WikiText `.tokens` file. `DatasetError` (one line) when the file is
     missing, not UTF-8, or holds no paragraph of two or more sentences."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start}); pass WikiText's .tokens files") from None
-    paragraphs = paragraphs_of(text.splitlines())
+    paragraphs = paragraphs_of(read_lines(path, "WikiText file", "pass WikiText's .tokens files"))
     if not paragraphs:
         raise DatasetError(f"{path} holds no paragraph of two or more sentences (' . '-separated): "
                            "the corpus is empty for BERT pretraining")
