@@ -11,11 +11,12 @@ def run(main, argv, capsys):
     return code, (json.loads(lines[-1]) if lines else None), err
 
 
-def one_replica_vs_two(main, argv, capsys):
-    """Train once on 1 device and once mirrored over 2 logical CPUs; return both metric dicts."""
-    code1, single, err1 = run(main, ["train", *argv, "--devices", 1, "--run-dir", "single"], capsys)
+def one_replica_vs_two(main, argv, capsys, command="train"):
+    """Run the training `command` once on 1 device and once mirrored over 2 logical CPUs;
+    return both metric dicts."""
+    code1, single, err1 = run(main, [command, *argv, "--devices", 1, "--run-dir", "single"], capsys)
     assert code1 == 0, err1
-    code2, mirrored, err2 = run(main, ["train", *argv, "--devices", 2, "--strategy", "mirrored",
+    code2, mirrored, err2 = run(main, [command, *argv, "--devices", 2, "--strategy", "mirrored",
                                        "--run-dir", "mirrored"], capsys)
     assert code2 == 0, err2
     return single, mirrored

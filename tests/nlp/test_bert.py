@@ -106,9 +106,7 @@ def test_pretraining_pairs_are_the_books():
 
 
 def test_pretrain_two_replicas_match_one_and_resume(capsys):
-    # one_replica_vs_two runs `train`; BERT's trainer is `pretrain`
-    pretrain_main = lambda argv: bert.main(["pretrain" if argv[0] == "train" else argv[0], *argv[1:]])  # noqa: E731
-    single, mirrored = one_replica_vs_two(pretrain_main, ["--demo", "--epochs", 1], capsys)
+    single, mirrored = one_replica_vs_two(bert.main, ["--demo", "--epochs", 1], capsys, command="pretrain")
     for key in ("mlm_loss", "nsp_loss", "test_mlm_loss", "test_nsp_loss"):
         assert mirrored[key] == pytest.approx(single[key], rel=2e-3, abs=2e-3)
     # an argmax flips on float rounding: measured 0.0039 apart over ~6,000 masked positions
