@@ -27,6 +27,7 @@ import numpy as np
 from common import data as cdata
 from common.errors import DatasetError, UsageError
 from common.files import atomic_path
+from nlp.text import read_lines
 
 SNLI_URL = "https://nlp.stanford.edu/projects/snli/snli_1.0.zip"
 SNLI_SHA1 = "9fcde07509c7e87ec61c640c1b2753d9041758e4"
@@ -78,17 +79,10 @@ def _pairs(premises, hypotheses, labels, source, first_line=1):
     return Pairs([_tokens(premises[i]) for i in keep], [_tokens(hypotheses[i]) for i in keep], ids[keep])
 
 
-def _read_lines(path):
-    try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start})") from None
-
-
 def read_official(path):
     """`Pairs` of one `snli_1.0_<split>.txt` file (tab separated, header row naming
     `gold_label`, `sentence1_binary_parse`, `sentence2_binary_parse`)."""
-    lines = _read_lines(path)
+    lines = read_lines(path, "SNLI file", "pass the snli_1.0 files as distributed")
     if not lines:
         raise DatasetError(f"{path} is empty")
     header = lines[0].split("\t")
@@ -110,7 +104,8 @@ def read_tokenised(directory, split):
     line); `DatasetError` naming both counts when the files' line counts differ."""
     directory = Path(directory)
     files = [directory / f"{stem}.{split}" for stem in ("s1", "s2", "labels")]
-    premises, hypotheses, labels = (_read_lines(f) for f in files)
+    premises, hypotheses, labels = (read_lines(f, "SNLI file", "pass the s1/s2/labels files as distributed")
+                                    for f in files)
     for other, lines in ((files[1], hypotheses), (files[2], labels)):
         if len(lines) != len(premises):
             raise DatasetError(f"{files[0].name} has {len(premises)} lines but {other.name} has {len(lines)}; "

@@ -9,6 +9,7 @@ subsampling and negative sampling need.
 """
 import collections
 import itertools
+from pathlib import Path
 
 import numpy as np
 
@@ -95,16 +96,15 @@ def encode_padded(vocab, token_lists, length, pad_id):
     """int32 `(len(token_lists), length)` of vocabulary indices, each row truncated to `length`
     tokens and padded with `pad_id` on the right (as the book's `truncate_pad`).
 
-    Vectorised: the tokens are looked up once per distinct token (`np.unique` over all of them)
-    and scattered into the matrix with array indexing, so no Python loop runs per token.
+    The kept tokens are looked up in one pass (`Vocab.encode`, a dict lookup each) and scattered
+    into the matrix with array indexing.
     """
     lengths = np.fromiter((min(len(t), length) for t in token_lists), dtype=np.int64, count=len(token_lists))
     out = np.full((len(token_lists), length), pad_id, dtype=np.int32)
     flat = list(itertools.chain.from_iterable(tokens[:length] for tokens in token_lists))
     if not flat:
         return out
-    distinct, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
-    ids = vocab.encode(distinct.tolist())[inverse]
+    ids = vocab.encode(flat)
     rows = np.repeat(np.arange(len(token_lists)), lengths)
     cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     out[rows, cols] = ids
@@ -114,8 +114,6 @@ def encode_padded(vocab, token_lists, length, pad_id):
 def read_lines(path, what="text file", hint="pass a plain UTF-8 text file"):
     """The lines of a UTF-8 text file; `DatasetError` (one line naming `what` and `hint`) when
     it is missing or not UTF-8."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{what} {path} does not exist")

@@ -50,6 +50,9 @@ def test_bad_files_are_one_line_errors(tmp_path):
     path = _official(tmp_path / "snli_1.0_test.txt", [("entailment", "( a b )", "( a )"), ("yes", "( a )", "( b )")])
     with pytest.raises(DatasetError, match=r"line 3: unknown label 'yes'"):
         snli.read_official(path)
+    (tmp_path / "labels.dev").unlink()
+    with pytest.raises(DatasetError, match=r"SNLI file .*labels.dev does not exist"):
+        snli.read_tokenised(tmp_path, "dev")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no snli_1.0_<split>.txt nor s1/s2/labels"):
         snli.snli_directory(tmp_path / "empty")
