@@ -129,6 +129,13 @@ def _format_default(value, separator=","):
     return value
 
 
+def _settings(config_cls, values):
+    """`name=value, ...` of config field values as the user would type them (the --demo and
+    --preset help)."""
+    return ", ".join(f"{k}={_format_default(v, _declared_metadata(config_cls, k).get('separator', ','))}"
+                     for k, v in values.items())
+
+
 @dataclass
 class Command:
     """One sub-command: `fn(ctx) -> dict | None`; a returned dict is printed as JSON.
@@ -390,7 +397,7 @@ def build_parser(prog, description, config_cls, commands, presets=None, demo=Non
         p.add_argument("--run-dir", type=Path,
                        help=f"run directory (default: new runs/{default_run_root(prog).name}/<time> for train, "
                             "the newest one otherwise)")
-        settings = ", ".join(f"{k}={_format_default(v)}" for k, v in (demo or {}).items())
+        settings = _settings(config_cls, demo or {})
         p.add_argument("--demo", action="store_true",
                        help=("offline: the small generated dataset" if cmd.reads_data else "the quick demo settings")
                             + (f" and {settings}" if settings and cmd.fresh else "")
@@ -400,8 +407,7 @@ def build_parser(prog, description, config_cls, commands, presets=None, demo=Non
             if presets:
                 p.add_argument("--preset", choices=sorted(presets),
                                help="named settings applied under explicit flags: " +
-                                    "; ".join(f"{k}: {', '.join(f'{n}={v}' for n, v in p.items())}"
-                                              for k, p in sorted(presets.items())))
+                                    "; ".join(f"{k}: {_settings(config_cls, p)}" for k, p in sorted(presets.items())))
         if cmd.trains:
             p.add_argument("--devices", type=positive_int, help="number of replicas (GPUs, or logical CPUs)")
             p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")

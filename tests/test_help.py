@@ -58,3 +58,12 @@ def test_tool_modules_are_found():
 @pytest.mark.parametrize("name", _tool_modules())
 def test_every_tool_flag_is_described(name):
     _assert_described(name, cli.build_tool_parser(name, "", importlib.import_module(name).TOOLS))
+
+
+def test_demo_and_preset_help_show_sizes_as_typed():
+    # --crop takes 320x480; the --demo and --preset help must not show a tuple or 320,480
+    module = importlib.import_module("vision.fcn")
+    parser = cli.build_parser("vision.fcn", "", module.Config, module.COMMANDS, {"book": module.BOOK}, module.DEMO)
+    train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    helps = {a.option_strings[0]: a.help for a in train._actions if a.option_strings}
+    assert "crop=128x128" in helps["--demo"] and "crop=320x480" in helps["--preset"]
