@@ -31,31 +31,28 @@ from vision.resnet import BACKBONES, FEATURE_STRIDE, build_backbone
 from vision.segmentation_metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, trimap_labels
 
 HEADS = ("fcn32s", "fcn16s", "fcn8s")
-UPSAMPLE_KERNEL = 64
 PAD_LABEL = 254  # labels the padding of whole-image evaluation batches, so it is not mistaken for void (255)
 
 
-def _size_range(help):
-    """Field metadata for `LOW-HIGH` pixel side lengths ("128-160" or "128,160" -> (128, 160)), parsed
-    once at the CLI (`--help` shows tuple defaults with a comma)."""
+def _range(cast, help, expects):
+    """Field metadata for a positive `LOW-HIGH` range of `cast` values ("0.5-1.5" or "0.5,1.5" ->
+    (0.5, 1.5)), parsed once at the CLI (`--help` shows tuple defaults with a comma)."""
     def parse(text):
-        values = tuple(int(v) for v in (text if isinstance(text, (list, tuple)) else re.split("[-,]", str(text))))
-        if len(values) != 2 or min(values) < 1 or values[0] > values[1]:
-            raise ValueError
-        return values
-    return {"parse": parse, "metavar": "LOW-HIGH", "help": help,
-            "expects": "two positive integers LOW-HIGH with LOW <= HIGH, like 128-160"}
-
-
-def _scale_range(help):
-    """Field metadata for a positive `LOW-HIGH` factor range ("0.5-1.5" -> (0.5, 1.5))."""
-    def parse(text):
-        values = tuple(float(v) for v in (text if isinstance(text, (list, tuple)) else re.split("[-,]", str(text))))
+        values = tuple(cast(v) for v in (text if isinstance(text, (list, tuple)) else re.split("[-,]", str(text))))
         if len(values) != 2 or min(values) <= 0 or values[0] > values[1]:
             raise ValueError
         return values
-    return {"parse": parse, "metavar": "LOW-HIGH", "help": help,
-            "expects": "two positive numbers LOW-HIGH with LOW <= HIGH, like 0.5-1.5"}
+    return {"parse": parse, "metavar": "LOW-HIGH", "help": help, "expects": expects}
+
+
+def _size_range(help):
+    """Pixel side lengths LOW-HIGH ("128-160" -> (128, 160))."""
+    return _range(int, help, "two positive integers LOW-HIGH with LOW <= HIGH, like 128-160")
+
+
+def _scale_range(help):
+    """A positive factor range LOW-HIGH ("0.5-1.5" -> (0.5, 1.5))."""
+    return _range(float, help, "two positive numbers LOW-HIGH with LOW <= HIGH, like 0.5-1.5")
 
 
 @dataclass
