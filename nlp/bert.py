@@ -38,10 +38,11 @@ import tensorflow as tf
 
 from common import cli, training
 from common.data import epoch_dataset, epoch_rng, epoch_seed
-from common.distribute import scale_loss
+from common.distribute import scale_loss, use_xla
 from common.errors import DlsuiteError, UsageError
 from common.extras import require
 from common.files import atomic_path
+from nlp import wikitext
 
 RESERVED_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB_FILE = "vocab.txt"
@@ -398,8 +399,6 @@ class BertPretrainer(keras.Model):
 def build(config, vocabulary_size, total_steps=1):
     """A compiled `BertPretrainer` (AdamW, cosine decay from `config.lr` over `total_steps`; no
     weight decay on biases and layer norms), its variables created."""
-    from common.distribute import use_xla
-
     model = BertPretrainer(build_backbone(config, vocabulary_size))
     optimizer = keras.optimizers.AdamW(training.CosineSchedule(config.lr, total_steps),
                                        weight_decay=config.weight_decay)
@@ -414,9 +413,7 @@ def build(config, vocabulary_size, total_steps=1):
 def _check_checkpoint(run_dir, model, vocabulary_size, config):
     """One-line errors for a checkpoint trained with another vocabulary size or sequence length
     than this pipeline's (instead of the spine's generic shape mismatch)."""
-    from common.training import Run
-
-    checkpoint = Run(run_dir, resume=True).latest_checkpoint()
+    checkpoint = training.Run(run_dir, resume=True).latest_checkpoint()
     saved = json.loads((checkpoint / "weights.json").read_text()).get("model", [])
     variables = model.variables
     for layer, what, have, flag in ((model.backbone.token_embedding, "a vocabulary of", vocabulary_size,
@@ -440,13 +437,6 @@ def _load_vocabulary(run_dir):
     return path.read_text(encoding="utf-8").splitlines()
 
 
-def _load_data(ctx):
-    from nlp import wikitext
-
-    train_paragraphs, test_paragraphs, split = wikitext.load_splits(ctx.data_dir, ctx.demo)
-    return train_paragraphs, test_paragraphs, split
-
-
 def _split_off(paragraphs, ratio, seed):
     """(fit, held-out) paragraphs: a seeded `ratio` of them held out (at least one when ratio > 0)."""
     if not ratio:
@@ -464,7 +454,7 @@ def _dataset(inputs, targets, batch_size):
 
 def pretrain(ctx):
     cfg = ctx.config
-    train_paragraphs, test_paragraphs, split = _load_data(ctx)
+    train_paragraphs, test_paragraphs, split = wikitext.load_splits(ctx.data_dir, ctx.demo)
     fit_paragraphs, val_paragraphs = _split_off(train_paragraphs, cfg.val_ratio, cfg.seed)
     resume = getattr(ctx.args, "resume", False) and _vocabulary_file(ctx.run_dir).is_file()
     vocabulary = (_load_vocabulary(ctx.run_dir) if resume
@@ -520,7 +510,7 @@ def evaluate(ctx):
     the most-frequent-masked-token baseline accuracy."""
     vocabulary = _load_vocabulary(ctx.run_dir)
     tokenizer = make_tokenizer(vocabulary)
-    _, test_paragraphs, _ = _load_data(ctx)
+    test_paragraphs = wikitext.load_test(ctx.data_dir, ctx.demo)
     model = restore(ctx, vocabulary)
     return _test_metrics(model, tokenizer, ctx.config, test_paragraphs)
 

@@ -126,5 +126,9 @@ def load_splits(data_dir=None, demo=False):
     """(training paragraphs, test paragraphs, name of the split trained on: "train" or "valid")."""
     directory = wikitext_directory(data_dir, demo)
     train_split = "train" if (directory / split_file("train")).exists() else "valid"
-    return (read_paragraphs(directory / split_file(train_split)), read_paragraphs(directory / split_file("test")),
-            train_split)
+    return read_paragraphs(directory / split_file(train_split)), load_test(data_dir, demo, directory), train_split
+
+
+def load_test(data_dir=None, demo=False, directory=None):
+    """The test split's paragraphs (`directory`: the resolved WikiText directory, if known)."""
+    return read_paragraphs((directory or wikitext_directory(data_dir, demo)) / split_file("test"))
