@@ -5,9 +5,9 @@ a 0/1 label, 13 integer counts (`I1..I13`, may be empty) and 26 categorical valu
 (`C1..C26`, 8 hex digits or empty). `prepare_criteo` reads it once in chunks with pyarrow's
 streaming CSV reader (memory is bounded by the chunk, not the file):
 
-1. each chunk's values become int64 tokens (integers through `criteo_integer_token`'s
-   log transform, hex categoricals as their 32-bit value, empty fields one NA token), each
-   row is assigned to the fit / validation / test part by a seeded draw, and the per-field
+1. each chunk's values become int64 tokens (integers through the Criteo winners' log
+   transform v > 2 -> floor(ln(v)^2), hex categoricals as their 32-bit value, empty fields
+   one NA token), each row is assigned to the fit / validation / test part by a seeded draw, and the per-field
    value counts of the training rows (fit + validation) are merged into running counts;
 2. values seen at least `threshold` times get dense per-field ids (the rest share the field's
    last id), and the cached tokens are encoded into `.npy` files of global feature ids,
@@ -81,7 +81,7 @@ for _i, _c in enumerate(b"ABCDEF"):
 
 def _int_tokens(column, field, first_line):
     """A pyarrow string column of integers (or nulls) -> int64 tokens v > 2 -> floor(ln(v)^2), else v; NA
-    (`rdata.criteo_integer_token`'s transform)."""
+    (the log transform of the Criteo-winning solution, also pytorch-fm's)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -313,21 +313,15 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
             if n == 0:
                 raise DatasetError(f"{path}: {int(part_rows.sum())} rows left the {name} part empty; use more rows "
                                    "or other --test-ratio/--val-ratio")
-        vocabulary = counts.vocabulary(threshold)
+        vocabulary = rdata.FieldVocabulary.from_values(counts.vocabulary(threshold))
         del counts
-        field_dims = [len(v) + 1 for v in vocabulary]
-        offsets = np.concatenate([[0], np.cumsum(field_dims)[:-1]]).astype(np.int64)
         outputs = {name: (_npy_writer(tmp / f"{name}_features.npy", np.int32, (int(n), FIELDS)),
                           _npy_writer(tmp / f"{name}_labels.npy", np.float32, (int(n),)))
                    for name, n in zip(PARTS, part_rows)}
         for b in range(1, blocks + 1):
             tokens = np.load(tmp / f"tokens-{b:06d}.npy")
             labels, parts = np.load(tmp / f"labels-{b:06d}.npy"), np.load(tmp / f"parts-{b:06d}.npy")
-            encoded = np.empty(tokens.shape, np.int32)
-            for f, known in enumerate(vocabulary):  # 39 fields, each vectorised
-                pos = np.minimum(np.searchsorted(known, tokens[:, f]), max(len(known) - 1, 0))
-                hit = known[pos] == tokens[:, f] if len(known) else np.zeros(len(tokens), bool)
-                encoded[:, f] = np.where(hit, pos, len(known)) + offsets[f]
+            encoded = vocabulary.encode(tokens)
             for p, name in enumerate(PARTS):
                 rows = parts == p
                 outputs[name][0].write(encoded[rows].tobytes())
@@ -338,7 +332,7 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
             features.close()
             labels.close()
         meta = {"source": str(path.resolve()), "rows": {name: int(n) for name, n in zip(PARTS, part_rows)},
-                "field_dims": field_dims, "threshold": threshold, "test_ratio": test_ratio, "val_ratio": val_ratio,
+                "field_dims": vocabulary.field_dims, "threshold": threshold, "test_ratio": test_ratio, "val_ratio": val_ratio,
                 "seed": seed, "version": CACHE_VERSION}
         (tmp / "meta.json").write_text(json.dumps(meta))
     return _open(target)

@@ -644,10 +644,22 @@ class FieldVocabulary:
     """
 
     def __init__(self, raw, threshold=CTR_THRESHOLD):
-        self.values = []
+        values = []
         for column in raw.T:
             uniq, counts = np.unique(column, return_counts=True)
-            self.values.append(uniq[counts >= threshold])
+            values.append(uniq[counts >= threshold])
+        self._set(values)
+
+    @classmethod
+    def from_values(cls, values):
+        """The vocabulary of per-field sorted arrays of the kept values (e.g. counted while
+        streaming a file)."""
+        vocabulary = cls.__new__(cls)
+        vocabulary._set(values)
+        return vocabulary
+
+    def _set(self, values):
+        self.values = list(values)
         self.field_dims = [len(v) + 1 for v in self.values]
         self.offsets = np.concatenate([[0], np.cumsum(self.field_dims)[:-1]]).astype(np.int64)
 
@@ -656,7 +668,7 @@ class FieldVocabulary:
         if raw.shape[1] != len(self.values):
             raise DatasetError(f"rows have {raw.shape[1]} fields, the vocabulary {len(self.values)}")
         out = np.empty(raw.shape, np.int64)
-        for f, known in enumerate(self.values):  # loop over fields only (34 or 39)
+        for f, known in enumerate(self.values):  # loop over fields only
             pos = np.minimum(np.searchsorted(known, raw[:, f]), max(len(known) - 1, 0))
             hit = (known[pos] == raw[:, f]) if len(known) else np.zeros(len(raw), bool)
             out[:, f] = np.where(hit, pos, len(known)) + self.offsets[f]
@@ -675,13 +687,11 @@ def _check_labels(labels, path):
     return values.astype(np.float32)
 
 
-def _split_lines(path, sep, fields, what, skip_header=False):
+def _split_lines(path, sep, fields, what):
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path} not found")
     lines = path.read_text(encoding="latin-1").splitlines()
-    first = 1 if skip_header else 0
-    lines = lines[first:]
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -691,7 +701,7 @@ def _split_lines(path, sep, fields, what, skip_header=False):
     bad = np.flatnonzero(widths != fields)
     if bad.size:
         i = bad[0]
-        raise DatasetError(f"{path} line {i + 1 + first}: expected {fields} fields ({what}), got {widths[i]}")
+        raise DatasetError(f"{path} line {i + 1}: expected {fields} fields ({what}), got {widths[i]}")
     return np.array(rows, dtype=str)
 
 
