@@ -1,5 +1,13 @@
-"""Shared test helpers: run a module's `main(argv)` in-process and read its JSON line; 1 vs 2 replicas."""
+"""Shared test helpers: run a module's `main(argv)` in-process and read its JSON line; 1 vs 2 replicas;
+launch MultiWorkerMirroredStrategy workers as processes on 127.0.0.1."""
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(main, argv, capsys):
@@ -20,3 +28,35 @@ def one_replica_vs_two(main, argv, capsys, command="train"):
                                        "--run-dir", "mirrored"], capsys)
     assert code2 == 0, err2
     return single, mirrored
+
+
+def free_ports(n):
+    """`n` TCP ports on 127.0.0.1 that were free a moment ago."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_workers(argv_of, workers=2, env=None, timeout=300):
+    """Run `python -m *argv_of(index)` once per worker, as one MultiWorkerMirroredStrategy cluster on
+    127.0.0.1 (TF_CONFIG names every worker and this task), from the repository root with `env` added
+    to the environment. Wait for all, assert each exited 0, and return their combined stdout+stderr."""
+    cluster = [f"127.0.0.1:{p}" for p in free_ports(workers)]
+    procs = []
+    for index in range(workers):
+        task = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        worker_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CONFIG=json.dumps(task), **(env or {}))
+        procs.append(subprocess.Popen([sys.executable, "-m", *map(str, argv_of(index))], cwd=ROOT, env=worker_env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    return outputs
