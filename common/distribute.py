@@ -4,8 +4,8 @@
 on a machine without GPUs it splits the CPU into N logical devices so that
 MirroredStrategy really runs N replicas. `make_strategy` then picks the strategy
 from a flag value and `TF_CONFIG`. Batch sizes given on the command line are
-global (summed over replicas); `per_replica_batch_size` is the one place that
-divides them.
+global (summed over replicas); `per_replica_batch_size` and `worker_shard` are the
+places that divide them.
 """
 import functools
 import json
@@ -119,15 +119,34 @@ def is_chief(strategy):
     return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
 
 
+def _split_batch(global_batch, parts, what):
+    if global_batch % parts:
+        raise UsageError(
+            f"--batch-size {global_batch} does not split evenly over {parts} {what}; "
+            f"use a multiple of {parts}"
+        )
+    return global_batch // parts
+
+
 def per_replica_batch_size(global_batch, strategy):
     """Split a global batch size over the strategy's replicas; it must divide evenly."""
-    replicas = strategy.num_replicas_in_sync
-    if global_batch % replicas:
-        raise UsageError(
-            f"--batch-size {global_batch} does not split evenly over {replicas} replicas; "
-            f"use a multiple of {replicas}"
-        )
-    return global_batch // replicas
+    return _split_batch(global_batch, strategy.num_replicas_in_sync, "replicas")
+
+
+def worker_shard(strategy, global_batch):
+    """(this worker's index, number of workers, this worker's batch size) for an input pipeline in
+    which every worker reads its own shard. Under MultiWorkerMirroredStrategy the chief counts
+    first, then the workers in order; elsewhere it is (0, 1, global_batch). The global batch
+    (`--batch-size`) must split evenly over the workers: `UsageError` otherwise.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 0, 1, global_batch
+    spec = resolver.cluster_spec().as_dict()
+    chiefs = len(spec.get("chief", []))
+    workers = chiefs + len(spec.get("worker", []))
+    index = resolver.task_id + (chiefs if resolver.task_type == "worker" else 0)
+    return index, workers, _split_batch(global_batch, workers, "workers")
 
 
 def scale_loss(loss):

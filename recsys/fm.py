@@ -24,7 +24,7 @@ from keras import ops
 
 from sklearn.metrics import log_loss, roc_auc_score
 
-from common import cli, training
+from common import cli, distribute, training
 from common.data import cache_root, epoch_dataset
 from common.errors import DlsuiteError, UsageError
 from common.models import ScaledLossModel
@@ -162,17 +162,6 @@ def load(ctx):
     return tuple(cache.part(name) for name in criteo.PARTS)
 
 
-def worker_shard(strategy):
-    """(this worker's index, number of workers) under MultiWorkerMirroredStrategy, else (0, 1)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
-        return 0, 1
-    spec = resolver.cluster_spec().as_dict()
-    workers = len(spec.get("chief", [])) + len(spec.get("worker", []))
-    index = resolver.task_id + (len(spec.get("chief", [])) if resolver.task_type == "worker" else 0)
-    return index, workers
-
-
 def dataset(config, fit, epoch, strategy=None):
     """The epoch's training batches: in memory (`epoch_dataset`) or, for memory-mapped Criteo parts,
     `criteo.block_dataset` (blocks of rows, bounded memory). Under MultiWorkerMirroredStrategy each
@@ -180,8 +169,8 @@ def dataset(config, fit, epoch, strategy=None):
     `--batch-size`."""
     if not isinstance(fit.features, np.memmap):
         return epoch_dataset((fit.features, fit.labels), config.batch_size, config.seed, epoch)
-    index, workers = worker_shard(strategy)
-    data = criteo.block_dataset(fit, config.batch_size // workers, config.seed, epoch, shard=(index, workers))
+    index, workers, batch_size = distribute.worker_shard(strategy, config.batch_size)
+    data = criteo.block_dataset(fit, batch_size, config.seed, epoch, shard=(index, workers))
     if workers > 1:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

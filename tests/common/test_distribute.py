@@ -134,3 +134,15 @@ class _FakeStrategy:
 def test_chief_election(task_type, task_id, cluster, expected):
     assert distribute.is_chief(_FakeStrategy(_Resolver(task_type, task_id, cluster))) is expected
     assert distribute.is_chief(tf.distribute.get_strategy()) is True
+
+
+def test_worker_shard_counts_the_chief_first_and_splits_the_batch():
+    workers = {"worker": ["a:1", "b:2"]}
+    assert distribute.worker_shard(_FakeStrategy(_Resolver("worker", 1, workers)), 512) == (1, 2, 256)
+    with_chief = {"chief": ["a:1"], "worker": ["b:2", "c:3"]}
+    assert distribute.worker_shard(_FakeStrategy(_Resolver("chief", 0, with_chief)), 33) == (0, 3, 11)
+    assert distribute.worker_shard(_FakeStrategy(_Resolver("worker", 1, with_chief)), 33) == (2, 3, 11)
+    assert distribute.worker_shard(tf.distribute.get_strategy(), 33) == (0, 1, 33)
+    with pytest.raises(UsageError) as err:  # 513 // 2 would silently drop a row from every global batch
+        distribute.worker_shard(_FakeStrategy(_Resolver("worker", 0, workers)), 513)
+    assert str(err.value) == "--batch-size 513 does not split evenly over 2 workers; use a multiple of 2"

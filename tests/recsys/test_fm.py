@@ -1,7 +1,11 @@
 """recsys.fm: the O(kn) pairwise term by brute force, beats logistic regression, 2 replicas = 1, Criteo rows."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from common.errors import UsageError
 from recsys import data as rd
 from recsys import fm
 from tests.cli_helpers import one_replica_vs_two, run
@@ -69,3 +73,16 @@ def test_fm_bad_input_is_one_line(tmp_path, capsys):
                        capsys)
     assert code == 1 and "nope not found" in err and len(err.strip().splitlines()) == 1
 
+
+
+def test_each_worker_reads_its_share_of_the_batch_which_must_divide(tmp_path):
+    features = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.int32, (4096, 39))
+    labels = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.float32, (4096,))
+    part = rd.CTRData(features, labels, [1] * 39)
+    resolver = SimpleNamespace(task_type="worker", task_id=1,
+                               cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:2"]}))
+    worker = SimpleNamespace(cluster_resolver=resolver)
+    batches = fm.dataset(fm.Config(batch_size=512), part, 0, worker)
+    assert {int(x.shape[0]) for x, _ in batches} == {256}
+    with pytest.raises(UsageError, match="--batch-size 513 does not split evenly over 2 workers"):
+        fm.dataset(fm.Config(batch_size=513), part, 0, worker)  # was 256 rows a worker, 512 a step
