@@ -431,9 +431,12 @@ def _vocabulary_file(run_dir):
 
 
 def _load_vocabulary(run_dir):
+    """The run's WordPiece vocabulary; one-line `DlsuiteError` when `vocab.txt` is missing (a newly
+    learned vocabulary would not match the checkpoint's token embedding rows)."""
     path = _vocabulary_file(run_dir)
     if not path.is_file():
-        raise DlsuiteError(f"{path} is missing: {run_dir} is not a finished BERT pretraining run")
+        raise DlsuiteError(f"{path} is missing: the run's checkpoints need the vocabulary they were trained "
+                           "with (a new one would not match their embedding rows); restore it or train a new run")
     return path.read_text(encoding="utf-8").splitlines()
 
 
@@ -454,11 +457,11 @@ def _dataset(inputs, targets, batch_size):
 
 def pretrain(ctx):
     cfg = ctx.config
+    resume = getattr(ctx.args, "resume", False)
+    vocabulary = _load_vocabulary(ctx.run_dir) if resume else None
     train_paragraphs, test_paragraphs, split = wikitext.load_splits(ctx.data_dir, ctx.demo)
     fit_paragraphs, val_paragraphs = _split_off(train_paragraphs, cfg.val_ratio, cfg.seed)
-    resume = getattr(ctx.args, "resume", False) and _vocabulary_file(ctx.run_dir).is_file()
-    vocabulary = (_load_vocabulary(ctx.run_dir) if resume
-                  else learn_vocabulary([s for p in fit_paragraphs for s in p], cfg.vocab_size))
+    vocabulary = vocabulary or learn_vocabulary([s for p in fit_paragraphs for s in p], cfg.vocab_size)
     tokenizer = make_tokenizer(vocabulary)
     corpus = PretrainingCorpus(fit_paragraphs, tokenizer)
     steps = -(-len(corpus) // cfg.batch_size)

@@ -154,6 +154,13 @@ def test_pretrain_demo_learns_and_the_run_is_usable(capsys):
     vocab.write_text(vocab.read_text() + "extra\n")
     code, _, err = run(bert.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 1 and f"a vocabulary of {single['vocabulary_size']}" in err and len(err.strip().splitlines()) == 1
+    # a lost vocab.txt is never silently relearned (that would mismatch the checkpoint's embedding rows)
+    vocab.unlink()
+    for argv in (["pretrain", "--resume", "--run-dir", "single", "--epochs", epochs + 1],
+                 ["evaluate", "--run-dir", "single"]):
+        code, _, err = run(bert.main, argv, capsys)
+        assert code == 1 and f"{vocab} is missing" in err and len(err.strip().splitlines()) == 1, err
+    assert [m["epoch"] for m in json.loads(Path("single/metrics.json").read_text())] == list(range(1, epochs + 1))
 
 
 def test_pretrain_bad_input_is_one_line(tmp_path, capsys):
