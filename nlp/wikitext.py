@@ -8,8 +8,10 @@ separators `@-@`, `@,@`, `@.@` become `-`, `,`, `.` and its `<unk>` becomes the 
 `unk`, so that the WordPiece tokenizer (which splits on punctuation) sees one word, not three
 easy-to-guess pieces.
 
-Training reads the train split when the directory has it, otherwise the valid split (the real
-copy in `../shared/data/wikitext-2/` has no train file); evaluation always reads test.
+`--data-dir` names the folder holding the `.tokens` files or the one holding the zip's
+`wikitext-2/` folder, nothing deeper. Training reads the train split when the directory has it,
+otherwise the valid split (the real copy in `../shared/data/wikitext-2/` has no train file);
+evaluation always reads test.
 `--demo` writes a generated corpus in the same layout whose paragraphs each keep to one topic
 (so a true next sentence shares its words with the first, which NSP can learn) and whose
 sentences follow fixed phrase patterns (so masked words can be predicted from their context).
@@ -27,11 +29,15 @@ URL = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip"
 SHA1 = "3c914d17d80b1459be871a5039ac23e752a53cbe"
 SPLITS = ("train", "valid", "test")
 _ESCAPES = (("@-@", "-"), ("@,@", ","), ("@.@", "."), ("<unk>", "unk"))
+ZIP_FOLDER = "wikitext-2"  # what wikitext-2-v1.zip extracts to
 
 
 def split_file(split):
     """The file name of a split: `wiki.valid.tokens`."""
     return f"wiki.{split}.tokens"
+
+
+REQUIRED = [split_file("valid"), split_file("test")]  # training falls back to valid when train is absent
 
 
 def paragraphs_of(lines):
@@ -111,15 +117,31 @@ def generate_demo(directory, seed=0, paragraphs=(600, 60, 120)):
 
 
 def wikitext_directory(data_dir=None, demo=False):
-    """Directory holding the WikiText-2 files: the generated demo (in the cache), `data_dir` (it
-    needs `wiki.test.tokens` and `wiki.valid.tokens`), or the cached/downloaded canonical zip."""
+    """Directory holding the WikiText-2 files: the generated demo (in the cache), `data_dir` (see
+    `data_dir_layout`), or the cached/downloaded canonical zip."""
     if demo:
         directory = cdata.cache_root() / "wikitext-2-demo"
         if not all((directory / split_file(s)).exists() for s in SPLITS):
             generate_demo(directory)
         return directory
-    return cdata.resolve_dataset("wikitext-2", required=[split_file("valid"), split_file("test")], url=URL,
-                                 sha1=SHA1, data_dir=data_dir, hint="--demo")
+    return cdata.resolve_dataset("wikitext-2", required=REQUIRED, url=URL, sha1=SHA1, hint="--demo",
+                                 data_dir=None if data_dir is None else data_dir_layout(data_dir))
+
+
+def data_dir_layout(data_dir):
+    """`data_dir` when it holds `wiki.valid.tokens` and `wiki.test.tokens`, else its `wikitext-2/`
+    (the folder `wikitext-2-v1.zip` extracts to) when that does; nothing deeper is searched, so an
+    unrelated folder (say /tmp) cannot pass for WikiText through some copy below it. A one-line
+    `DatasetError` names the first missing file otherwise."""
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"--data-dir {root} does not exist or is not a directory")
+    for directory in (root, root / ZIP_FOLDER):
+        if all((directory / name).is_file() for name in REQUIRED):
+            return directory
+    missing = next(name for name in REQUIRED if not (root / name).is_file())
+    raise DatasetError(f"wikitext-2: {root / missing} not found; --data-dir must hold {' and '.join(REQUIRED)} "
+                       f"(wiki.train.tokens too, if there is one), or {ZIP_FOLDER}/ holding them")
 
 
 def load_splits(data_dir=None, demo=False):

@@ -45,6 +45,24 @@ def test_bad_input_is_one_line(tmp_path):
         wikitext.load_splits(tmp_path)
 
 
+def test_data_dir_is_the_files_folder_or_the_zips_wikitext_2_nothing_deeper(tmp_path, capsys):
+    from nlp import bert
+    from tests.cli_helpers import run
+
+    wikitext.generate_demo(tmp_path / "zip" / "wikitext-2", paragraphs=(0, 4, 4))
+    assert wikitext.wikitext_directory(tmp_path / "zip") == tmp_path / "zip" / "wikitext-2"
+    assert wikitext.wikitext_directory(tmp_path / "zip" / "wikitext-2") == tmp_path / "zip" / "wikitext-2"
+    # a folder that only holds a copy two levels below (e.g. /tmp and some run's cache) is no WikiText directory
+    wikitext.generate_demo(tmp_path / "other" / "cache" / "wikitext-2-demo", paragraphs=(4, 4, 4))
+    with pytest.raises(DatasetError, match=r"other/wiki.valid.tokens not found; --data-dir must hold "
+                                           r"wiki.valid.tokens and wiki.test.tokens .* or wikitext-2/ holding them"):
+        wikitext.wikitext_directory(tmp_path / "other")
+    code, _, err = run(bert.main, ["pretrain", "--data-dir", tmp_path / "other", "--epochs", 1], capsys)
+    assert code == 1 and "wiki.valid.tokens not found" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(DatasetError, match="does not exist"):
+        wikitext.wikitext_directory(tmp_path / "missing")
+
+
 def test_real_wikitext_valid_and_test(shared_data):
     train, test, split = wikitext.load_splits(shared_data / "wikitext-2")
     assert split == "valid"  # the shared copy has no train file
