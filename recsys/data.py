@@ -282,6 +282,13 @@ def _line_number(row, release):
     return row + (2 if release.header else 1)
 
 
+def _latent_factors(seed, num_users, num_items, factors, std):
+    """(rng, user factors p `(num_users, factors)`, item factors q `(num_items, factors)`) of a latent-factor
+    ratings generator: a NumPy generator seeded with `seed` and its first draws, N(0, std^2) each."""
+    rng = np.random.default_rng(seed)
+    return rng, rng.normal(0, std, (num_users, factors)), rng.normal(0, std, (num_items, factors))
+
+
 def _latent_ratings(rng, users, items, p, q, user_bias, item_bias, scale):
     """round(3.5 + biases + p_u . q_i + noise) on the release's scale (half stars when it starts at 0.5)."""
     raw = 3.5 + user_bias[users] + item_bias[items] + np.sum(p[users] * q[items], axis=1) \
@@ -302,13 +309,10 @@ def generate_movielens(directory, num_users=300, num_items=400, per_user=(20, 80
     item ids that skip numbers (as the real ones do). Seeded; written only when absent.
     For sizes beyond a few million user x item cells, `generate_movielens_large`.
     """
-    directory = Path(directory)
-    release = RELEASES[dataset]
+    directory, release = Path(directory), RELEASES[dataset]
     if (directory / release.filename).exists():
         return directory
-    rng = np.random.default_rng(seed)
-    p = rng.normal(0, 0.6, (num_users, factors))
-    q = rng.normal(0, 0.6, (num_items, factors))
+    rng, p, q = _latent_factors(seed, num_users, num_items, factors, 0.6)
     popularity = -1.1 * np.log(np.arange(1, num_items + 1))[rng.permutation(num_items)]
     user_bias = rng.normal(0, 0.3, num_users)
     item_bias = rng.normal(0, 0.4, num_items) + 0.15 * popularity / popularity.std()
@@ -379,13 +383,10 @@ def generate_movielens_large(directory, num_ratings, num_users, num_items, datas
     model of `generate_movielens`; memory is bounded by `chunk_users` users at a time, not by
     `num_ratings`. Seeded; written only when absent. Returns the directory.
     """
-    directory = Path(directory)
-    release = RELEASES[dataset]
+    directory, release = Path(directory), RELEASES[dataset]
     if (directory / release.filename).exists():
         return directory
-    rng = np.random.default_rng(seed)
-    p = rng.normal(0, 0.4, (num_users, factors))
-    q = rng.normal(0, 0.4, (num_items, factors))
+    rng, p, q = _latent_factors(seed, num_users, num_items, factors, 0.4)
     user_bias, item_bias = rng.normal(0, 0.3, num_users), rng.normal(0, 0.4, num_items)
     popularity = 1.0 / np.arange(1, num_items + 1) ** 0.8
     cdf = np.cumsum(popularity[rng.permutation(num_items)])
