@@ -137,6 +137,11 @@ def _line_text(path, number):
         return next(itertools.islice(f, number - 1, None), "").rstrip("\n")
 
 
+def _blank_rows(chunk):
+    """Rows of a pandas chunk read from blank lines (every field missing); the readers drop them."""
+    return chunk.isna().all(axis=1).to_numpy()
+
+
 def _chunk_columns(chunk, path, release, first_line):
     """Four numeric columns (user, item, rating, timestamp) of one pandas chunk, or DatasetError
     naming the first malformed line. Blank lines (all fields missing) are dropped."""
@@ -144,7 +149,7 @@ def _chunk_columns(chunk, path, release, first_line):
 
     expected = _expected_fields(release)
     raw = chunk.iloc[:, ::2] if release.sep == "::" else chunk
-    blank = chunk.isna().all(axis=1).to_numpy()
+    blank = _blank_rows(chunk)
     problems = []  # (row, message) of the first bad row of each kind
     missing = raw.isna().any(axis=1).to_numpy() & ~blank
     if release.sep == "::":
@@ -176,6 +181,31 @@ def _expected_fields(release):
     return f"4 {name}-separated fields (user, item, rating, timestamp)"
 
 
+def _rating_chunks(path, release):
+    """(file line of the chunk's first row, pandas chunk of `CHUNK_ROWS` lines, blank lines included)
+    of a ratings file, the header skipped."""
+    import pandas as pd
+
+    width = 7 if release.sep == "::" else 4
+    first_line = 2 if release.header else 1
+    reader = pd.read_csv(path, sep=":" if release.sep == "::" else release.sep, header=None,
+                         names=range(width), skiprows=1 if release.header else 0, skip_blank_lines=False,
+                         chunksize=CHUNK_ROWS, encoding="latin-1")
+    for chunk in reader:
+        yield first_line + int(chunk.index[0]), chunk
+
+
+def _line_of_row(path, release, row):
+    """File line (1-based) of data row `row` (0-based, counting the rows `read_rating_columns` returns,
+    blank lines left out), found by reading the file again: for error messages only."""
+    for first_line, chunk in _rating_chunks(path, release):
+        kept = np.flatnonzero(~_blank_rows(chunk))
+        if row < len(kept):
+            return first_line + int(kept[row])
+        row -= len(kept)
+    raise IndexError(row)
+
+
 def read_rating_columns(path, release):
     """A MovieLens ratings file -> (users int64, items int64, ratings float32, timestamps int64), file ids.
 
@@ -188,15 +218,10 @@ def read_rating_columns(path, release):
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path} not found; --data-dir must hold MovieLens' {path.name}")
-    width = 7 if release.sep == "::" else 4
-    first_line = 2 if release.header else 1
     parts = []
     try:
-        reader = pd.read_csv(path, sep=":" if release.sep == "::" else release.sep, header=None,
-                             names=range(width), skiprows=1 if release.header else 0, skip_blank_lines=False,
-                             chunksize=CHUNK_ROWS, encoding="latin-1")
-        for chunk in reader:
-            parts.append(_chunk_columns(chunk, path, release, first_line + int(chunk.index[0])))
+        for first_line, chunk in _rating_chunks(path, release):
+            parts.append(_chunk_columns(chunk, path, release, first_line))
     except pd.errors.ParserError as e:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
         if not found:
@@ -229,7 +254,7 @@ def read_movielens(directory, dataset="ml-100k"):
     lo, hi = release.scale
     bad = np.flatnonzero((ratings < lo) | (ratings > hi))
     if bad.size:
-        raise DatasetError(f"{path} line {_line_number(bad[0], release)}: rating {ratings[bad[0]]:g} "
+        raise DatasetError(f"{path} line {_line_of_row(path, release, bad[0])}: rating {ratings[bad[0]]:g} "
                            f"is outside the {lo:g}-{hi:g} scale")
     if dataset == "ml-100k":
         declared = _read_declared_counts(path.parent)
@@ -239,8 +264,8 @@ def read_movielens(directory, dataset="ml-100k"):
             bad = np.flatnonzero((ids < 1) | (ids > count))
             if bad.size:
                 i = bad[0]
-                raise DatasetError(f"{path} line {i + 1}: {name} id {ids[i]} is outside 1..{count}"
-                                   + (" (declared in u.info)" if name + "s" in declared else ""))
+                raise DatasetError(f"{path} line {_line_of_row(path, release, i)}: {name} id {ids[i]} is outside "
+                                   f"1..{count}" + (" (declared in u.info)" if name + "s" in declared else ""))
         return Interactions((users - 1).astype(np.int32), (items - 1).astype(np.int32), ratings, timestamps,
                             num_users, num_items, str(path), rating_scale=release.scale)
     user_ids, dense_users = np.unique(users, return_inverse=True)
@@ -275,11 +300,6 @@ def load_id_maps(run_dir, data):
         raise DatasetError(f"the user/item ids in {data.source} differ from those the run was trained on "
                            f"({path}); pass the --data-dir it was trained on")
     return maps
-
-
-def _line_number(row, release):
-    """File line of data row `row` (0-based), for files without blank lines."""
-    return row + (2 if release.header else 1)
 
 
 def _latent_factors(seed, num_users, num_items, factors, std):

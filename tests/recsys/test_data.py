@@ -250,6 +250,23 @@ def test_release_reader_reads_in_chunks_and_skips_blank_lines(tmp_path, monkeypa
         rd.read_movielens(tmp_path, "ml-1m")
 
 
+@pytest.mark.parametrize("dataset, line, message", [
+    ("ml-100k", "3\t2\t9\t5", "line 7: rating 9 is outside the 1-5 scale"),
+    ("ml-100k", "3\t2000\t4\t5", "line 7: item id 2000 is outside 1..10 (declared in u.info)"),
+    ("ml-1m", "3::2::9::5", "line 7: rating 9 is outside the 1-5 scale"),
+    ("ml-25m", "3,2,0.2,5", "line 8: rating 0.2 is outside the 0.5-5 scale"),
+])
+def test_value_errors_name_the_file_line_after_blank_lines(tmp_path, monkeypatch, dataset, line, message):
+    monkeypatch.setattr(rd, "CHUNK_ROWS", 2)  # the blank lines fall in other chunks than the bad line
+    release = rd.RELEASES[dataset]
+    header = "userId,movieId,rating,timestamp\n" if release.header else ""
+    good = [release.sep.join([str(u), "1", "5", "1"]) for u in (1, 2)]
+    (tmp_path / release.filename).write_text(header + f"{good[0]}\n\n{good[1]}\n\n\n\n{line}\n{good[0]}\n")
+    (tmp_path / "u.info").write_text("5 users\n10 items\n")
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        rd.read_movielens(tmp_path, dataset)
+
+
 def test_large_generator_writes_the_release_layout(tmp_path):
     directory = rd.generate_movielens_large(tmp_path / "big", 20_000, 500, 300, dataset="ml-25m", chunk_users=128)
     data = rd.read_movielens(directory, "ml-25m")
