@@ -26,6 +26,7 @@ that `keras_hub.models.BertBackbone.from_preset` and `load_backbone` read.
 
 For other modules (fine-tuning in `nlp.nli`): `load_backbone`, `encode_pairs`, `pair_classifier`.
 """
+import argparse
 import json
 import random
 import sys
@@ -541,7 +542,7 @@ def encode_texts(backbone, tokenizer, texts, max_len):
 
 def encode(ctx):
     if ctx.args.preset is not None:
-        return encode_preset(ctx.args)
+        raise UsageError("encode reads a BERT from --preset DIR or from a run (--run-dir), not both")
     backbone, tokenizer, seq_len = load_backbone(run_dir=ctx.run_dir)
     return encode_texts(backbone, tokenizer, ctx.args.texts, seq_len)
 
@@ -561,10 +562,27 @@ PRESETS = {"book": BOOK}
 DESCRIPTION = "BERT pretraining (masked LM + next sentence prediction) on WikiText-2, from keras-hub"
 
 
+def _encodes_a_preset(argv):
+    """Whether `argv` is `encode` with `--preset DIR` (either spelling, `--preset=DIR` too) and no
+    `--run-dir`, read by argparse as the real parser reads it. `cli.Command` has no mode for a
+    command that works on a run unless a flag names another source, so this one needs no run
+    directory only by going through `cli.tool_main`; a malformed line goes to `cli.main`, whose
+    parser reports it."""
+    if argv[:1] != ["encode"]:
+        return False
+    probe = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    probe.add_argument("--preset")
+    probe.add_argument("--run-dir")
+    try:
+        flags = probe.parse_known_args(argv[1:])[0]
+    except argparse.ArgumentError:
+        return False
+    return flags.preset is not None and flags.run_dir is None
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    if argv[:1] == ["encode"] and "--preset" in argv and "--run-dir" not in argv:
-        # a preset needs no run directory: encode it as a file tool
+    if _encodes_a_preset(argv):
         return cli.tool_main(DESCRIPTION, {"encode": cli.Tool(encode_preset, COMMANDS["encode"].help,
                                                               add_arguments=_encode_arguments)}, argv)
     return cli.main(DESCRIPTION, Config, COMMANDS, demo=DEMO, argv=argv, presets=PRESETS)

@@ -136,10 +136,10 @@ def test_pretrain_demo_learns_and_the_run_is_usable(capsys):
     assert encoded["tokens"][0] == "[CLS]" and encoded["tokens"].count("[SEP]") == 2
     n = len(encoded["tokens"])
     assert encoded["sequence_output_shape"] == [1, n, 128] and len(encoded["cls"]) == 128
-    code, from_preset, err = run(bert.main, ["encode", "--preset", "single/preset", "the band played",
-                                             "a loud song"], capsys)
-    assert code == 0, err
-    assert from_preset["cls"] == encoded["cls"]
+    for preset in (["--preset", "single/preset"], ["--preset=single/preset"]):
+        code, from_preset, err = run(bert.main, ["encode", *preset, "the band played", "a loud song"], capsys)
+        assert code == 0, err
+        assert from_preset["cls"] == encoded["cls"]
 
     backbone, tokenizer, seq_len = bert.load_backbone(run_dir="single")
     assert seq_len == 32 and tokenizer.vocabulary_size() == single["vocabulary_size"]
@@ -170,8 +170,17 @@ def test_pretrain_bad_input_is_one_line(tmp_path, capsys):
     assert code == 1 and "holds no paragraph of two or more sentences" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(bert.main, ["pretrain", "--demo", "--num-heads", 3], capsys)
     assert code == 2 and "--num-heads 3 must divide --hidden-dim 128" in err
-    code, _, err = run(bert.main, ["encode", "--preset", tmp_path, "text"], capsys)
-    assert code == 1 and "not a keras-hub preset directory" in err
+    for preset in (["--preset", tmp_path], [f"--preset={tmp_path}"]):  # no run needed, either spelling
+        code, _, err = run(bert.main, ["encode", *preset, "text"], capsys)
+        assert code == 1 and "not a keras-hub preset directory" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error, through the spine's parser
+        bert.main(["encode", "text", "--preset"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "argument --preset: expected one argument" in err
+    assert len(err.strip().splitlines()) == 1
+    (tmp_path / "config.json").write_text("{}")
+    code, _, err = run(bert.main, ["encode", f"--run-dir={tmp_path}", "--preset", tmp_path, "text"], capsys)
+    assert code == 2 and "--preset DIR or from a run (--run-dir), not both" in err, err
 
 
 @pytest.mark.slow
