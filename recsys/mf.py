@@ -86,13 +86,17 @@ def build(config, num_users, num_items, global_mean):
     return model
 
 
+def epoch_batches(part, config, epoch):
+    """Epoch `epoch`'s ((users, items), ratings) batches of the interactions `part`, shuffled by
+    `epoch_dataset` with `config.seed`: what `train` feeds `training.fit` each epoch."""
+    return epoch_dataset(((part.users, part.items), part.ratings), config.batch_size, config.seed, epoch)
+
+
 def training_batches(part, config, epochs):
-    """All `epochs` of (users, items), ratings batches as one dataset: epoch e in the order of
-    `epoch_dataset(..., seed, e)`, the same batches `train` feeds `training.fit` epoch by epoch."""
-    dataset = epoch_dataset(((part.users, part.items), part.ratings), config.batch_size, config.seed, 0)
+    """All `epochs` of `epoch_batches` as one dataset (epoch 0 first), for a single `model.fit` call."""
+    dataset = epoch_batches(part, config, 0)
     for epoch in range(1, epochs):
-        dataset = dataset.concatenate(epoch_dataset(((part.users, part.items), part.ratings), config.batch_size,
-                                                    config.seed, epoch))
+        dataset = dataset.concatenate(epoch_batches(part, config, epoch))
     return dataset
 
 
@@ -127,11 +131,7 @@ def train(ctx):
         model = _build(cfg, splits)
     run = ctx.run()
     rdata.save_id_maps(run, fit)
-
-    def dataset(epoch):
-        return epoch_dataset(((fit.users, fit.items), fit.ratings), cfg.batch_size, cfg.seed, epoch)
-
-    history = training.fit(model, dataset, run, epochs=cfg.epochs,
+    history = training.fit(model, lambda epoch: epoch_batches(fit, cfg, epoch), run, epochs=cfg.epochs,
                            on_epoch_end=lambda epoch, logs: {"val_rmse": rating_rmse(model, splits.val)})
     return {"loss": history[-1]["loss"], "val_rmse": history[-1]["val_rmse"], "rmse": rating_rmse(model, splits.test),
             **splits.train.stats(), "val_ratings": len(splits.val), "test_ratings": len(splits.test)}
