@@ -272,6 +272,11 @@ def _assign_parts(u, test_ratio, val_ratio):
     return np.where(u < test_ratio, 2, np.where(u < test_ratio + val_ratio * (1 - test_ratio), 1, 0)).astype(np.int8)
 
 
+def _cache_dir(cache_dir=None):
+    """Where prepared Criteo caches live: `cache_dir`, else `criteo-cache` in the dataset cache."""
+    return Path(cache_dir or cache_root() / "criteo-cache")
+
+
 def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_ratio=0.1, seed=0, cache_dir=None,
                    progress=None):
     """Stream a Criteo file into the cache (once per file, threshold, ratios and seed) -> `CriteoCache`.
@@ -286,8 +291,7 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path} not found; pass the Criteo file with --data-dir and --data-file")
-    root = Path(cache_dir or cache_root() / "criteo-cache")
-    target = root / f"{path.name}-{_cache_key(path, threshold, test_ratio, val_ratio, seed)}"
+    target = _cache_dir(cache_dir) / f"{path.name}-{_cache_key(path, threshold, test_ratio, val_ratio, seed)}"
     if (target / "meta.json").exists():
         return _open(target)
     with atomic_path(target, directory=True) as tmp:
@@ -354,7 +358,7 @@ def _open(directory):
 
 def clear_cache(cache_dir=None):
     """Delete every prepared Criteo cache (e.g. before a benchmark's cold first pass)."""
-    root = Path(cache_dir or cache_root() / "criteo-cache")
+    root = _cache_dir(cache_dir)
     if root.exists():
         shutil.rmtree(root)
 

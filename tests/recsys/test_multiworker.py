@@ -11,12 +11,10 @@ from tests.cli_helpers import run_workers
 @pytest.mark.slow
 def test_two_workers_train_deepfm_on_their_own_blocks(tmp_path):
     data = criteo.generate_criteo(tmp_path / "criteo" / "train.txt", 20_000)
-    cache = tmp_path / "cache"
-    criteo.prepare_criteo(data, cache_dir=cache / "criteo-cache")  # once, before the workers read it
+    criteo.prepare_criteo(data)  # once, into this test's $DLSUITE_CACHE, before the workers (same env) read it
     outputs = run_workers(
         lambda index: ["recsys.deepfm", "train", "--dataset", "criteo", "--data-dir", data.parent, "--epochs", 2,
-                       "--batch-size", 512, "--strategy", "multi-worker", "--run-dir", tmp_path / f"run{index}"],
-        env={"DLSUITE_CACHE": str(cache)})
+                       "--batch-size", 512, "--strategy", "multi-worker", "--run-dir", tmp_path / f"run{index}"])
     results = [json.loads([line for line in out.splitlines() if line.startswith("{")][-1]) for out in outputs]
     assert results[0]["auc"] == pytest.approx(results[1]["auc"], abs=1e-6) and results[0]["auc"] > 0.6
     assert (tmp_path / "run0" / "model.keras").exists()  # the chief writes the run
