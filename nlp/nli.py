@@ -271,16 +271,16 @@ def _print_report(split, result):
 
 
 def evaluate(ctx):
-    splits = load_splits(ctx)
-    name = ctx.args.split or splits.evaluation_name
-    pairs = snli.read_split(splits, name)
-    if ctx.config.model == "bert":
+    cfg = ctx.config
+    name, pairs = snli.read_evaluation(snli.snli_directory(ctx.data_dir, ctx.demo), ctx.args.split, cfg.holdout,
+                                       cfg.seed)
+    if cfg.model == "bert":
         model, tokenizer, seq_len = restore_bert(ctx)
         predicted = class_probabilities(model, encode_bert(tokenizer, pairs, seq_len), 256).argmax(axis=1)
         result = {"split": name, **scores(pairs.labels, predicted)}
     else:
         model, vocab = restore(ctx)
-        result = {"split": name, **classification_report(model, vocab, pairs, ctx.config.max_len)}
+        result = {"split": name, **classification_report(model, vocab, pairs, cfg.max_len)}
     _print_report(name, result)
     return result
 

@@ -178,6 +178,33 @@ class Splits:
     readers: dict
 
 
+def _training_name(readers, directory):
+    """The split to train on: `train`, else `dev`, else `test`, else any there is."""
+    name = "train" if "train" in readers else next((s for s in ("dev", "test") if s in readers),
+                                                     next(iter(readers), None))
+    if name is None:
+        raise DatasetError(f"no SNLI split in {directory}")
+    return name
+
+
+def _read_training(read, name, directory):
+    full = read()
+    if len(full) == 0:
+        raise DatasetError(f"the {name} split in {directory} holds no labelled pairs")
+    return full
+
+
+def _evaluation_name(readers, train_name, holdout, directory):
+    """The split a run scores: `holdout` when it holds one back, else `test`, else `dev` (not trained on)."""
+    if holdout > 0:
+        return HOLDOUT
+    name = next((s for s in ("test", "dev") if s in readers and s != train_name), None)
+    if name is None:
+        raise UsageError(f"{directory} holds only the {train_name} split: pass --holdout 0.1 to hold a part "
+                         "of it back for evaluation")
+    return name
+
+
 def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
     """Read the splits of `directory` and arrange them for training (`Splits`).
 
@@ -188,33 +215,33 @@ def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
     remains for training.
     """
     readers = find_splits(directory)
-    train_name = "train" if "train" in readers else next((s for s in ("dev", "test") if s in readers),
-                                                           next(iter(readers), None))
-    if train_name is None:
-        raise DatasetError(f"no SNLI split in {directory}")
-    full = readers[train_name]()
-    if len(full) == 0:
-        raise DatasetError(f"the {train_name} split in {directory} holds no labelled pairs")
+    train_name = _training_name(readers, directory)
+    full = _read_training(readers[train_name], train_name, directory)
     kept, held = holdout_indices(len(full), holdout, seed) if holdout > 0 else (np.arange(len(full)), None)
     if held is not None:
         readers = {**readers, HOLDOUT: lambda: full.subset(held)}
-        evaluation_name = HOLDOUT
-    else:
-        evaluation_name = next((s for s in ("test", "dev") if s in readers and s != train_name), None)
-        if evaluation_name is None:
-            raise UsageError(f"{directory} holds only the {train_name} split: pass --holdout 0.1 to hold a part "
-                             "of it back for evaluation")
+    evaluation_name = _evaluation_name(readers, train_name, holdout, directory)
     rest = full.subset(kept)
     fit, val = holdout_indices(len(rest), val_ratio, seed + 1) if val_ratio > 0 else (np.arange(len(rest)), [])
     return Splits(rest.subset(fit), rest.subset(np.asarray(val, dtype=np.int64)), readers[evaluation_name](),
                   evaluation_name, train_name, readers)
 
 
-def read_split(splits, name):
-    """`Pairs` of the split `name` of `splits` (`UsageError` listing the available ones)."""
-    if name not in splits.readers:
-        raise UsageError(f"no split {name!r} here; choose one of {', '.join(sorted(splits.readers))}")
-    return splits.readers[name]()
+def read_evaluation(directory, name=None, holdout=0.0, seed=0):
+    """`(name, Pairs)` of the split `name` of `directory`, by default the one `load_splits` scores
+    with the same `holdout` and `seed`. Reads that split's files once and nothing else, except the
+    training split (once) for `holdout`. `UsageError` listing the splits there are for another name."""
+    readers = find_splits(directory)
+    train_name = _training_name(readers, directory)
+    if holdout > 0:
+        def held_back(read_train=readers[train_name]):
+            full = _read_training(read_train, train_name, directory)
+            return full.subset(holdout_indices(len(full), holdout, seed)[1])
+        readers = {**readers, HOLDOUT: held_back}
+    name = name or _evaluation_name(readers, train_name, holdout, directory)
+    if name not in readers:
+        raise UsageError(f"no split {name!r} here; choose one of {', '.join(sorted(readers))}")
+    return name, readers[name]()
 
 
 # --- the demo generator ------------------------------------------------------------------------

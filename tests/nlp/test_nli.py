@@ -11,7 +11,7 @@ from nlp import nli, snli
 from tests.cli_helpers import one_replica_vs_two, run
 
 
-def test_attention_learns_demo_and_two_replicas_match_one(capsys):
+def test_attention_learns_demo_and_two_replicas_match_one(capsys, monkeypatch):
     single, mirrored = one_replica_vs_two(nli.main, ["--demo", "--dropout", 0], capsys)
     assert single["accuracy"] >= 0.9  # the rules are word-level; majority is ~0.36, a model blind to verbs ~0.67
     assert single["split"] == "test" and single["pairs"] == 492
@@ -20,8 +20,12 @@ def test_attention_learns_demo_and_two_replicas_match_one(capsys):
     history = json.loads(Path("single/metrics.json").read_text())
     assert len(history) == nli.DEMO["epochs"] and "val_accuracy" in history[-1]
 
+    reads = []  # evaluate reads the split it scores, once; the vocabulary comes from the run
+    monkeypatch.setattr(snli, "read_tokenised", lambda d, split, read=snli.read_tokenised: reads.append(split)
+                        or read(d, split))
     code, evaluated, _ = run(nli.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 0 and evaluated["accuracy"] == single["accuracy"]
+    assert reads == ["test"]
     matrix = np.array(evaluated["confusion_matrix"])
     assert matrix.sum() == 492 and np.trace(matrix) / 492 == pytest.approx(evaluated["accuracy"], abs=1e-4)
     for i, name in enumerate(snli.LABELS):  # precision and recall from the confusion matrix by hand

@@ -2,18 +2,21 @@
 evaluate/predict, bad input, and both models above 0.70 on the real IMDb subset (slow)."""
 import pytest
 
-from nlp import sentiment
+from nlp import imdb, sentiment
 from tests.cli_helpers import one_replica_vs_two, run
 
 
-def test_textcnn_learns_demo_and_two_replicas_match_one(capsys):
+def test_textcnn_learns_demo_and_two_replicas_match_one(capsys, monkeypatch):
     single, mirrored = one_replica_vs_two(sentiment.main, ["--demo", "--model", "textcnn", "--dropout", 0], capsys)
     assert single["accuracy"] >= 0.85 and single["test_reviews"] == 500  # chance is 0.5; measured 0.88
     assert single["train_reviews"] == 900
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=2e-2, abs=2e-3)
     assert mirrored["accuracy"] == pytest.approx(single["accuracy"], abs=2e-2)
+    reads = []  # evaluate reads the test reviews once; the vocabulary comes from the run
+    monkeypatch.setattr(imdb, "read_imdb", lambda d, split, read=imdb.read_imdb: reads.append(split) or read(d, split))
     code, evaluated, _ = run(sentiment.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 0 and evaluated == {"accuracy": single["accuracy"], "test_reviews": 500}
+    assert reads == ["test"]
     code, out, _ = run(sentiment.main, ["predict", "--run-dir", "single", "the movie was brilliant, a masterpiece. "
                                         "wonderful acting, i loved it"], capsys)
     assert code == 0 and out["label"] == "positive" and out["probability"] > 0.5

@@ -81,6 +81,23 @@ def test_load_splits_trains_on_dev_minus_holdout(tmp_path):
     assert np.array_equal(splits.evaluation.labels, dev.labels[held])
 
 
+def test_read_evaluation_reads_only_the_split_it_scores(tmp_path, monkeypatch):
+    snli.generate_demo(tmp_path, sizes=(0, 200, 50), unlabelled=0.0)
+    reads = []
+    monkeypatch.setattr(snli, "read_tokenised", lambda d, split, read=snli.read_tokenised: reads.append(split)
+                        or read(d, split))
+    assert snli.read_evaluation(tmp_path)[0] == "test" and reads == ["test"]
+    reads.clear()
+    name, pairs = snli.read_evaluation(tmp_path, holdout=0.1, seed=0)  # the held-back part of dev (trained on)
+    assert name == "holdout" and reads == ["dev"]
+    expected = snli.load_splits(tmp_path, holdout=0.1, val_ratio=0.1, seed=0).evaluation
+    assert pairs.premises == expected.premises and np.array_equal(pairs.labels, expected.labels)
+    reads.clear()
+    assert snli.read_evaluation(tmp_path, "dev", holdout=0.1)[0] == "dev" and reads == ["dev"]
+    with pytest.raises(UsageError, match="no split 'holdout' here; choose one of dev, test"):
+        snli.read_evaluation(tmp_path, "holdout")
+
+
 def test_demo_layouts_read_the_same(tmp_path):
     snli.generate_demo(tmp_path / "tok", sizes=(60, 20, 20))
     snli.generate_demo(tmp_path / "off", sizes=(60, 20, 20), layout="official")
