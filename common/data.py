@@ -216,6 +216,20 @@ def epoch_dataset(arrays, batch_size, seed, epoch):
     return tf.data.Dataset.from_tensor_slices(data).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def split_indices(n, fraction, seed, min_held=0):
+    """Disjoint sorted int64 index arrays `(keep, held)` covering `range(n)`: a seeded validation
+    (or hold-out) part split off a training set.
+
+    `held` is the first `round(fraction * n)` (at least `min_held` when `fraction` > 0) entries of
+    the permutation `numpy.random.default_rng(seed).permutation(n)`, `keep` the rest; `seed` is an
+    int or a sequence of ints (e.g. `[seed, 15]` for a stream independent of other uses of `seed`).
+    The same on every machine and NumPy version with the PCG64 generator.
+    """
+    held = max(min_held, round(fraction * n)) if fraction > 0 else 0
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
 def fingerprint(path, limit=100_000):
     """A short hex digest of the names and sizes of the files under `path` (or of one file).
 

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import cli, training
-from common.data import epoch_dataset, epoch_rng, epoch_seed
+from common.data import epoch_dataset, epoch_rng, epoch_seed, split_indices
 from common.distribute import scale_loss, use_xla
 from common.errors import DlsuiteError, UsageError
 from common.extras import require
@@ -443,13 +443,10 @@ def _load_vocabulary(run_dir):
 
 def _split_off(paragraphs, ratio, seed):
     """(fit, held-out) paragraphs: a seeded `ratio` of them held out (at least one when ratio > 0)."""
-    if not ratio:
-        return paragraphs, []
-    order = np.random.default_rng(seed).permutation(len(paragraphs))
-    held = max(1, round(ratio * len(paragraphs)))
-    if held >= len(paragraphs):
+    keep, held = split_indices(len(paragraphs), ratio, seed, min_held=1)
+    if ratio and not len(keep):
         raise DlsuiteError(f"{len(paragraphs)} training paragraphs are too few to hold out --val-ratio {ratio}")
-    return [paragraphs[i] for i in sorted(order[held:])], [paragraphs[i] for i in sorted(order[:held])]
+    return [paragraphs[i] for i in keep], [paragraphs[i] for i in held]
 
 
 def _dataset(inputs, targets, batch_size):

@@ -158,10 +158,8 @@ def snli_directory(data_dir=None, demo=False):
 
 def holdout_indices(n, fraction, seed):
     """Disjoint sorted index arrays `(kept, held)` of `range(n)`: `round(fraction * n)` pairs held
-    back, drawn by a permutation seeded by `seed` (the same on every machine)."""
-    held_count = int(round(fraction * n))
-    order = np.random.default_rng(np.random.SeedSequence([int(seed), 15])).permutation(n)
-    return np.sort(order[held_count:]), np.sort(order[:held_count])
+    back (`common.data.split_indices` on the seed stream `[seed, 15]`, the same on every machine)."""
+    return cdata.split_indices(n, fraction, [int(seed), 15])
 
 
 @dataclass

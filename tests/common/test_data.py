@@ -231,3 +231,20 @@ def test_resolved_datasets_remember_what_was_read(tmp_path):
     (tmp_path / "d" / "set" / "f.txt").write_text("1")
     found = data.resolve_dataset("remembered", required=["f.txt"], data_dir=tmp_path / "d")
     assert data.resolved_datasets()["remembered"] == found.resolve()
+
+
+def test_split_indices_holds_out_the_head_of_a_seeded_permutation():
+    # np.random.default_rng(0).permutation(10) is [4 6 2 7 3 5 9 0 8 1]: 0.3 * 10 = 3 held out
+    keep, held = data.split_indices(10, 0.3, 0)
+    assert held.tolist() == [2, 4, 6] and keep.tolist() == [0, 1, 3, 5, 7, 8, 9]
+    assert keep.dtype == held.dtype == np.int64
+    # a sequence seed: np.random.default_rng([0, 15]).permutation(10) is [8 5 0 4 6 1 7 2 3 9]
+    keep, held = data.split_indices(10, 0.2, [0, 15])
+    assert held.tolist() == [5, 8] and len(keep) == 8
+    assert data.split_indices(10, 0.25, 0)[1].tolist() == [4, 6]  # round(2.5) is 2 (half to even)
+    assert data.split_indices(10, 0.01, 0)[1].tolist() == []  # round(0.1) is 0 ...
+    assert data.split_indices(10, 0.01, 0, min_held=1)[1].tolist() == [4]  # ... unless at least one is asked for
+    assert data.split_indices(10, 0.0, 0, min_held=1)[1].tolist() == []  # fraction 0 holds nothing out
+    keep, held = data.split_indices(1000, 0.1, 7)
+    assert len(held) == 100 and sorted(keep.tolist() + held.tolist()) == list(range(1000))
+    assert not np.array_equal(held, data.split_indices(1000, 0.1, 8)[1])
