@@ -28,8 +28,6 @@ from common.data import cache_root
 from common.files import atomic_path
 from vision import voc
 
-CLASSES = voc.SHAPE_CLASSES  # circle, square, triangle, cross, star = 1-5, drawn by voc's shape geometry
-CLASS_HUES = voc._SHAPE_HUES
 HEIGHT, WIDTH = (330, 375), (450, 500)
 BOUNDARY_PX = 4
 _SUPERSAMPLE = 4
@@ -57,18 +55,6 @@ def _random_crop(rng, photo, h, w, scale):
     return out[:, ::-1] if rng.random() < 0.5 else out
 
 
-def _hue_rgb(hue):
-    """A saturated RGB colour (3,) in [0, 1] of `hue` in [0, 1)."""
-    return np.clip(np.abs((hue * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
-
-
-def _draw(draw, shape, cx, cy, r, angle, scale=1, **style):
-    if shape == "circle":
-        draw.ellipse([scale * (cx - r), scale * (cy - r), scale * (cx + r), scale * (cy + r)], **style)
-    else:
-        draw.polygon([(scale * x, scale * y) for x, y in voc._polygon(shape, cx, cy, r, angle)], **style)
-
-
 def draw_sample(rng, photos, h, w):
     """One image (h, w, 3) uint8 and its label (h, w) uint8: a photo crop with 1-4 textured objects."""
     background = rng.integers(len(photos))
@@ -77,7 +63,7 @@ def draw_sample(rng, photos, h, w):
     label = Image.new("L", (w, h), 0)
     draw_label = ImageDraw.Draw(label)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    names = list(CLASSES)
+    names = list(voc.SHAPE_CLASSES)  # circle, square, triangle, cross, star = 1-5
     for _ in range(rng.integers(1, 5)):
         shape = names[rng.integers(len(names))]
         r = rng.uniform(0.12, 0.32) * min(h, w)
@@ -85,17 +71,17 @@ def draw_sample(rng, photos, h, w):
         angle = rng.uniform(0, 2 * np.pi)
         # Anti-aliased coverage: the shape drawn at 4x and box-filtered down.
         big = Image.new("L", (w * _SUPERSAMPLE, h * _SUPERSAMPLE), 0)
-        _draw(ImageDraw.Draw(big), shape, cx, cy, r, angle, scale=_SUPERSAMPLE, fill=255)
+        voc.draw_shape(ImageDraw.Draw(big), shape, cx, cy, r, angle, scale=_SUPERSAMPLE, fill=255)
         alpha = np.asarray(big.resize((w, h), Image.BOX), np.float32)[..., None] / 255
         texture = _random_crop(rng, photos[rng.integers(len(photos))], h, w, rng.uniform(0.2, 0.6))
-        hue = (CLASS_HUES[shape] + rng.normal(0, 0.04)) % 1.0
+        hue = (voc.SHAPE_HUES[shape] + rng.normal(0, 0.04)) % 1.0
         tint = rng.uniform(0.3, 0.7)
-        texture = (1 - tint) * texture + tint * 255 * _hue_rgb(hue) * (0.4 + 0.6 * texture.mean(-1, keepdims=True) / 255)
+        texture = (1 - tint) * texture + tint * 255 * voc.hue_rgb(hue) * (0.4 + 0.6 * texture.mean(-1, keepdims=True) / 255)
         direction = rng.uniform(0, 2 * np.pi)
         light = 1 + rng.uniform(0.1, 0.4) * (np.cos(direction) * (xx - cx) + np.sin(direction) * (yy - cy)) / r
         texture = texture * np.clip(light, 0.5, 1.5)[..., None]
         image = (1 - alpha) * image + alpha * texture
-        _draw(draw_label, shape, cx, cy, r, angle, fill=CLASSES[shape])
+        voc.draw_shape(draw_label, shape, cx, cy, r, angle, fill=voc.SHAPE_CLASSES[shape])
     # VOC's void band: every pixel within BOUNDARY_PX / 2 of a class change, centred on the edge.
     window = BOUNDARY_PX + 1
     edge = np.asarray(label.filter(ImageFilter.MaxFilter(window))) != np.asarray(label.filter(ImageFilter.MinFilter(window)))

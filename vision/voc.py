@@ -212,9 +212,9 @@ def eval_dataset(images, labels, batch_size, pad_to, label_pad=IGNORE_INDEX):
                            padding_values=(0.0, label_pad)).prefetch(tf.data.AUTOTUNE)
 
 
-# --- offline generator --------------------------------------------------------------
+# --- offline generators (this one and vision.photo_segmentation) ---------------------
 SHAPE_CLASSES = {"circle": 1, "square": 2, "triangle": 3, "cross": 4, "star": 5}
-_SHAPE_HUES = {"circle": 0.0, "square": 0.2, "triangle": 0.4, "cross": 0.6, "star": 0.8}
+SHAPE_HUES = {"circle": 0.0, "square": 0.2, "triangle": 0.4, "cross": 0.6, "star": 0.8}
 
 
 def _polygon(shape, cx, cy, r, angle):
@@ -234,11 +234,22 @@ def _polygon(shape, cx, cy, r, angle):
     return list(zip(cx + radii * np.cos(t), cy + radii * np.sin(t)))
 
 
-def _hsv_to_rgb(h, s, v):
-    i = int(h * 6) % 6
-    f = h * 6 - int(h * 6)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+def draw_shape(draw, shape, cx, cy, r, angle, scale=1, **style):
+    """Draw one of `SHAPE_CLASSES` (circumradius `r` around (cx, cy), rotated by `angle`; a circle
+    ignores it) with a PIL `ImageDraw`, every coordinate multiplied by `scale` (for supersampling);
+    `style` is PIL's (fill, outline, width)."""
+    if shape == "circle":
+        draw.ellipse([scale * (cx - r), scale * (cy - r), scale * (cx + r), scale * (cy + r)], **style)
+    else:
+        draw.polygon([(scale * x, scale * y) for x, y in _polygon(shape, cx, cy, r, angle)], **style)
+
+
+def hue_rgb(hue, saturation=1.0, value=1.0):
+    """The RGB colour (3,) float64 in [0, 1] of an HSV colour, `hue` in [0, 1): the pure hue's piecewise
+    linear channels, moved towards white by 1 - `saturation` and scaled by `value` (the pure hue itself,
+    bit for bit, when both are 1)."""
+    rgb = np.clip(np.abs((hue * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
+    return rgb if saturation == 1 and value == 1 else value * (1 - saturation * (1 - rgb))
 
 
 def _background(rng, h, w):
@@ -273,17 +284,11 @@ def _draw_sample(rng, h, w, radius=(0.25, 0.45)):
         shape = names[rng.integers(len(names))]
         r = rng.uniform(*radius) * min(h, w)
         cx, cy = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
-        hue = (_SHAPE_HUES[shape] + rng.normal(0, 0.03)) % 1.0
-        colour = tuple(int(255 * c) for c in _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0)))
-        cls = SHAPE_CLASSES[shape]
-        if shape == "circle":
-            box = [cx - r, cy - r, cx + r, cy + r]
-            draw_image.ellipse(box, fill=colour)
-            draw_label.ellipse(box, fill=cls, outline=IGNORE_INDEX, width=2)
-        else:
-            points = _polygon(shape, cx, cy, r, rng.uniform(0, 2 * np.pi))
-            draw_image.polygon(points, fill=colour)
-            draw_label.polygon(points, fill=cls, outline=IGNORE_INDEX, width=2)
+        hue = (SHAPE_HUES[shape] + rng.normal(0, 0.03)) % 1.0
+        colour = tuple(int(255 * c) for c in hue_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0)))
+        angle = 0.0 if shape == "circle" else rng.uniform(0, 2 * np.pi)
+        draw_shape(draw_image, shape, cx, cy, r, angle, fill=colour)
+        draw_shape(draw_label, shape, cx, cy, r, angle, fill=SHAPE_CLASSES[shape], outline=IGNORE_INDEX, width=2)
     pixels = np.asarray(image, np.float32) + rng.normal(0, 6, (h, w, 3))
     return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(label, np.uint8)
 

@@ -149,3 +149,10 @@ def test_eval_batches_pad_labels_with_ignore(tmp_path):
     y = y.numpy()
     assert (y[0, :40, :50] == 1).all() and (y[0, 40:] == 255).all() and (y[0, :, 50:] == 255).all()
     assert (y[1, :33] == 2).all() and (y[1, 33:] == 255).all()
+
+
+def test_hue_rgb_is_hsv_to_rgb():
+    import colorsys
+
+    for h, sat, val in [(0.0, 1, 1), (0.1, 1, 1), (0.45, 0.6, 0.8), (0.73, 0.55, 0.5), (0.99, 1.0, 0.7)]:
+        np.testing.assert_allclose(voc.hue_rgb(h, sat, val), colorsys.hsv_to_rgb(h, sat, val), atol=1e-12)
