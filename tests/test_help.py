@@ -52,7 +52,7 @@ def _tool_modules():
 
 
 def test_tool_modules_are_found():
-    assert {"nlp.bpe", "nlp.embeddings"} <= set(_tool_modules())
+    assert {"nlp.bpe", "nlp.embeddings", "vision.resnet"} <= set(_tool_modules())
 
 
 @pytest.mark.parametrize("name", _tool_modules())

@@ -18,6 +18,7 @@ import sys
 import keras
 import numpy as np
 
+from common import cli
 from common.errors import DlsuiteError, UsageError
 
 BACKBONES = ("resnet18", "resnet50")
@@ -197,30 +198,36 @@ def convert_torchvision_resnet18(state_dict, path):
     return model
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vision.resnet", allow_abbrev=False,
-                                     description="backbone weight tools")
-    commands = parser.add_subparsers(dest="command", required=True)
-    convert = commands.add_parser("convert-torchvision", help="torchvision resnet18 .pth -> Keras .weights.h5")
-    convert.add_argument("source", help="torchvision checkpoint, e.g. resnet18-f37072fd.pth")
-    convert.add_argument("out", help="output path ending in .weights.h5")
-    args = parser.parse_args(argv)
-    if not args.out.endswith(".weights.h5"):
-        parser.error("the output path must end in .weights.h5")
+def _weights_path(text):
+    """argparse type: an output path Keras can save weights to (it must end in .weights.h5)."""
+    if not text.endswith(".weights.h5"):
+        raise argparse.ArgumentTypeError(f"{text}: the output path must end in .weights.h5")
+    return text
+
+
+def _convert(args):
     from common.extras import require
 
+    torch = require("torch", "gp")
     try:
-        torch = require("torch", "gp")
-        try:
-            state_dict = torch.load(args.source, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError) as e:
-            raise DlsuiteError(f"cannot read {args.source} ({(str(e) or type(e).__name__).splitlines()[0]})") from None
-        convert_torchvision_resnet18(state_dict, args.out)
-    except DlsuiteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out}; use it with: python -m vision.fcn train --width 64 --backbone-weights {args.out}")
-    return 0
+        state_dict = torch.load(args.source, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise DlsuiteError(f"cannot read {args.source} ({(str(e) or type(e).__name__).splitlines()[0]})") from None
+    convert_torchvision_resnet18(state_dict, args.out)
+    return {"out": args.out, "use": f"python -m vision.fcn train --width 64 --backbone-weights {args.out}"}
+
+
+def _convert_arguments(p):
+    p.add_argument("source", help="torchvision checkpoint, e.g. resnet18-f37072fd.pth")
+    p.add_argument("out", type=_weights_path, help="output path ending in .weights.h5")
+
+
+TOOLS = {"convert-torchvision": cli.Tool(_convert, "torchvision resnet18 .pth -> Keras .weights.h5",
+                                         _convert_arguments)}
+
+
+def main(argv=None):
+    return cli.tool_main("backbone weight tools", TOOLS, argv=argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """Backbone stages for FCN-16s/8s and the torchvision resnet18 weight converter."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -56,7 +58,8 @@ def test_torchvision_conversion_round_trip(tmp_path, capsys):
     torch.save(sd, tmp_path / "resnet18.pth")
     out = tmp_path / "resnet18_imagenet.weights.h5"
     assert resnet.main(["convert-torchvision", str(tmp_path / "resnet18.pth"), str(out)]) == 0
-    assert "--backbone-weights" in capsys.readouterr().out
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["out"] == str(out) and f"--backbone-weights {out}" in result["use"]
     loaded = resnet.build_backbone("resnet18", str(out), width=64)
     x = rng.uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded(x), source(x), rtol=1e-5, atol=1e-5)
@@ -71,5 +74,7 @@ def test_conversion_errors_are_one_line(tmp_path, capsys):
     assert "not a torchvision resnet18 state dict" in err and len(err.splitlines()) == 1
     assert resnet.main(["convert-torchvision", str(tmp_path / "missing.pth"), str(tmp_path / "o.weights.h5")]) == 1
     assert "cannot read" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         resnet.main(["convert-torchvision", "a.pth", "out.h5"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "must end in .weights.h5" in err and len(err.splitlines()) == 1
