@@ -31,7 +31,6 @@ from vision.resnet import BACKBONES, FEATURE_STRIDE, build_backbone
 from vision.segmentation_metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, trimap_labels
 
 HEADS = ("fcn32s", "fcn16s", "fcn8s")
-PAD_LABEL = 254  # labels the padding of whole-image evaluation batches, so it is not mistaken for void (255)
 
 
 def _range(cast, help, expects):
@@ -187,20 +186,17 @@ def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", 
     """
     if head not in HEADS:
         raise UsageError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    if head == "fcn32s":
-        base = build_backbone(backbone, weights, width)
-        x = keras.layers.Conv2D(num_classes, 1, name="classifier")(base.output)
-        x = _upsample(x, num_classes, FEATURE_STRIDE, "upsample")
-        return keras.Model(base.input, x, name=f"fcn_{backbone}")
-    base = build_backbone(backbone, weights, width, stages=True)
-    stride8, stride16, stride32 = base.outputs
+    fused = {"fcn32s": (), "fcn16s": (16,), "fcn8s": (16, 8)}[head]  # strides of the stages fused in
+    base = build_backbone(backbone, weights, width, stages=bool(fused))
+    *stages, stride32 = base.outputs  # the stride-8 and stride-16 features too when any are fused
+    stage_features = dict(zip((8, 16), stages))
     score = keras.layers.Conv2D(num_classes, 1, name="classifier")(stride32)
-    skips = [(16, stride16)] + ([(8, stride8)] if head == "fcn8s" else [])
-    for stride, features in skips:
+    for stride in fused:
         score = _upsample(score, num_classes, 2, f"upsample{2 * stride}_to_{stride}")
-        skip = keras.layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=f"score{stride}")(features)
+        skip = keras.layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=f"score{stride}")(
+            stage_features[stride])
         score = keras.layers.Add(name=f"fuse{stride}")([score, skip])
-    x = _upsample(score, num_classes, skips[-1][0], "upsample")
+    x = _upsample(score, num_classes, fused[-1] if fused else FEATURE_STRIDE, "upsample")
     return keras.Model(base.input, x, name=f"{head}_{backbone}")
 
 
@@ -250,21 +246,21 @@ def make_scorer(model, trimap_px=4):
     labelled pixels, and those of the trimap (within `trimap_px` of a void pixel; `trimap_labels`).
 
     Whole images are padded at the bottom/right to a multiple of 32 (padding labelled
-    `PAD_LABEL`, so neither scored nor taken for a boundary); one traced function serves every batch.
+    `voc.PAD_LABEL`, so neither scored nor taken for a boundary); one traced function serves every batch.
     """
     spec = (tf.TensorSpec((None, None, None, 3), tf.float32), tf.TensorSpec((None, None, None), tf.int32))
 
     @tf.function(input_signature=spec)
     def batch_counts(x, y):
         predicted = tf.argmax(model(x, training=False), axis=-1)
-        band = trimap_labels(y, trimap_px, outside_index=PAD_LABEL)
-        y = tf.where(tf.equal(y, PAD_LABEL), voc.IGNORE_INDEX, y)
+        band = trimap_labels(y, trimap_px, outside_index=voc.PAD_LABEL)
+        y = tf.where(tf.equal(y, voc.PAD_LABEL), voc.IGNORE_INDEX, y)
         return (confusion_matrix(y, predicted, voc.NUM_CLASSES), confusion_matrix(band, predicted, voc.NUM_CLASSES))
 
     def scorer(images, labels, sizes, batch_size):
         cm = np.zeros((2, voc.NUM_CLASSES, voc.NUM_CLASSES), np.int64)
         pad_to = voc.padded_size(sizes, FEATURE_STRIDE)
-        for x, y in voc.eval_dataset(images, labels, batch_size, pad_to, label_pad=PAD_LABEL):
+        for x, y in voc.eval_dataset(images, labels, batch_size, pad_to, label_pad=voc.PAD_LABEL):
             cm += np.stack([c.numpy() for c in batch_counts(x, y)])
         return cm[0], cm[1]
 

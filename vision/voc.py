@@ -199,9 +199,12 @@ def padded_size(sizes, multiple=32):
     return tuple(int(-(-v // multiple) * multiple) for v in top)
 
 
+PAD_LABEL = 254  # no VOC class: a `label_pad` that tells the padding of eval batches from void (255)
+
+
 def eval_dataset(images, labels, batch_size, pad_to, label_pad=IGNORE_INDEX):
     """Whole images, padded at the bottom/right to `pad_to` = (H, W); label padding is `label_pad`
-    (255 unless the caller must tell padding from VOC's 255 boundaries).
+    (255, or `PAD_LABEL` where the caller must tell padding from VOC's 255 boundaries).
 
     Yields (images (B, H, W, 3) float32, labels (B, H, W) int32), in listing order.
     """
