@@ -2,15 +2,15 @@
 
 Times `train_on_batch` of the compiled FCN (masked loss, Adam, cosine schedule) on
 in-memory random pixels and labels, so decoding costs nothing; then the whole
-`voc.train_dataset` input pipeline alone on generated VOC-format files (plain crops, and
-the default's scale augmentation and colour jitter), to show it is not the bottleneck; and the confusion-matrix counting that scores mIoU (ours, one
+`voc.train_dataset` input pipeline alone on the default training data, the photograph set of
+`vision.photo_segmentation` (the default's scale augmentation and colour jitter, and the book's
+plain crops), to show it is not the bottleneck; and the confusion-matrix counting that scores mIoU (ours, one
 `tf.math.bincount`) against `keras.metrics.MeanIoU(ignore_class=255)`. One JSON line per
 measurement, plus the XLA/no-XLA and ours/Keras ratios.
 
     python -m benchmarks.vision_fcn [--steps 4] [--book]
 """
 import argparse
-import tempfile
 import time
 
 import numpy as np
@@ -47,19 +47,28 @@ def train_rate(name, steps, jit, head="fcn8s"):
                   f"xla {'on' if jit else 'off'})", "examples", steps * cfg.batch_size, seconds)
 
 
-def pipeline_rate(batches=40):
-    from vision import voc
+def pipeline_rate(batches=30):
+    """Examples/s of the input pipeline `python -m vision.fcn train` runs by default: the photograph set
+    (`vision.photo_segmentation.photo_voc`, generated into the cache on the first run) through
+    `voc.train_dataset` with fcn.Config's default crop, scale augmentation, jitter and batch; then the
+    same photos with the book's plain crops (no scale, no jitter), for comparison."""
+    from vision import fcn, photo_segmentation, voc
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = voc.generate_shapes_voc(tmp, num_train=320, num_val=1, seed=0)
-        images, labels = voc.read_split(root, "train")
-        for what, options in (("crop, flip", {}), ("scale 0.5-1.5, crop, flip, jitter 0.3",
-                                                  {"scale": (0.5, 1.5), "jitter": 0.3})):
-            data = voc.train_dataset(images, labels, (128, 128), 8, seed=0, epoch=0, **options)
-            next(iter(data))
-            tic = time.perf_counter()
-            count = sum(int(x.shape[0]) for x, _ in data.take(batches))
-            report(f"voc.train_dataset (decode, {what}, batch 8)", "examples", count, time.perf_counter() - tic)
+    cfg = fcn.Config()
+    images, labels = voc.read_split(photo_segmentation.photo_voc(seed=cfg.data_seed), "train")
+    (h, w), (low, high) = cfg.crop, cfg.scale
+    settings = {f"default: scale {low:g}-{high:g}, crop {h}x{w}, flip, jitter {cfg.jitter:g}":
+                (images, labels, {"scale": cfg.scale if cfg.scale != (1.0, 1.0) else None, "jitter": cfg.jitter}),
+                # plain crops need images at least the crop's size, as in `fcn.train`
+                f"book: crop {h}x{w}, flip": (*voc.filter_by_size(images, labels, voc.check_split(images, labels),
+                                                                  cfg.crop), {})}
+    for what, (paths, label_paths, options) in settings.items():
+        data = voc.train_dataset(paths, label_paths, cfg.crop, cfg.batch_size, seed=0, epoch=0, **options)
+        next(iter(data))
+        tic = time.perf_counter()
+        count = sum(int(x.shape[0]) for x, _ in data.take(min(batches, len(paths) // cfg.batch_size)))
+        report(f"voc.train_dataset on the photograph set ({what}, batch {cfg.batch_size})", "examples", count,
+               time.perf_counter() - tic)
 
 
 def confusion_rates(batches=50):
