@@ -24,21 +24,16 @@ checkpoints, `metrics.json` (loss, accuracy, val_accuracy per epoch) and
 """
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from common import cli, training
-from common.data import epoch_dataset
+from common import cli
 from common.errors import DlsuiteError, UsageError
-from nlp import pretrained, snli
+from nlp import classify, snli
+from nlp.classify import PAD, class_probabilities, compile_classifier
 from nlp.text import Vocab, encode_padded
-
-VOCAB_FILE = "vocab.txt"
-PAD = pretrained.PAD
 
 
 @dataclass
@@ -51,17 +46,13 @@ class Config(cli.TrainConfig):
     embedding_dim: int = field(default=50, metadata=cli.at_least(1, "word vector dimension (attention)"))
     hidden: int = field(default=200, metadata=cli.at_least(1, "width of the f, g and h MLPs (attention)"))
     dropout: float = field(default=0.2, metadata=cli.bounds("[0, 1)", "dropout before each MLP layer"))
-    max_len: int = field(default=50, metadata=cli.at_least(1, "tokens kept per sentence (longer ones are cut)"))
-    min_freq: int = field(default=1, metadata=cli.at_least(1, "vocabulary: drop training tokens seen fewer times"))
-    embeddings: str = field(default="", metadata={
-        "help": "initial word vectors: a GloVe/word2vec text file or glove.6b.50d / glove.6b.100d "
-                "('' for random)", "metavar": "PATH"})
-    freeze_embeddings: bool = field(default=True, metadata={
-        "help": "keep the embedding table fixed (only with --embeddings)"})
+    max_len: int = classify.max_len_field(50, "sentence")
+    min_freq: int = classify.min_freq_field(1)
+    embeddings: str = classify.embeddings_field()
+    freeze_embeddings: bool = classify.freeze_embeddings_field(True)
     holdout: float = field(default=0.0, metadata=cli.bounds(
         "[0, 1)", "hold this seeded share of the training split back as the 'holdout' evaluation split"))
-    val_ratio: float = field(default=0.05, metadata=cli.bounds(
-        "[0, 1)", "share of the training pairs held out for the per-epoch validation accuracy"))
+    val_ratio: float = classify.val_ratio_field(0.05, "pairs")
     bert_run: str = field(default="", metadata={
         "help": "--model bert: an nlp.bert pretrain run directory to fine-tune", "metavar": "DIR"})
     bert_preset: str = field(default="", metadata={
@@ -131,13 +122,6 @@ class DecomposableAttention(keras.Model):
                 "freeze_embeddings": self.freeze_embeddings, "num_classes": self.num_classes}
 
 
-def compile_classifier(model, lr):
-    """Adam + sparse categorical cross-entropy on logits, with accuracy."""
-    model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    return model
-
-
 def build(config, vocab_size, pad_id, initial=None):
     """The compiled, built attention model; `initial` (a `pretrained.Pretrained`) fills the
     embedding table, which is frozen when `--freeze-embeddings` and `--embeddings` are given."""
@@ -167,67 +151,22 @@ def load_splits(ctx):
     return snli.load_splits(snli.snli_directory(ctx.data_dir, ctx.demo), cfg.holdout, cfg.val_ratio, cfg.seed)
 
 
-def save_vocab(run, vocab):
-    if run.chief:
-        from common.files import atomic_path
-
-        with atomic_path(run.file(VOCAB_FILE)) as tmp:
-            tmp.write_text("".join(f"{t}\n" for t in vocab.idx_to_token), encoding="utf-8")
-
-
-def load_vocab(run_dir):
-    path = Path(run_dir) / VOCAB_FILE
-    if not path.is_file():
-        raise DlsuiteError(f"{run_dir} holds no {VOCAB_FILE}; train into it first")
-    return Vocab.from_tokens(path.read_text(encoding="utf-8").splitlines())
-
-
-def class_probabilities(model, inputs, batch_size=512):
-    """Softmax probabilities `(n, classes)` of the model's logits for encoded inputs (an array or a
-    dict of arrays), computed batch by batch outside the distribution strategy (Keras'
-    distributed predict/evaluate fail on a last batch that does not split evenly over replicas)."""
-    n = len(tf.nest.flatten(inputs)[0])
-    parts = [keras.ops.convert_to_numpy(ops.softmax(model(
-        tf.nest.map_structure(lambda a: a[start:start + batch_size], inputs), training=False), axis=-1))
-        for start in range(0, n, batch_size)]
-    return np.concatenate(parts)
-
-
-def validation_accuracy(model, inputs, labels):
-    """`on_epoch_end` callback for `training.fit` adding `val_accuracy` on encoded `inputs`
-    (nothing when there are no validation examples)."""
-    if len(labels) == 0:
-        return None
-    return lambda epoch, logs: {"val_accuracy": round(float(np.mean(
-        class_probabilities(model, inputs).argmax(axis=1) == labels)), 4)}
-
-
 def train(ctx):
     cfg = ctx.config
     if cfg.model == "bert":
         return train_bert(ctx)
     splits = load_splits(ctx)
     vocab = build_vocab(splits.train, cfg.min_freq)
-    initial = pretrained.initial_embeddings(cfg, vocab)
-    if initial is not None:
-        print(f"embeddings: {initial.known} of {len(vocab) - 2} vocabulary tokens found, {initial.oov} OOV "
-              f"({initial.oov_share:.1%} of training tokens), e.g. {' '.join(initial.oov_examples[:5])}",
-              file=sys.stderr)
+    initial = classify.initial_embeddings(cfg, vocab)
     with ctx.strategy.scope():
         model = build(cfg, len(vocab), vocab[PAD], initial)
     run = ctx.run()
-    save_vocab(run, vocab)
-    inputs, labels = encode(vocab, splits.train, cfg.max_len), splits.train.labels
-    history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), cfg.batch_size, cfg.seed, epoch),
-                           run, epochs=cfg.epochs, on_epoch_end=validation_accuracy(
-                               model, encode(vocab, splits.val, cfg.max_len), splits.val.labels))
+    classify.save_vocab(run, vocab)
+    fitted = classify.fit(model, run, cfg, encode(vocab, splits.train, cfg.max_len), splits.train.labels,
+                          encode(vocab, splits.val, cfg.max_len), splits.val.labels)
     scores = classification_report(model, vocab, splits.evaluation, cfg.max_len)
-    last = history[-1]
-    return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
-            **({"val_accuracy": round(last["val_accuracy"], 4)} if "val_accuracy" in last else {}),
-            "split": splits.evaluation_name, "accuracy": scores["accuracy"], "pairs": scores["pairs"],
-            "train_pairs": len(splits.train), "vocabulary": len(vocab),
-            **(initial.report() if initial is not None else {})}
+    return {**fitted, "split": splits.evaluation_name, "accuracy": scores["accuracy"], "pairs": scores["pairs"],
+            "train_pairs": len(splits.train), "vocabulary": len(vocab), **classify.embeddings_report(initial)}
 
 
 def classification_report(model, vocab, pairs, max_len):
@@ -255,10 +194,7 @@ def scores(truth, predicted):
 
 def restore(ctx):
     """The trained attention model of the run and its vocabulary."""
-    vocab = load_vocab(ctx.run_dir)
-    model = build(ctx.config, len(vocab), vocab[PAD])
-    ctx.restore(model)
-    return model, vocab
+    return classify.restore(ctx, build)
 
 
 def _print_report(split, result):
@@ -329,16 +265,11 @@ def train_bert(ctx):
     with ctx.strategy.scope():
         model, tokenizer, seq_len = build_bert(cfg)
     run = ctx.run()
-    inputs, labels = encode_bert(tokenizer, splits.train, seq_len), splits.train.labels
-    history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), cfg.batch_size, cfg.seed, epoch),
-                           run, epochs=cfg.epochs, on_epoch_end=validation_accuracy(
-                               model, encode_bert(tokenizer, splits.val, seq_len), splits.val.labels))
+    fitted = classify.fit(model, run, cfg, encode_bert(tokenizer, splits.train, seq_len), splits.train.labels,
+                          encode_bert(tokenizer, splits.val, seq_len), splits.val.labels)
     predicted = class_probabilities(model, encode_bert(tokenizer, splits.evaluation, seq_len), 256).argmax(axis=1)
     result = scores(splits.evaluation.labels, predicted)
-    last = history[-1]
-    return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
-            **({"val_accuracy": round(last["val_accuracy"], 4)} if "val_accuracy" in last else {}),
-            "split": splits.evaluation_name, "accuracy": result["accuracy"], "pairs": result["pairs"],
+    return {**fitted, "split": splits.evaluation_name, "accuracy": result["accuracy"], "pairs": result["pairs"],
             "train_pairs": len(splits.train), "seq_len": seq_len}
 
 

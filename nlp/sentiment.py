@@ -26,15 +26,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from common import cli, training
-from common.data import epoch_dataset
+from common import cli
 from common.errors import UsageError
-from nlp import imdb, pretrained
-from nlp.nli import class_probabilities, compile_classifier, load_vocab, save_vocab, validation_accuracy
+from nlp import classify, imdb
+from nlp.classify import PAD, class_probabilities, compile_classifier
 from nlp.snli import holdout_indices
 from nlp.text import Vocab, encode_padded
-
-PAD = pretrained.PAD
 
 
 @dataclass
@@ -51,15 +48,11 @@ class Config(cli.TrainConfig):
     channels: tuple = field(default=(100, 100, 100), metadata=cli.int_list(
         "output channels of each convolution width (textcnn)"))
     dropout: float = field(default=0.5, metadata=cli.bounds("[0, 1)", "dropout rate (textcnn)"))
-    max_len: int = field(default=500, metadata=cli.at_least(1, "tokens kept per review (longer ones are cut)"))
-    min_freq: int = field(default=5, metadata=cli.at_least(1, "vocabulary: drop training tokens seen fewer times"))
-    embeddings: str = field(default="", metadata={
-        "help": "initial word vectors: a GloVe/word2vec text file or glove.6b.50d / glove.6b.100d "
-                "('' for random)", "metavar": "PATH"})
-    freeze_embeddings: bool = field(default=False, metadata={
-        "help": "keep the (trained) embedding table fixed (only with --embeddings)"})
-    val_ratio: float = field(default=0.1, metadata=cli.bounds(
-        "[0, 1)", "share of the training reviews held out for the per-epoch validation accuracy"))
+    max_len: int = classify.max_len_field(500, "review")
+    min_freq: int = classify.min_freq_field(5)
+    embeddings: str = classify.embeddings_field()
+    freeze_embeddings: bool = classify.freeze_embeddings_field(False, "(trained) embedding table")
+    val_ratio: float = classify.val_ratio_field(0.1, "reviews")
 
     def validate(self):
         super().validate()
@@ -172,25 +165,17 @@ def train(ctx):
     fit_idx, val_idx = holdout_indices(len(reviews), cfg.val_ratio, cfg.seed)
     fit, val = reviews.subset(fit_idx), reviews.subset(val_idx)
     vocab = Vocab(fit.tokens, min_freq=cfg.min_freq, reserved_tokens=[PAD])
-    initial = pretrained.initial_embeddings(cfg, vocab)
-    if initial is not None:
-        print(f"embeddings: {initial.known} of {len(vocab) - 2} vocabulary tokens found, {initial.oov} OOV "
-              f"({initial.oov_share:.1%} of training tokens)", file=sys.stderr)
+    initial = classify.initial_embeddings(cfg, vocab)
     with ctx.strategy.scope():
         model = build(cfg, len(vocab), vocab[PAD], initial)
     run = ctx.run()
-    save_vocab(run, vocab)
+    classify.save_vocab(run, vocab)
     pad = vocab[PAD]
-    ids = encode_padded(vocab, fit.tokens, cfg.max_len, pad)
-    history = training.fit(model, lambda epoch: epoch_dataset((ids, fit.labels), cfg.batch_size, cfg.seed, epoch),
-                           run, epochs=cfg.epochs, on_epoch_end=validation_accuracy(
-                               model, encode_padded(vocab, val.tokens, cfg.max_len, pad), val.labels))
+    fitted = classify.fit(model, run, cfg, encode_padded(vocab, fit.tokens, cfg.max_len, pad), fit.labels,
+                          encode_padded(vocab, val.tokens, cfg.max_len, pad), val.labels)
     test = imdb.read_imdb(directory, "test")
-    last = history[-1]
-    return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
-            **({"val_accuracy": round(last["val_accuracy"], 4)} if "val_accuracy" in last else {}),
-            "accuracy": test_accuracy(model, vocab, test, cfg.max_len), "test_reviews": len(test),
-            "train_reviews": len(fit), "vocabulary": len(vocab), **(initial.report() if initial is not None else {})}
+    return {**fitted, "accuracy": test_accuracy(model, vocab, test, cfg.max_len), "test_reviews": len(test),
+            "train_reviews": len(fit), "vocabulary": len(vocab), **classify.embeddings_report(initial)}
 
 
 def test_accuracy(model, vocab, reviews, max_len):
@@ -200,10 +185,8 @@ def test_accuracy(model, vocab, reviews, max_len):
 
 
 def restore(ctx):
-    vocab = load_vocab(ctx.run_dir)
-    model = build(ctx.config, len(vocab), vocab[PAD])
-    ctx.restore(model)
-    return model, vocab
+    """The trained model of the run and its vocabulary."""
+    return classify.restore(ctx, build)
 
 
 def evaluate(ctx):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nlp import nli, snli
+from nlp import classify, nli, snli
 from tests.cli_helpers import one_replica_vs_two, run
 
 
@@ -55,7 +55,7 @@ def test_glove_initialised_and_frozen(tmp_path, capsys):
     assert result["embeddings_known"] == len(words)
     assert result["embeddings_oov"] == result["vocabulary"] - 2 - len(words)
     assert f"{len(words)} of {result['vocabulary'] - 2} vocabulary tokens found" in err
-    vocab = nli.load_vocab("glove")
+    vocab = classify.load_vocab("glove")
     model = nli.build(nli.Config(embedding_dim=8, hidden=64, embeddings=str(path)), len(vocab), vocab["<pad>"])
     from common.training import Run
 

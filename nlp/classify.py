@@ -1,0 +1,142 @@
+"""What the word-embedding text classifiers share: `nlp.nli`'s decomposable attention and
+`nlp.sentiment`'s BiRNN and TextCNN.
+
+- Config fields both declare (`max_len_field`, `min_freq_field`, `embeddings_field`,
+  `freeze_embeddings_field`, `val_ratio_field`): field factories rather than a base dataclass,
+  because a base class's fields come first in a dataclass, and so in `--help`, which would
+  reorder both commands' flags.
+- The run's vocabulary file (`save_vocab`, `load_vocab`), the initial word vectors with their
+  one-line OOV note (`initial_embeddings`, `embeddings_report`), training with a per-epoch
+  validation accuracy (`fit`), restoring a trained run (`restore`), and batch-wise class
+  probabilities (`class_probabilities`).
+"""
+import sys
+from dataclasses import field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from common import cli, training
+from common.data import epoch_dataset
+from common.errors import DlsuiteError
+from common.files import atomic_path
+from nlp import pretrained
+from nlp.text import Vocab
+
+VOCAB_FILE = "vocab.txt"
+PAD = pretrained.PAD
+
+
+# --- config fields ------------------------------------------------------------------------------
+def max_len_field(default, unit):
+    """`--max-len`: tokens kept per `unit` ("sentence", "review")."""
+    return field(default=default, metadata=cli.at_least(1, f"tokens kept per {unit} (longer ones are cut)"))
+
+
+def min_freq_field(default):
+    """`--min-freq`: the vocabulary's frequency threshold."""
+    return field(default=default, metadata=cli.at_least(1, "vocabulary: drop training tokens seen fewer times"))
+
+
+def embeddings_field():
+    """`--embeddings PATH`: the initial word vectors (`nlp.pretrained.initial_embeddings`)."""
+    return field(default="", metadata={
+        "help": "initial word vectors: a GloVe/word2vec text file or glove.6b.50d / glove.6b.100d "
+                "('' for random)", "metavar": "PATH"})
+
+
+def freeze_embeddings_field(default, table="embedding table"):
+    """`--freeze-embeddings/--no-freeze-embeddings`: keep the `table` initialised from `--embeddings` fixed."""
+    return field(default=default, metadata={"help": f"keep the {table} fixed (only with --embeddings)"})
+
+
+def val_ratio_field(default, unit):
+    """`--val-ratio`: the seeded share of the training `unit` ("pairs", "reviews") for per-epoch validation."""
+    return field(default=default, metadata=cli.bounds(
+        "[0, 1)", f"share of the training {unit} held out for the per-epoch validation accuracy"))
+
+
+# --- vocabulary and initial embeddings ----------------------------------------------------------
+def save_vocab(run, vocab):
+    """Write `vocab` into the run directory as `vocab.txt`, one token a line in index order."""
+    if run.chief:
+        with atomic_path(run.file(VOCAB_FILE)) as tmp:
+            tmp.write_text("".join(f"{t}\n" for t in vocab.idx_to_token), encoding="utf-8")
+
+
+def load_vocab(run_dir):
+    """The `Vocab` a run saved; one-line `DlsuiteError` when its `vocab.txt` is missing."""
+    path = Path(run_dir) / VOCAB_FILE
+    if not path.is_file():
+        raise DlsuiteError(f"{run_dir} holds no {VOCAB_FILE}; train into it first")
+    return Vocab.from_tokens(path.read_text(encoding="utf-8").splitlines())
+
+
+def initial_embeddings(config, vocab):
+    """`nlp.pretrained.initial_embeddings(config, vocab)` (None without `--embeddings`), noting on
+    stderr in one line how many vocabulary tokens the vectors file has, the OOV count and share,
+    and the most frequent OOV tokens."""
+    initial = pretrained.initial_embeddings(config, vocab)
+    if initial is not None:
+        examples = f", e.g. {' '.join(initial.oov_examples[:5])}" if initial.oov_examples else ""
+        print(f"embeddings: {initial.known} of {len(vocab) - 2} vocabulary tokens found, {initial.oov} OOV "
+              f"({initial.oov_share:.1%} of training tokens){examples}", file=sys.stderr)
+    return initial
+
+
+def embeddings_report(initial):
+    """The `embeddings_*` numbers a run's JSON records (`Pretrained.report`); {} without `--embeddings`."""
+    return initial.report() if initial is not None else {}
+
+
+# --- training, prediction, restoring ----------------------------------------------------------
+def compile_classifier(model, lr):
+    """Adam + sparse categorical cross-entropy on logits, with accuracy."""
+    model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return model
+
+
+def class_probabilities(model, inputs, batch_size=512):
+    """Softmax probabilities `(n, classes)` of the model's logits for encoded inputs (an array or a
+    dict of arrays), computed batch by batch outside the distribution strategy (Keras'
+    distributed predict/evaluate fail on a last batch that does not split evenly over replicas)."""
+    n = len(tf.nest.flatten(inputs)[0])
+    parts = [keras.ops.convert_to_numpy(ops.softmax(model(
+        tf.nest.map_structure(lambda a: a[start:start + batch_size], inputs), training=False), axis=-1))
+        for start in range(0, n, batch_size)]
+    return np.concatenate(parts)
+
+
+def validation_accuracy(model, inputs, labels):
+    """`on_epoch_end` callback for `training.fit` adding `val_accuracy` on encoded `inputs`
+    (nothing when there are no validation examples)."""
+    if len(labels) == 0:
+        return None
+    return lambda epoch, logs: {"val_accuracy": round(float(np.mean(
+        class_probabilities(model, inputs).argmax(axis=1) == labels)), 4)}
+
+
+def fit(model, run, config, inputs, labels, val_inputs, val_labels):
+    """Train the compiled `model` into `run` for `config.epochs` on encoded `inputs` / `labels`
+    (batches of `config.batch_size` in an order seeded by `config.seed` and the epoch), scoring
+    `val_inputs` / `val_labels` after each epoch. Returns the last epoch's `loss` and
+    `train_accuracy`, and `val_accuracy` when there is a validation part, rounded to 4 places."""
+    history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), config.batch_size, config.seed,
+                                                              epoch),
+                           run, epochs=config.epochs, on_epoch_end=validation_accuracy(model, val_inputs, val_labels))
+    last = history[-1]
+    return {"loss": round(last["loss"], 4), "train_accuracy": round(last["accuracy"], 4),
+            **({"val_accuracy": round(last["val_accuracy"], 4)} if "val_accuracy" in last else {})}
+
+
+def restore(ctx, build):
+    """The run's trained model, built by `build(config, vocab_size, pad_id)` over the run's
+    `vocab.txt` and restored from its newest checkpoint, and that vocabulary."""
+    vocab = load_vocab(ctx.run_dir)
+    model = build(ctx.config, len(vocab), vocab[PAD])
+    ctx.restore(model)
+    return model, vocab
