@@ -1,7 +1,7 @@
 """SNLI sentence pairs (the book's 15.4) in both real layouts, the held-back split, and the
 offline demo generator.
 
-Layouts, found in `--data-dir` (or one or two levels below it):
+Layouts, found in `--data-dir` or in its `snli_1.0/` folder (the zip's), nothing deeper:
 
 - official `snli_1.0.zip`: `snli_1.0_{train,dev,test}.txt`, tab separated with a header row;
   the label is `gold_label`, the sentences are `sentence1_binary_parse` and
@@ -33,6 +33,7 @@ SNLI_URL = "https://nlp.stanford.edu/projects/snli/snli_1.0.zip"
 SNLI_SHA1 = "9fcde07509c7e87ec61c640c1b2753d9041758e4"
 LABELS = ("entailment", "contradiction", "neutral")  # the book's label indices 0, 1, 2
 SPLITS = ("train", "dev", "test")
+ZIP_FOLDER = "snli_1.0"  # what snli_1.0.zip extracts to
 HOLDOUT = "holdout"
 _PARENS = re.compile(r"[()]")
 _SPACES = re.compile(r"\s{2,}")
@@ -126,16 +127,14 @@ def find_splits(directory):
     return found
 
 
-def _layout_dir(root):
-    for candidate in [root, *sorted(root.glob("*")), *sorted(root.glob("*/*"))]:
-        if candidate.is_dir() and (any(candidate.glob("labels.*")) or any(candidate.glob("snli_1.0_*.txt"))):
-            return candidate
-    return None
+def _holds_splits(directory):
+    return directory.is_dir() and (any(directory.glob("labels.*")) or any(directory.glob("snli_1.0_*.txt")))
 
 
 def snli_directory(data_dir=None, demo=False):
-    """Directory holding an SNLI layout: `data_dir` (or the folder one or two levels below it
-    holding the files), the generated demo set (in the cache), or the cached/downloaded
+    """Directory holding an SNLI layout: `data_dir` or its `snli_1.0/` (the folder the zip
+    extracts to), nothing deeper (an unrelated folder such as /tmp must not pass for SNLI through
+    some copy below it); the generated demo set (in the cache); or the cached/downloaded
     canonical `snli_1.0.zip`."""
     if demo:
         directory = cdata.cache_root() / "snli-demo"
@@ -148,10 +147,10 @@ def snli_directory(data_dir=None, demo=False):
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise DatasetError(f"--data-dir {root} does not exist or is not a directory")
-    found = _layout_dir(root)
+    found = next((d for d in (root, root / ZIP_FOLDER) if _holds_splits(d)), None)
     if found is None:
         raise DatasetError(f"snli: no snli_1.0_<split>.txt nor s1/s2/labels.<split> files in {root} "
-                           "(or two levels below); pass the folder that holds them")
+                           f"(nor in its {ZIP_FOLDER}/); pass the folder that holds them")
     first = sorted(p.name for p in [*found.glob("labels.*"), *found.glob("snli_1.0_*.txt")])[0]
     return cdata.resolve_dataset("snli", required=[first], data_dir=found)
 

@@ -58,6 +58,16 @@ def test_bad_files_are_one_line_errors(tmp_path):
         snli.snli_directory(tmp_path / "empty")
 
 
+def test_data_dir_is_the_files_folder_or_the_zips_snli_1_0_nothing_deeper(tmp_path):
+    extracted = snli.generate_demo(tmp_path / "zip" / "snli_1.0", sizes=(10, 10, 10), layout="official")
+    assert {snli.snli_directory(given) for given in (extracted.parent, extracted)} == {extracted}
+    # a folder that only holds a copy further down (e.g. /tmp and some run's cache) is no SNLI directory
+    snli.generate_demo(tmp_path / "other" / "cache" / "snli-demo", sizes=(10, 10, 10))
+    with pytest.raises(DatasetError, match=r"no snli_1.0_<split>.txt nor s1/s2/labels.<split> files in .*other "
+                                           r"\(nor in its snli_1.0/\)"):
+        snli.snli_directory(tmp_path / "other")
+
+
 def test_holdout_is_seeded_disjoint_and_complete():
     kept, held = snli.holdout_indices(1000, 0.1, seed=3)
     again_kept, again_held = snli.holdout_indices(1000, 0.1, seed=3)
