@@ -8,6 +8,7 @@ line naming what is missing, where it looked, the address, and the way out.
 import hashlib
 import os
 import socket
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -121,22 +122,26 @@ def extract(archive, dest):
         raise DatasetError(f"corrupt archive {archive} ({e}); delete it and retry") from None
 
 
-def find_layout(root, required):
-    """Return `root` or the first sub-directory (two levels deep) holding every `required` path."""
+def layouts(root, required):
+    """Every directory among `root` and its sub-directories (two levels deep) holding every `required`
+    path, `root` first, then one level down, then two, each level sorted."""
     root = Path(root)
     candidates = [root] + sorted(p for p in root.glob("*") if p.is_dir())
     candidates += sorted(p for p in root.glob("*/*") if p.is_dir())
-    for c in candidates:
-        if all((c / r).exists() for r in required):
-            return c
-    return None
+    return [c for c in candidates if all((c / r).exists() for r in required)]
+
+
+def find_layout(root, required):
+    """Return `root` or the first sub-directory (two levels deep) holding every `required` path."""
+    return next(iter(layouts(root, required)), None)
 
 
 def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint="",
                     timeout=DEFAULT_TIMEOUT_S):
     """Return a directory holding the dataset's own layout (all `required` relative paths).
 
-    With `data_dir` the files must be there (or one or two levels below). Otherwise the
+    With `data_dir` the files must be there, or in the one folder one or two levels below that holds
+    them all (named on stderr; several such folders are an error, not a guess). Otherwise the
     extracted copy in `cache_root()/name` is used, downloading and extracting `url`
     first when needed. `hint` names the offline alternative (e.g. "--demo"). The result
     is remembered for `resolved_datasets` (recorded in a run's config.json).
@@ -151,11 +156,17 @@ def _resolve(name, required, url, sha1, data_dir, hint, timeout):
         data_dir = Path(data_dir).expanduser()
         if not data_dir.is_dir():
             raise DatasetError(f"--data-dir {data_dir} does not exist or is not a directory")
-        found = find_layout(data_dir, required)
-        if found is None:
+        found = layouts(data_dir, required)
+        if not found:
             missing = next(r for r in required if not (data_dir / r).exists())
             raise DatasetError(f"{name}: {data_dir / missing} not found; --data-dir must hold {', '.join(required)}")
-        return found
+        if found[0] == data_dir:
+            return data_dir
+        if len(found) > 1:  # e.g. --data-dir /tmp holding several runs' copies: which one is meant?
+            raise DatasetError(f"{name}: --data-dir {data_dir} holds {len(found)} copies ({found[0]}, {found[1]}"
+                               f"{', ...' if len(found) > 2 else ''}); pass the folder to read")
+        print(f"{name}: reading {found[0]}", file=sys.stderr)  # found below --data-dir: say which folder
+        return found[0]
     extracted = cache_root() / name
     found = find_layout(extracted, required) if extracted.is_dir() else None
     if found is not None:
