@@ -35,13 +35,13 @@ HEADS = ("fcn32s", "fcn16s", "fcn8s")
 
 def _range(cast, help, expects):
     """Field metadata for a positive `LOW-HIGH` range of `cast` values ("0.5-1.5" or "0.5,1.5" ->
-    (0.5, 1.5)), parsed once at the CLI (`--help` shows tuple defaults with a comma)."""
+    (0.5, 1.5)), parsed once at the CLI; `--help` shows defaults as typed (0.5-1.5)."""
     def parse(text):
         values = tuple(cast(v) for v in (text if isinstance(text, (list, tuple)) else re.split("[-,]", str(text))))
         if len(values) != 2 or min(values) <= 0 or values[0] > values[1]:
             raise ValueError
         return values
-    return {"parse": parse, "metavar": "LOW-HIGH", "help": help, "expects": expects}
+    return {"parse": parse, "metavar": "LOW-HIGH", "separator": "-", "help": help, "expects": expects}
 
 
 def _size_range(help):
@@ -56,7 +56,7 @@ def _scale_range(help):
 
 @dataclass
 class Config(cli.TrainConfig):
-    epochs: int = 10
+    epochs: int = 40
     batch_size: int = 8
     lr: float = 4e-3
     seed: int = 0
@@ -96,7 +96,7 @@ class Config(cli.TrainConfig):
         "side lengths of the generated images, LOW-HIGH pixels"))
     data_seed: int = field(default=0, metadata=cli.bounds(
         f"[0, {2**32 - 1}]", "seed of the generated photos/shapes set (--seed changes training only, not the data)"))
-    val_every: int = field(default=5, metadata=cli.bounds(
+    val_every: int = field(default=10, metadata=cli.bounds(
         "[0, inf)", "score val mIoU every N epochs (0: only at the end)"))
     trimap_px: int = field(default=4, metadata=cli.at_least(
         1, "width of the boundary band (trimap) scored by trimap_miou: labelled pixels within this many px of a "
