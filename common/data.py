@@ -8,7 +8,6 @@ line naming what is missing, where it looked, the address, and the way out.
 import hashlib
 import os
 import socket
-import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -141,7 +140,7 @@ def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint=
     """Return a directory holding the dataset's own layout (all `required` relative paths).
 
     With `data_dir` the files must be there, or in the one folder one or two levels below that holds
-    them all (named on stderr; several such folders are an error, not a guess). Otherwise the
+    them all (several such folders are an error, not a guess). Otherwise the
     extracted copy in `cache_root()/name` is used, downloading and extracting `url`
     first when needed. `hint` names the offline alternative (e.g. "--demo"). The result
     is remembered for `resolved_datasets` (recorded in a run's config.json).
@@ -165,8 +164,7 @@ def _resolve(name, required, url, sha1, data_dir, hint, timeout):
         if len(found) > 1:  # e.g. --data-dir /tmp holding several runs' copies: which one is meant?
             raise DatasetError(f"{name}: --data-dir {data_dir} holds {len(found)} copies ({found[0]}, {found[1]}"
                                f"{', ...' if len(found) > 2 else ''}); pass the folder to read")
-        print(f"{name}: reading {found[0]}", file=sys.stderr)  # found below --data-dir: say which folder
-        return found[0]
+        return found[0]  # the one copy below --data-dir (config.json records which folder was read)
     extracted = cache_root() / name
     found = find_layout(extracted, required) if extracted.is_dir() else None
     if found is not None:
