@@ -121,12 +121,16 @@ def extract(archive, dest):
         raise DatasetError(f"corrupt archive {archive} ({e}); delete it and retry") from None
 
 
-def layouts(root, required):
-    """Every directory among `root` and its sub-directories (two levels deep) holding every `required`
-    path, `root` first, then one level down, then two, each level sorted."""
+def layouts(root, required, folders=None):
+    """Every directory among `root` and its sub-directories holding every `required` path, `root`
+    first: the named `folders` below it, or else every sub-directory one level down, then two, each
+    level sorted."""
     root = Path(root)
-    candidates = [root] + sorted(p for p in root.glob("*") if p.is_dir())
-    candidates += sorted(p for p in root.glob("*/*") if p.is_dir())
+    if folders is not None:
+        candidates = [root] + [root / f for f in folders]
+    else:
+        candidates = [root] + sorted(p for p in root.glob("*") if p.is_dir())
+        candidates += sorted(p for p in root.glob("*/*") if p.is_dir())
     return [c for c in candidates if all((c / r).exists() for r in required)]
 
 
@@ -135,30 +139,32 @@ def find_layout(root, required):
     return next(iter(layouts(root, required)), None)
 
 
-def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint="",
+def resolve_dataset(name, *, required, url=None, sha1=None, data_dir=None, hint="", folders=None,
                     timeout=DEFAULT_TIMEOUT_S):
     """Return a directory holding the dataset's own layout (all `required` relative paths).
 
     With `data_dir` the files must be there, or in the one folder one or two levels below that holds
-    them all (several such folders are an error, not a guess). Otherwise the
+    them all (several such folders are an error, not a guess); `folders` (e.g. the folder the archive
+    extracts to) narrows that search to `data_dir/<folder>`, nothing deeper. Otherwise the
     extracted copy in `cache_root()/name` is used, downloading and extracting `url`
     first when needed. `hint` names the offline alternative (e.g. "--demo"). The result
     is remembered for `resolved_datasets` (recorded in a run's config.json).
     """
-    found = _resolve(name, required, url, sha1, data_dir, hint, timeout)
+    found = _resolve(name, required, url, sha1, data_dir, hint, folders, timeout)
     _RESOLVED[name] = found.resolve()
     return found
 
 
-def _resolve(name, required, url, sha1, data_dir, hint, timeout):
+def _resolve(name, required, url, sha1, data_dir, hint, folders, timeout):
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
         if not data_dir.is_dir():
             raise DatasetError(f"--data-dir {data_dir} does not exist or is not a directory")
-        found = layouts(data_dir, required)
+        found = layouts(data_dir, required, folders)
         if not found:
             missing = next(r for r in required if not (data_dir / r).exists())
-            raise DatasetError(f"{name}: {data_dir / missing} not found; --data-dir must hold {', '.join(required)}")
+            raise DatasetError(f"{name}: {data_dir / missing} not found; --data-dir must hold {' and '.join(required)}"
+                               + (f" itself, or {' or '.join(f + '/' for f in folders)} holding them" if folders else ""))
         if found[0] == data_dir:
             return data_dir
         if len(found) > 1:  # e.g. --data-dir /tmp holding several runs' copies: which one is meant?

@@ -117,40 +117,25 @@ def generate_demo(directory, seed=0, paragraphs=(600, 60, 120)):
 
 
 def wikitext_directory(data_dir=None, demo=False):
-    """Directory holding the WikiText-2 files: the generated demo (in the cache), `data_dir` (see
-    `data_dir_layout`), or the cached/downloaded canonical zip."""
+    """Directory holding the WikiText-2 files: the generated demo (in the cache), `data_dir` (the
+    files themselves or the zip's `wikitext-2/` folder), or the cached/downloaded canonical zip."""
     if demo:
         directory = cdata.cache_root() / "wikitext-2-demo"
         if not all((directory / split_file(s)).exists() for s in SPLITS):
             generate_demo(directory)
         return directory
-    return cdata.resolve_dataset("wikitext-2", required=REQUIRED, url=URL, sha1=SHA1, hint="--demo",
-                                 data_dir=None if data_dir is None else data_dir_layout(data_dir))
-
-
-def data_dir_layout(data_dir):
-    """`data_dir` when it holds `wiki.valid.tokens` and `wiki.test.tokens`, else its `wikitext-2/`
-    (the folder `wikitext-2-v1.zip` extracts to) when that does; nothing deeper is searched, so an
-    unrelated folder (say /tmp) cannot pass for WikiText through some copy below it. A one-line
-    `DatasetError` names the first missing file otherwise."""
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"--data-dir {root} does not exist or is not a directory")
-    for directory in (root, root / ZIP_FOLDER):
-        if all((directory / name).is_file() for name in REQUIRED):
-            return directory
-    missing = next(name for name in REQUIRED if not (root / name).is_file())
-    raise DatasetError(f"wikitext-2: {root / missing} not found; --data-dir must hold {' and '.join(REQUIRED)} "
-                       f"(wiki.train.tokens too, if there is one), or {ZIP_FOLDER}/ holding them")
+    return cdata.resolve_dataset("wikitext-2", required=REQUIRED, url=URL, sha1=SHA1, hint="--demo", data_dir=data_dir,
+                                 folders=[ZIP_FOLDER])  # nothing deeper: /tmp must not pass via a cached copy
 
 
 def load_splits(data_dir=None, demo=False):
     """(training paragraphs, test paragraphs, name of the split trained on: "train" or "valid")."""
     directory = wikitext_directory(data_dir, demo)
     train_split = "train" if (directory / split_file("train")).exists() else "valid"
-    return read_paragraphs(directory / split_file(train_split)), load_test(data_dir, demo, directory), train_split
+    return (read_paragraphs(directory / split_file(train_split)), read_paragraphs(directory / split_file("test")),
+            train_split)
 
 
-def load_test(data_dir=None, demo=False, directory=None):
-    """The test split's paragraphs (`directory`: the resolved WikiText directory, if known)."""
-    return read_paragraphs((directory or wikitext_directory(data_dir, demo)) / split_file("test"))
+def load_test(data_dir=None, demo=False):
+    """The test split's paragraphs."""
+    return read_paragraphs(wikitext_directory(data_dir, demo) / split_file("test"))

@@ -185,6 +185,12 @@ def test_resolve_dataset_data_dir_checks(tmp_path):
     (tmp_path / "d" / "runs" / "copy" / "u.data").write_text("")
     with pytest.raises(DatasetError, match=r"holds 2 copies \(.*ml-100k, .*copy\); pass the folder to read"):
         data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "d")
+    # declared folders narrow the search: only d/ml-100k, so the copy under runs/ is not a candidate
+    assert data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "d",
+                                folders=["ml-100k"]) == tmp_path / "d" / "ml-100k"
+    with pytest.raises(DatasetError, match=r"d/u\.data not found; --data-dir must hold u\.data itself, "
+                                           r"or ml-1m/ holding them"):
+        data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "d", folders=["ml-1m"])
     (tmp_path / "d" / "u.data").write_text("")  # the folder itself wins over any copy below it
     assert data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "d") == tmp_path / "d"
 
