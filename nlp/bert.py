@@ -364,7 +364,7 @@ class BertPretrainer(keras.Model):
                           tf.float32)
         return mlm_loss, tf.reduce_mean(nsp_ce), (mlm_ce, weights, mlm_hit, nsp_ce, nsp_hit)
 
-    def _track(self, mlm_loss, nsp_loss, per_example):
+    def _track(self, per_example):
         mlm_ce, weights, mlm_hit, nsp_ce, nsp_hit = per_example
         self.trackers["mlm_loss"].update_state(mlm_ce, sample_weight=weights)
         self.trackers["mlm_accuracy"].update_state(mlm_hit, sample_weight=weights)
@@ -379,10 +379,10 @@ class BertPretrainer(keras.Model):
             scaled = scale_loss(mlm_loss + nsp_loss)
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._track(mlm_loss, nsp_loss, hits)
+        return self._track(hits)
 
     def test_step(self, batch):
-        return self._track(*self._heads_losses(batch, training=False))
+        return self._track(self._heads_losses(batch, training=False)[2])
 
     @property
     def metrics(self):
