@@ -688,12 +688,12 @@ class FieldVocabulary:
         """`(rows, fields)` raw strings -> `(rows, fields)` int32 global ids."""
         if raw.shape[1] != len(self.values):
             raise DatasetError(f"rows have {raw.shape[1]} fields, the vocabulary {len(self.values)}")
-        out = np.empty(raw.shape, np.int64)
+        out = np.empty(raw.shape, np.int32)  # ids are written as int32 directly: no int64 copy per block
         for f, known in enumerate(self.values):  # loop over fields only
             pos = np.minimum(np.searchsorted(known, raw[:, f]), max(len(known) - 1, 0))
             hit = (known[pos] == raw[:, f]) if len(known) else np.zeros(len(raw), bool)
             out[:, f] = np.where(hit, pos, len(known)) + self.offsets[f]
-        return out.astype(np.int32)
+        return out
 
 
 def _check_labels(labels, path):

@@ -93,7 +93,7 @@ class FactorizationMachine(ScaledLossModel):
 
     def call(self, features, training=False):
         logit = self.bias + ops.sum(self.linear(features)[..., 0], axis=-1)
-        if not (self.interactions or self.hidden):
+        if self.embedding is None:
             return logit
         v = self.embedding(features)  # (batch, fields, factors)
         if self.interactions:
@@ -110,7 +110,7 @@ class FactorizationMachine(ScaledLossModel):
         features, labels = batch
         logits = self(features, training=True)
         loss = ops.mean(ops.maximum(logits, 0) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits))))
-        if self.weight_decay and (self.interactions or self.hidden):
+        if self.weight_decay and self.embedding is not None:
             v = self.embedding(features)
             loss = loss + self.weight_decay * ops.mean(ops.sum(v * v, axis=(1, 2)))
         return loss
