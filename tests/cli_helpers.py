@@ -41,15 +41,15 @@ def free_ports(n):
     return ports
 
 
-def run_workers(argv_of, workers=2, env=None, timeout=300):
+def run_workers(argv_of, workers=2, timeout=300):
     """Run `python -m *argv_of(index)` once per worker, as one MultiWorkerMirroredStrategy cluster on
-    127.0.0.1 (TF_CONFIG names every worker and this task), from the repository root with `env` added
-    to the environment. Wait for all, assert each exited 0, and return their combined stdout+stderr."""
+    127.0.0.1 (TF_CONFIG names every worker and this task), from the repository root, in this
+    process's environment. Wait for all, assert each exited 0, and return their combined stdout+stderr."""
     cluster = [f"127.0.0.1:{p}" for p in free_ports(workers)]
     procs = []
     for index in range(workers):
         task = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
-        worker_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CONFIG=json.dumps(task), **(env or {}))
+        worker_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CONFIG=json.dumps(task))
         procs.append(subprocess.Popen([sys.executable, "-m", *map(str, argv_of(index))], cwd=ROOT, env=worker_env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     try:

@@ -63,7 +63,7 @@ def test_every_tool_flag_is_described(name):
 def test_demo_and_preset_help_show_sizes_as_typed():
     # --crop takes 320x480; the --demo and --preset help must not show a tuple or 320,480
     module = importlib.import_module("vision.fcn")
-    parser = cli.build_parser("vision.fcn", "", module.Config, module.COMMANDS, {"book": module.BOOK}, module.DEMO)
+    parser = cli.build_parser("vision.fcn", "", module.Config, module.COMMANDS, module.PRESETS, module.DEMO)
     train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
     helps = {a.option_strings[0]: a.help for a in train._actions if a.option_strings}
     assert "crop=128x128" in helps["--demo"] and "crop=320x480" in helps["--preset"]

@@ -118,6 +118,7 @@ DEMO = {"epochs": 5, "dataset": "shapes", "shapes_train": 320, "shapes_val": 48,
 # momentum, lr 1e-3, weight decay 1e-3, batch 32, 5 epochs, constant rate, standard-width ResNet-18.
 BOOK = {"head": "fcn32s", "crop": (320, 480), "scale": (1.0, 1.0), "jitter": 0.0, "optimizer": "sgd", "momentum": 0.0,
         "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 32, "epochs": 5, "lr_schedule": "constant", "width": 64}
+PRESETS = {"book": BOOK}
 
 
 # --- model --------------------------------------------------------------------------
@@ -391,7 +392,7 @@ COMMANDS = {
 
 def main(argv=None):
     return cli.main("FCN semantic segmentation (d2l 14.11; FCN-16s/8s of Long et al.)", Config, COMMANDS, demo=DEMO,
-                    argv=argv, presets={"book": BOOK})
+                    argv=argv, presets=PRESETS)
 
 
 if __name__ == "__main__":
