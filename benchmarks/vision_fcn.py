@@ -55,13 +55,12 @@ def pipeline_rate(batches=30):
     from vision import fcn, photo_segmentation, voc
 
     cfg = fcn.Config()
-    images, labels = voc.read_split(photo_segmentation.photo_voc(seed=cfg.data_seed), "train")
+    images, labels, sizes = fcn._split(photo_segmentation.photo_voc(seed=cfg.data_seed), "train")
     (h, w), (low, high) = cfg.crop, cfg.scale
     settings = {f"default: scale {low:g}-{high:g}, crop {h}x{w}, flip, jitter {cfg.jitter:g}":
-                (images, labels, {"scale": cfg.scale if cfg.scale != (1.0, 1.0) else None, "jitter": cfg.jitter}),
+                (images, labels, {"scale": cfg.scale, "jitter": cfg.jitter}),
                 # plain crops need images at least the crop's size, as in `fcn.train`
-                f"book: crop {h}x{w}, flip": (*voc.filter_by_size(images, labels, voc.check_split(images, labels),
-                                                                  cfg.crop), {})}
+                f"book: crop {h}x{w}, flip": (*voc.filter_by_size(images, labels, sizes, cfg.crop), {})}
     for what, (paths, label_paths, options) in settings.items():
         data = voc.train_dataset(paths, label_paths, cfg.crop, cfg.batch_size, seed=0, epoch=0, **options)
         next(iter(data))
