@@ -214,13 +214,13 @@ def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
     readers = find_splits(directory)
     train_name = _training_name(readers, directory)
     full = _read_training(readers[train_name], train_name, directory)
-    kept, held = holdout_indices(len(full), holdout, seed) if holdout > 0 else (np.arange(len(full)), None)
-    if held is not None:
+    kept, held = holdout_indices(len(full), holdout, seed)  # (all, none) when holdout is 0
+    if holdout > 0:
         readers = {**readers, HOLDOUT: lambda: full.subset(held)}
     evaluation_name = _evaluation_name(readers, train_name, holdout, directory)
     rest = full.subset(kept)
-    fit, val = holdout_indices(len(rest), val_ratio, seed + 1) if val_ratio > 0 else (np.arange(len(rest)), [])
-    return Splits(rest.subset(fit), rest.subset(np.asarray(val, dtype=np.int64)), readers[evaluation_name](),
+    fit, val = holdout_indices(len(rest), val_ratio, seed + 1)
+    return Splits(rest.subset(fit), rest.subset(val), readers[evaluation_name](),
                   evaluation_name, train_name, readers)
 
 
