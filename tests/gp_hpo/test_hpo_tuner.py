@@ -32,6 +32,16 @@ def sleepy(config, report):
             return
 
 
+def slow_epochs(config, report):
+    """error = x; 0.3 s per epoch: long enough that a trial seen after its first epoch is still running
+    when the test kills its worker (0.1 s epochs let it finish in between on a loaded machine)."""
+    _log_call(config)
+    for epoch in range(1, config["max_epochs"] + 1):
+        time.sleep(0.3)
+        if not report(epoch, config["x"]):
+            return
+
+
 def counting(config, report):
     _log_call(config)
     for epoch in range(1, config["max_epochs"] + 1):
@@ -61,7 +71,7 @@ def cli(*args, capsys=None):
 
 def test_two_journal_workers_finish_T_trials_once_each_and_retry_a_killed_one(tmp_path, monkeypatch):
     monkeypatch.setenv(LOG_ENV, str(tmp_path / "calls.jsonl"))
-    settings = StudySettings(objective=f"{HERE}:sleepy", space=SPACE, storage=str(tmp_path / "journal.log"),
+    settings = StudySettings(objective=f"{HERE}:slow_epochs", space=SPACE, storage=str(tmp_path / "journal.log"),
                              trials=14, max_epochs=3, heartbeat_seconds=0.2, grace_seconds=1.5)
     study = open_study(settings, create=True)
     ctx = multiprocessing.get_context("spawn")
@@ -71,7 +81,7 @@ def test_two_journal_workers_finish_T_trials_once_each_and_retry_a_killed_one(tm
     deadline = time.time() + 120
     while time.time() < deadline:  # kill w1 in the middle of one of its trials
         running = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                   if t.user_attrs.get("worker") == "w1" and t.intermediate_values]
+                   if t.user_attrs.get("worker") == "w1" and len(t.intermediate_values) == 1]
         if running and len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
             procs[1].kill()
             break
