@@ -1,11 +1,12 @@
 """Shared test helpers: run a module's `main(argv)` in-process and read its JSON line; 1 vs 2 replicas;
-launch MultiWorkerMirroredStrategy workers as processes on 127.0.0.1."""
+launch MultiWorkerMirroredStrategy workers as processes on 127.0.0.1, or fake one worker's view of a cluster."""
 import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,3 +61,13 @@ def run_workers(argv_of, workers=2, timeout=300):
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
     return outputs
+
+
+def fake_worker_strategy(task_type, task_id, cluster):
+    """A stand-in for a MultiWorkerMirroredStrategy as task `task_type` `task_id` of `cluster` (job name ->
+    addresses, e.g. {"worker": ["a:1", "b:2"]}) sees it: only the `cluster_resolver` (`task_type`,
+    `task_id`, `cluster_spec()`) that `common.distribute.is_chief` and `worker_shard` read."""
+    import tensorflow as tf
+
+    resolver = SimpleNamespace(task_type=task_type, task_id=task_id, cluster_spec=lambda: tf.train.ClusterSpec(cluster))
+    return SimpleNamespace(cluster_resolver=resolver)

@@ -9,6 +9,7 @@ import tensorflow as tf
 from common import distribute, training
 from common.data import shuffle_for_epoch
 from common.errors import UsageError
+from tests.cli_helpers import fake_worker_strategy
 from tests.common import toy
 
 
@@ -112,19 +113,6 @@ def test_global_batch_splits_evenly_or_fails():
         distribute.per_replica_batch_size(33, two)
 
 
-class _Resolver:
-    def __init__(self, task_type, task_id, cluster):
-        self.task_type, self.task_id, self._cluster = task_type, task_id, cluster
-
-    def cluster_spec(self):
-        return tf.train.ClusterSpec(self._cluster)
-
-
-class _FakeStrategy:
-    def __init__(self, resolver):
-        self.cluster_resolver = resolver
-
-
 @pytest.mark.parametrize("task_type,task_id,cluster,expected", [
     ("worker", 0, {"worker": ["a:1", "b:2"]}, True),
     ("worker", 1, {"worker": ["a:1", "b:2"]}, False),
@@ -132,17 +120,17 @@ class _FakeStrategy:
     ("worker", 0, {"chief": ["a:1"], "worker": ["b:2"]}, False),
 ])
 def test_chief_election(task_type, task_id, cluster, expected):
-    assert distribute.is_chief(_FakeStrategy(_Resolver(task_type, task_id, cluster))) is expected
+    assert distribute.is_chief(fake_worker_strategy(task_type, task_id, cluster)) is expected
     assert distribute.is_chief(tf.distribute.get_strategy()) is True
 
 
 def test_worker_shard_counts_the_chief_first_and_splits_the_batch():
     workers = {"worker": ["a:1", "b:2"]}
-    assert distribute.worker_shard(_FakeStrategy(_Resolver("worker", 1, workers)), 512) == (1, 2, 256)
+    assert distribute.worker_shard(fake_worker_strategy("worker", 1, workers), 512) == (1, 2, 256)
     with_chief = {"chief": ["a:1"], "worker": ["b:2", "c:3"]}
-    assert distribute.worker_shard(_FakeStrategy(_Resolver("chief", 0, with_chief)), 33) == (0, 3, 11)
-    assert distribute.worker_shard(_FakeStrategy(_Resolver("worker", 1, with_chief)), 33) == (2, 3, 11)
+    assert distribute.worker_shard(fake_worker_strategy("chief", 0, with_chief), 33) == (0, 3, 11)
+    assert distribute.worker_shard(fake_worker_strategy("worker", 1, with_chief), 33) == (2, 3, 11)
     assert distribute.worker_shard(tf.distribute.get_strategy(), 33) == (0, 1, 33)
     with pytest.raises(UsageError) as err:  # 513 // 2 would silently drop a row from every global batch
-        distribute.worker_shard(_FakeStrategy(_Resolver("worker", 0, workers)), 513)
+        distribute.worker_shard(fake_worker_strategy("worker", 0, workers), 513)
     assert str(err.value) == "--batch-size 513 does not split evenly over 2 workers; use a multiple of 2"

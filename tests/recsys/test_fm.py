@@ -1,14 +1,11 @@
 """recsys.fm: the O(kn) pairwise term by brute force, beats logistic regression, 2 replicas = 1, Criteo rows."""
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from common.errors import UsageError
 from recsys import data as rd
 from recsys import fm
-from tests.cli_helpers import one_replica_vs_two, run
+from tests.cli_helpers import fake_worker_strategy, one_replica_vs_two, run
 from tests.recsys._fm import randomised_fm
 
 
@@ -79,9 +76,7 @@ def test_each_worker_reads_its_share_of_the_batch_which_must_divide(tmp_path):
     features = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.int32, (4096, 39))
     labels = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.float32, (4096,))
     part = rd.CTRData(features, labels, [1] * 39)
-    resolver = SimpleNamespace(task_type="worker", task_id=1,
-                               cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:2"]}))
-    worker = SimpleNamespace(cluster_resolver=resolver)
+    worker = fake_worker_strategy("worker", 1, {"worker": ["a:1", "b:2"]})
     batches = fm.dataset(fm.Config(batch_size=512), part, 0, worker)
     assert {int(x.shape[0]) for x, _ in batches} == {256}
     with pytest.raises(UsageError, match="--batch-size 513 does not split evenly over 2 workers"):
