@@ -6,7 +6,8 @@
   because a base class's fields come first in a dataclass, and so in `--help`, which would
   reorder both commands' flags.
 - The run's vocabulary file (`save_vocab`, `load_vocab`), the initial word vectors with their
-  one-line OOV note (`initial_embeddings`, `embeddings_report`), training with a per-epoch
+  one-line OOV note (`initial_embeddings`, `embeddings_report`), the seeded held-back and
+  validation parts of a training split (`holdout_indices`), training with a per-epoch
   validation accuracy (`fit`), restoring a trained run (`restore`), and batch-wise class
   probabilities (`class_probabilities`).
 """
@@ -20,7 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from common import cli, training
-from common.data import epoch_dataset
+from common.data import epoch_dataset, split_indices
 from common.errors import DlsuiteError
 from common.files import atomic_path
 from nlp import pretrained
@@ -90,6 +91,14 @@ def initial_embeddings(config, vocab):
 def embeddings_report(initial):
     """The `embeddings_*` numbers a run's JSON records (`Pretrained.report`); {} without `--embeddings`."""
     return initial.report() if initial is not None else {}
+
+
+# --- held-back parts ----------------------------------------------------------------------------
+def holdout_indices(n, fraction, seed):
+    """Disjoint sorted index arrays `(kept, held)` of `range(n)`: `round(fraction * n)` examples held
+    back (`common.data.split_indices` on the seed stream `[seed, 15]`, the same on every machine).
+    `nlp.snli` holds back its evaluation and validation pairs with it, `nlp.sentiment` its validation reviews."""
+    return split_indices(n, fraction, [int(seed), 15])
 
 
 # --- training, prediction, restoring ----------------------------------------------------------

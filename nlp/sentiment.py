@@ -29,8 +29,7 @@ from keras import ops
 from common import cli
 from common.errors import UsageError
 from nlp import classify, imdb
-from nlp.classify import PAD, class_probabilities, compile_classifier
-from nlp.snli import holdout_indices
+from nlp.classify import PAD, class_probabilities, compile_classifier, holdout_indices
 from nlp.text import Vocab, encode_padded
 
 

@@ -14,8 +14,8 @@ entailment / contradiction / neutral, and files of different line counts, are on
 `DatasetError`s. Sentences are lower-cased and split on whitespace. Without `--data-dir` the
 canonical `snli_1.0.zip` is downloaded (SHA-1 checked) into the dataset cache.
 
-`holdout_indices` splits a seeded held-back part off the training split (`--holdout 0.1`)
-for data that has no separate evaluation split. `generate_demo` writes pairs whose label
+`nlp.classify.holdout_indices` splits a seeded held-back part off the training split
+(`--holdout 0.1`) for data that has no separate evaluation split. `generate_demo` writes pairs whose label
 follows from word-level rules (see its docstring) in either layout.
 """
 import re
@@ -27,6 +27,7 @@ import numpy as np
 from common import data as cdata
 from common.errors import DatasetError, UsageError
 from common.files import atomic_path
+from nlp.classify import holdout_indices
 from nlp.text import read_lines
 
 SNLI_URL = "https://nlp.stanford.edu/projects/snli/snli_1.0.zip"
@@ -153,12 +154,6 @@ def snli_directory(data_dir=None, demo=False):
                            f"(nor in its {ZIP_FOLDER}/); pass the folder that holds them")
     first = sorted(p.name for p in [*found.glob("labels.*"), *found.glob("snli_1.0_*.txt")])[0]
     return cdata.resolve_dataset("snli", required=[first], data_dir=found)
-
-
-def holdout_indices(n, fraction, seed):
-    """Disjoint sorted index arrays `(kept, held)` of `range(n)`: `round(fraction * n)` pairs held
-    back (`common.data.split_indices` on the seed stream `[seed, 15]`, the same on every machine)."""
-    return cdata.split_indices(n, fraction, [int(seed), 15])
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """nlp.classify: the config fields NLI and sentiment share (their help texts as before), the run's
-vocabulary file, the OOV note, batch-wise probabilities, and fit + restore on a tiny token task."""
+vocabulary file, the OOV note, the held-back parts, batch-wise probabilities, and fit + restore on a tiny token task."""
 import dataclasses
 from types import SimpleNamespace
 
@@ -47,6 +47,16 @@ def test_vocabulary_file_round_trip_and_missing(tmp_path):
     assert classify.load_vocab(tmp_path / "run").idx_to_token == vocab.idx_to_token
     with pytest.raises(DlsuiteError, match="holds no vocab.txt; train into it first"):
         classify.load_vocab(tmp_path)
+
+
+def test_holdout_is_seeded_disjoint_and_complete():
+    kept, held = classify.holdout_indices(1000, 0.1, seed=3)
+    again_kept, again_held = classify.holdout_indices(1000, 0.1, seed=3)
+    assert len(held) == 100 and len(kept) == 900
+    assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
+    assert not set(kept.tolist()) & set(held.tolist())
+    assert sorted(kept.tolist() + held.tolist()) == list(range(1000))
+    assert not np.array_equal(held, classify.holdout_indices(1000, 0.1, seed=4)[1])
 
 
 def test_initial_embeddings_notes_oov_in_one_line(tmp_path, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from common.errors import DatasetError, UsageError
-from nlp import snli
+from nlp import classify, snli
 
 HEADER = "gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1\tsentence2\n"
 
@@ -68,16 +68,6 @@ def test_data_dir_is_the_files_folder_or_the_zips_snli_1_0_nothing_deeper(tmp_pa
         snli.snli_directory(tmp_path / "other")
 
 
-def test_holdout_is_seeded_disjoint_and_complete():
-    kept, held = snli.holdout_indices(1000, 0.1, seed=3)
-    again_kept, again_held = snli.holdout_indices(1000, 0.1, seed=3)
-    assert len(held) == 100 and len(kept) == 900
-    assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
-    assert not set(kept.tolist()) & set(held.tolist())
-    assert sorted(kept.tolist() + held.tolist()) == list(range(1000))
-    assert not np.array_equal(held, snli.holdout_indices(1000, 0.1, seed=4)[1])
-
-
 def test_load_splits_trains_on_dev_minus_holdout(tmp_path):
     snli.generate_demo(tmp_path, sizes=(0, 200, 0), unlabelled=0.0)
     with pytest.raises(UsageError, match="pass --holdout 0.1"):
@@ -86,7 +76,7 @@ def test_load_splits_trains_on_dev_minus_holdout(tmp_path):
     assert splits.train_name == "dev" and splits.evaluation_name == "holdout"
     assert (len(splits.train), len(splits.val), len(splits.evaluation)) == (162, 18, 20)
     dev = snli.read_tokenised(tmp_path, "dev")
-    kept, held = snli.holdout_indices(200, 0.1, 0)
+    kept, held = classify.holdout_indices(200, 0.1, 0)
     assert splits.evaluation.premises == [dev.premises[i] for i in held]
     assert np.array_equal(splits.evaluation.labels, dev.labels[held])
 
