@@ -28,7 +28,7 @@ from common.distribute import per_replica_batch_size, use_xla
 from common.errors import DatasetError, UsageError
 from vision import photo_segmentation, voc
 from vision.resnet import BACKBONES, FEATURE_STRIDE, build_backbone
-from vision.segmentation_metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, trimap_labels
+from vision.segmentation_metrics import confusion_matrix, iou_by_name, mean_iou, pixel_accuracy, trimap_labels
 
 HEADS = ("fcn32s", "fcn16s", "fcn8s")
 
@@ -237,9 +237,14 @@ def dataset_root(ctx):
     return voc.shapes_voc(cfg.shapes_train, cfg.shapes_val, cfg.shapes_size, seed=cfg.data_seed)
 
 
-def _split(root, split):
+def _split(root, split, names=None):
+    """Image paths, label paths and (N, 2) sizes of `split`, every label checked against the set's `names`
+    (`voc.class_names(root)` when not given)."""
+    names = names or voc.class_names(root)
+    names_file = Path(root) / voc.CLASS_NAMES_FILE
     images, labels = voc.read_split(root, split)
-    return images, labels, voc.check_split(images, labels)
+    return images, labels, voc.check_split(images, labels, num_classes=len(names),
+                                           names_file=names_file if names_file.exists() else None)
 
 
 def make_scorer(model, trimap_px=4):
@@ -278,11 +283,12 @@ def _scores(cms, prefix=""):
 def train(ctx):
     cfg = ctx.config
     root = dataset_root(ctx)
-    images, labels, sizes = _split(root, "train")
+    names = voc.class_names(root)
+    images, labels, sizes = _split(root, "train", names)
     rescale = cfg.scale != (1.0, 1.0)
     if not rescale:
         images, labels = voc.filter_by_size(images, labels, sizes, cfg.crop)
-    val = _split(root, "val")
+    val = _split(root, "val", names)
     per_replica_batch_size(cfg.batch_size, ctx.strategy)
     steps = len(images) // cfg.batch_size
     if steps == 0:
@@ -320,18 +326,14 @@ def restore(ctx):
 def evaluate(ctx):
     cfg = ctx.config
     root = dataset_root(ctx)
-    images, labels, sizes = _split(root, ctx.args.split)
+    names = voc.class_names(root)  # the set's class_names.txt, else the 21 VOC names
+    images, labels, sizes = _split(root, ctx.args.split, names)
     model = restore(ctx)
     tic = time.perf_counter()
     cms = make_scorer(model, cfg.trimap_px)(images, labels, sizes, cfg.batch_size)
-    names = list(voc.VOC_CLASSES)
-    if ctx.data_dir is None and cfg.dataset in ("shapes", "photos"):
-        for name, index in voc.SHAPE_CLASSES.items():
-            names[index] = name
-    per_class = lambda cm: {names[c]: round(float(v), 4) for c, v in enumerate(iou_per_class(cm)) if np.isfinite(v)}
     return {**_scores(cms), "split": ctx.args.split, "images": len(images), "trimap_px": cfg.trimap_px,
             "images_per_s": round(len(images) / (time.perf_counter() - tic), 2),
-            "iou": per_class(cms[0]), "trimap_iou": per_class(cms[1])}
+            "iou": iou_by_name(cms[0], names), "trimap_iou": iou_by_name(cms[1], names)}
 
 
 def segment(model, image):

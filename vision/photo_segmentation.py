@@ -9,12 +9,14 @@ cut from another photograph, tinted towards a hue loosely tied to its class (str
 0.3-0.7, so colour is a hint, not the answer), lit by a linear brightness gradient and
 anti-aliased into the background; later objects occlude earlier ones. Labels are VOC palette
 PNGs with a 4-pixel 255 ("void") band centred on every class edge, as VOC draws them; images are
-JPEG, 330-375 x 450-500 pixels (VOC's are at most 500 on a side).
+JPEG, 330-375 x 450-500 pixels (VOC's are at most 500 on a side). `class_names.txt` names the
+classes (background, circle, square, triangle, cross, star), so `vision.fcn evaluate` reports
+them by name.
 
     python -m vision.photo_segmentation --out DIR [--train 300] [--val 60] [--seed 0]
     python -m vision.fcn train --data-dir DIR      # or: python -m vision.fcn train --dataset photos
 
-writes `DIR/VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation}`, the
+writes `DIR/VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation,class_names.txt}`, the
 layout `vision.voc` reads. The same arguments write the same files.
 """
 import argparse
@@ -25,7 +27,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from common.data import cache_root
-from common.files import atomic_path
 from vision import voc
 
 HEIGHT, WIDTH = (330, 375), (450, 500)
@@ -111,19 +112,17 @@ def generate_photo_voc(root, num_train=300, num_val=60, seed=0):
         voc.write_label(root_voc / "SegmentationClass" / f"{name}.png", label)
     for split, split_names in names.items():
         (root_voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(split_names) + "\n")
+    voc.write_class_names(root_voc, voc.SHAPE_NAMES)
     return root_voc
 
 
 def photo_voc(num_train=300, num_val=60, seed=0):
     """The photograph set for these arguments, generated into the dataset cache once (in a temporary
-    directory renamed into place when complete). Returns its `VOC2012` directory."""
+    directory renamed into place when complete; a set cached without `class_names.txt` gets it added).
+    Returns its `VOC2012` directory."""
     root = cache_root() / "vision-demo" / f"photos-voc-{num_train}-{num_val}-seed{seed}"
-    if not (root / "DONE").exists():
-        print(f"generating {num_train}+{num_val} VOC-format photograph images into {root}", file=sys.stderr)
-        with atomic_path(root, directory=True) as tmp:
-            generate_photo_voc(tmp, num_train, num_val, seed)
-            (tmp / "DONE").write_text("ok\n")
-    return root / "VOCdevkit" / "VOC2012"
+    return voc.cached_shape_set(root, lambda tmp: generate_photo_voc(tmp, num_train, num_val, seed),
+                                f"generating {num_train}+{num_val} VOC-format photograph images into {root}")
 
 
 def main(argv=None):

@@ -47,6 +47,16 @@ def iou_per_class(cm):
         return np.where(union > 0, tp / union, np.nan)
 
 
+def iou_by_name(cm, names, digits=4):
+    """{name: IoU rounded to `digits`} of the classes that occur (in labels or predictions), in index order.
+
+    `names[c]` names class c; a class past the end of `names` (a model's output that the data's
+    names do not cover) is reported as `class_<c>`.
+    """
+    return {(names[c] if c < len(names) else f"class_{c}"): round(float(v), digits)
+            for c, v in enumerate(iou_per_class(cm)) if np.isfinite(v)}
+
+
 def mean_iou(cm):
     """Mean IoU over the classes that occur (in labels or predictions), as in VOC scoring."""
     iou = iou_per_class(cm)

@@ -7,6 +7,11 @@ object boundaries that scoring ignores. `generate_shapes_voc` writes a seeded of
 set in exactly that layout (palette PNGs with 255 boundaries, JPEG images), so the
 same reader and pipeline serve both.
 
+Class names: a VOC directory does not record what its indices mean, so a generated set
+writes `VOC2012/class_names.txt` (next to `JPEGImages/`), one name per line, the name of
+index 0 ("background") first; `class_names` reads it, and gives the 21 VOC names where it
+is absent (a real VOCdevkit has none).
+
 Training uses the book's random crops (not resizing): images smaller than the crop are
 dropped, and the number dropped is reported; or, with `scale`, random resized crops
 (scale augmentation, padding small images) and optional colour jitter.
@@ -32,6 +37,7 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "train", "tv/monitor")
 NUM_CLASSES = len(VOC_CLASSES)
 IGNORE_INDEX = 255
+CLASS_NAMES_FILE = "class_names.txt"
 
 
 def voc_palette():
@@ -66,6 +72,42 @@ def write_label(path, label):
     img.save(path)
 
 
+def write_class_names(root, names):
+    """Write `names` (index 0 first) to `root/class_names.txt`, one per line, atomically."""
+    with atomic_path(Path(root) / CLASS_NAMES_FILE) as tmp:
+        tmp.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+
+
+def class_names(root):
+    """The names of class indices 0, 1, ... of the VOC2012 directory `root`, as a tuple.
+
+    From `root/class_names.txt` when it exists (one name per line, "background" first, 2-21
+    distinct names; trailing blank lines ignored), else `VOC_CLASSES`. A malformed file
+    raises `DatasetError` naming the file and the fix.
+    """
+    path = Path(root) / CLASS_NAMES_FILE
+    if not path.exists():
+        return VOC_CLASSES
+    fix = (f"write one class name per line, background first, 2-{NUM_CLASSES} lines, or delete it to use the "
+           f"{NUM_CLASSES} VOC names")
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {path} ({e}); {fix}") from None
+    while names and not names[-1]:
+        names.pop()
+    if not 2 <= len(names) <= NUM_CLASSES:
+        raise DatasetError(f"{path} names {len(names)} classes; the model has {NUM_CLASSES} outputs, so {fix}")
+    if "" in names:
+        raise DatasetError(f"{path}: line {names.index('') + 1} is empty; {fix}")
+    if names[0] != "background":
+        raise DatasetError(f"{path}: the first name is {names[0]!r}, but index 0 is the background; {fix}")
+    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if repeated is not None:
+        raise DatasetError(f"{path} names {repeated!r} twice; {fix}")
+    return tuple(names)
+
+
 def voc_root(data_dir=None):
     """The `VOC2012` directory: under `data_dir`, or the cached/downloaded devkit archive."""
     return resolve_dataset("voc2012", required=list(VOC_REQUIRED), url=VOC_URL, sha1=VOC_SHA1,
@@ -89,7 +131,7 @@ def read_split(root, split):
     return images, labels
 
 
-def _check_pair(pair):
+def _check_pair(pair, num_classes=NUM_CLASSES, names_file=None):
     image, label = pair
     try:
         with Image.open(image) as img:
@@ -99,21 +141,30 @@ def _check_pair(pair):
         raise DatasetError(f"cannot read {image} / {label} ({e}); the file is corrupt") from None
     if values.shape != (size[1], size[0]):
         raise DatasetError(f"{label} is {values.shape[1]}x{values.shape[0]} but {image} is {size[0]}x{size[1]}")
-    bad = np.unique(values[(values >= NUM_CLASSES) & (values != IGNORE_INDEX)])
+    bad = np.unique(values[(values >= num_classes) & (values != IGNORE_INDEX)])
     if bad.size:
-        raise DatasetError(f"{label} has unknown class index {int(bad[0])}; VOC labels are 0-{NUM_CLASSES - 1} "
-                           f"and {IGNORE_INDEX} (boundary)")
+        index = int(bad[0])
+        if names_file is None:
+            raise DatasetError(f"{label} has unknown class index {index}; VOC labels are 0-{num_classes - 1} "
+                               f"and {IGNORE_INDEX} (boundary)")
+        if index < NUM_CLASSES:
+            raise DatasetError(f"{label} has class index {index}, but {names_file} names only {num_classes} "
+                               f"classes (0-{num_classes - 1}); add the missing names to it")
+        raise DatasetError(f"{label} has unknown class index {index}; labels are 0-{num_classes - 1} (the classes "
+                           f"{names_file} names) and {IGNORE_INDEX} (boundary)")
     return values.shape
 
 
-def check_split(images, labels, workers=4):
-    """Check every label decodes, matches its image's size and holds only 0-20 and 255.
+def check_split(images, labels, workers=4, num_classes=NUM_CLASSES, names_file=None):
+    """Check every label decodes, matches its image's size and holds only 0..`num_classes` - 1 and 255.
 
-    Returns the (H, W) of each pair as an (N, 2) int array. Raises `DatasetError`
-    naming the first bad file.
+    `num_classes` is the number of names of the set (`class_names`), and `names_file` the
+    class-names file they came from, if any (named in the error). Returns the (H, W) of each
+    pair as an (N, 2) int array. Raises `DatasetError` naming the first bad file.
     """
+    check = lambda pair: _check_pair(pair, num_classes, names_file)
     with ThreadPoolExecutor(workers) as pool:
-        return np.array(list(pool.map(_check_pair, zip(images, labels))), np.int64).reshape(-1, 2)
+        return np.array(list(pool.map(check, zip(images, labels))), np.int64).reshape(-1, 2)
 
 
 def filter_by_size(images, labels, sizes, crop, split="train"):
@@ -217,6 +268,7 @@ def eval_dataset(images, labels, batch_size, pad_to, label_pad=IGNORE_INDEX):
 
 # --- offline generators (this one and vision.photo_segmentation) ---------------------
 SHAPE_CLASSES = {"circle": 1, "square": 2, "triangle": 3, "cross": 4, "star": 5}
+SHAPE_NAMES = ("background", *sorted(SHAPE_CLASSES, key=SHAPE_CLASSES.get))  # what class_names.txt holds
 SHAPE_HUES = {"circle": 0.0, "square": 0.2, "triangle": 0.4, "cross": 0.6, "star": 0.8}
 
 
@@ -305,8 +357,9 @@ def generate_shapes_voc(root, num_train=600, num_val=100, size=(128, 160), seed=
     triangle, cross, star = VOC class indices 1-5; hue loosely tied to the shape;
     circumradius 0.25-0.45 of the shorter side, large enough for FCN-32s's stride-32
     output to resolve; random position, rotation, saturation and brightness; later
-    shapes occlude earlier ones); labels carry a 2-pixel 255 boundary, as VOC's do. Seeded: the same
-    arguments write the same files. Returns the `VOC2012` directory.
+    shapes occlude earlier ones); labels carry a 2-pixel 255 boundary, as VOC's do; `class_names.txt`
+    names the six classes (`SHAPE_NAMES`). Seeded: the same arguments write the same files. Returns
+    the `VOC2012` directory.
     """
     voc = Path(root) / "VOCdevkit" / "VOC2012"
     for sub in VOC_REQUIRED:
@@ -321,6 +374,26 @@ def generate_shapes_voc(root, num_train=600, num_val=100, size=(128, 160), seed=
         write_label(voc / "SegmentationClass" / f"{name}.png", label)
     for split, split_names in names.items():
         (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(split_names) + "\n")
+    write_class_names(voc, SHAPE_NAMES)
+    return voc
+
+
+def cached_shape_set(root, generate, message):
+    """The `VOC2012` directory of a generated set of the shape classes (`SHAPE_NAMES`) cached at `root`:
+    `generate(tmp)` writes it once into a temporary directory renamed into place when complete
+    (marked by a `DONE` file).
+
+    A set cached before the generators wrote `class_names.txt` gets the file added: its classes
+    are the same `SHAPE_NAMES`, so the images need not be drawn again (nor the cache key change).
+    """
+    if not (root / "DONE").exists():
+        print(message, file=sys.stderr)
+        with atomic_path(root, directory=True) as tmp:
+            generate(tmp)
+            (tmp / "DONE").write_text("ok\n")
+    voc = root / "VOCdevkit" / "VOC2012"
+    if not (voc / CLASS_NAMES_FILE).exists():
+        write_class_names(voc, SHAPE_NAMES)
     return voc
 
 
@@ -328,9 +401,5 @@ def shapes_voc(num_train=600, num_val=100, size=(128, 160), seed=0):
     """The offline shapes set for these arguments (`seed` is the data seed), generated into the
     cache once, in a temporary directory renamed into place when complete."""
     root = cache_root() / "vision-demo" / f"shapes-voc-{num_train}-{num_val}-{size[0]}-{size[1]}-seed{seed}"
-    if not (root / "DONE").exists():
-        print(f"generating {num_train}+{num_val} VOC-format shape images into {root}", file=sys.stderr)
-        with atomic_path(root, directory=True) as tmp:
-            generate_shapes_voc(tmp, num_train, num_val, size, seed)
-            (tmp / "DONE").write_text("ok\n")
-    return root / "VOCdevkit" / "VOC2012"
+    return cached_shape_set(root, lambda tmp: generate_shapes_voc(tmp, num_train, num_val, size, seed),
+                            f"generating {num_train}+{num_val} VOC-format shape images into {root}")

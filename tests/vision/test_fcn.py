@@ -1,5 +1,6 @@
 """FCN: bilinear transposed convolution, masked loss, metrics, training, CLI."""
 import json
+import shutil
 import types
 import urllib.error
 
@@ -14,7 +15,8 @@ from common.errors import DlsuiteError
 from common.training import CosineSchedule, Run, fit, set_seed
 from tests.vision._resume import check_cosine_resume
 from vision import fcn, resnet, voc
-from vision.segmentation_metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy, trimap_labels
+from vision.segmentation_metrics import (confusion_matrix, iou_by_name, iou_per_class, mean_iou, pixel_accuracy,
+                                         trimap_labels)
 
 # A tiny setting that still goes through the real reader, pipeline and model.
 TINY = ["--width", "8", "--crop", "96x96", "--shapes-train", "48", "--shapes-val", "8", "--shapes-size", "96-112",
@@ -159,6 +161,9 @@ def test_confusion_matrix_scores_by_hand():
     assert mean_iou(cm) == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
     # Classes absent from both labels and predictions do not count.
     assert mean_iou(confusion_matrix(labels, preds, 21).numpy()) == pytest.approx(mean_iou(cm))
+    # By name, only the classes that occur; an index past the names is class_<index>.
+    assert iou_by_name(cm, ("background", "circle", "square")) == {"background": 0.3333, "circle": 0.75, "square": 0.5}
+    assert iou_by_name(cm, ("background", "circle")) == {"background": 0.3333, "circle": 0.75, "class_2": 0.5}
 
 
 def test_confusion_matrix_matches_keras_mean_iou():
@@ -314,7 +319,25 @@ def test_cli_train_evaluate_predict_learns_shapes(capsys, tmp_path):
     baseline = mean_iou(sum(confusion_matrix(y, np.zeros_like(y), 21).numpy() for y in labels))
     assert baseline < 0.2
     assert scores["miou"] > baseline + 0.15 and scores["pixel_acc"] > 0.7
-    assert len(scores["iou"]) > 2
+    # The generated set's class_names.txt names the classes: circle..star, not VOC's aeroplane..bottle.
+    assert len(scores["iou"]) > 2 and set(scores["iou"]) == set(scores["trimap_iou"])
+    assert "background" in scores["iou"] and set(scores["iou"]) & {"circle", "square", "triangle", "cross", "star"}
+    assert not set(scores["iou"]) & set(voc.VOC_CLASSES[1:])
+    # The same images without the file, as a VOCdevkit has none: VOC's names for the same numbers.
+    shutil.copytree(root, tmp_path / "plain" / "VOCdevkit" / "VOC2012")
+    (tmp_path / "plain" / "VOCdevkit" / "VOC2012" / "class_names.txt").unlink()
+    assert fcn.main(["evaluate", "--run-dir", "runs/fcn/a", "--data-dir", str(tmp_path / "plain")]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plain["miou"] == scores["miou"]
+    rename = dict(zip(voc.VOC_CLASSES, voc.SHAPE_NAMES))
+    assert {rename.get(k, k): v for k, v in plain["iou"].items()} == scores["iou"]
+    assert "aeroplane" in plain["iou"] or "bicycle" in plain["iou"]
+    # A bad file: one line naming it and the fix, exit 1, before the run is read.
+    (tmp_path / "plain" / "VOCdevkit" / "VOC2012" / "class_names.txt").write_text("circle\nsquare\n")
+    assert fcn.main(["evaluate", "--run-dir", "runs/fcn/a", "--data-dir", str(tmp_path / "plain")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "class_names.txt: the first name is 'circle', but index 0 is the background" in err[-1]
+    assert "background first" in err[-1] and "Traceback" not in "\n".join(err)
     sample = root / "JPEGImages" / "shapes_000050.jpg"
     assert fcn.main(["predict", str(sample), "--run-dir", "runs/fcn/a", "--out", "pred"]) == 0
     overlay = np.asarray(Image.open("pred/shapes_000050_overlay.png"))
@@ -360,6 +383,14 @@ def test_bad_data_exits_1_with_one_line(tmp_path, capsys, monkeypatch):
     assert fcn.main(["train", "--data-dir", str(tmp_path / "d"), *TINY]) == 1
     err = capsys.readouterr().err.strip()
     assert "shapes_000001.png has unknown class index 42" in err and len(err.splitlines()) == 1
+
+    # class_names.txt naming fewer classes than the labels use: one line naming the file and the fix.
+    root = voc.generate_shapes_voc(tmp_path / "e", num_train=3, num_val=1, size=(64, 64), seed=0)
+    (root / "class_names.txt").write_text("background\ncircle\n")
+    assert fcn.main(["train", "--data-dir", str(tmp_path / "e"), *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "class_names.txt names only 2 classes (0-1); add the missing names to it" in err
+    assert len(err.splitlines()) == 1
 
     assert fcn.main(["train", "--data-dir", str(tmp_path / "nowhere")]) == 1
     assert "--data-dir" in capsys.readouterr().err

@@ -39,6 +39,10 @@ def test_photo_set_is_voc_layout_with_void_outlines(photo_root):
         assert void.sum() < 0.2 * label.size
     with Image.open(images[0]) as img:
         assert img.format == "JPEG" and img.mode == "RGB"
+    # The classes are named in the set, so vision.fcn evaluate reports circle..star, not aeroplane..bottle.
+    assert (photo_root / "class_names.txt").read_text().split() == ["background", "circle", "square", "triangle",
+                                                                      "cross", "star"]
+    assert voc.class_names(photo_root) == voc.SHAPE_NAMES
 
 
 def test_photo_set_is_seeded(tmp_path, photo_root):
@@ -53,6 +57,7 @@ def test_cli_writes_the_set(tmp_path, capsys):
     assert photo_segmentation.main(["--out", str(tmp_path), "--train", "1", "--val", "1"]) == 0
     assert "python -m vision.fcn train --data-dir" in capsys.readouterr().out
     assert (tmp_path / "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt").read_text() == "photo_000001\n"
+    assert voc.class_names(tmp_path / "VOCdevkit/VOC2012") == voc.SHAPE_NAMES
     with pytest.raises(SystemExit) as e:
         photo_segmentation.main(["--out", str(tmp_path), "--train", "0"])
     assert e.value.code == 2

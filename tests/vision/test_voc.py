@@ -70,6 +70,60 @@ def test_shapes_voc_is_cached_and_resolvable_as_a_data_dir(tmp_path):
     assert voc.voc_root(root) == root
 
 
+def test_generated_sets_name_their_classes_and_real_voc_keeps_the_voc_names(tmp_path):
+    root = voc.generate_shapes_voc(tmp_path / "a", num_train=2, num_val=1, size=(64, 64), seed=0)
+    assert (root / "class_names.txt").read_text() == "background\ncircle\nsquare\ntriangle\ncross\nstar\n"
+    assert voc.class_names(root) == voc.SHAPE_NAMES == ("background", "circle", "square", "triangle", "cross", "star")
+    # A VOCdevkit records no names: index c is VOC_CLASSES[c].
+    base = _write_voc(tmp_path / "voc", [np.zeros((40, 40), np.uint8)])
+    assert voc.class_names(base) == voc.VOC_CLASSES and voc.class_names(base)[1] == "aeroplane"
+    (base / "class_names.txt").write_text("background\nroad\ncar\n\n")  # trailing blank lines are fine
+    assert voc.class_names(base) == ("background", "road", "car")
+
+
+def test_cache_written_before_class_names_gets_the_file_without_redrawing(tmp_path):
+    root = voc.shapes_voc(num_train=2, num_val=1, size=(64, 64), seed=0)
+    (root / "class_names.txt").unlink()  # as the generator left its cache before class_names.txt
+    stamp = (root / "JPEGImages" / "shapes_000000.jpg").stat().st_mtime_ns
+    assert voc.shapes_voc(num_train=2, num_val=1, size=(64, 64), seed=0) == root
+    assert voc.class_names(root) == voc.SHAPE_NAMES
+    assert (root / "JPEGImages" / "shapes_000000.jpg").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("text, message", [
+    ("background\n", "names 1 classes; the model has 21 outputs"),
+    ("".join(f"c{i}\n" for i in range(22)), "names 22 classes"),
+    ("circle\nsquare\n", "the first name is 'circle', but index 0 is the background"),
+    ("background\n\ncircle\n", "line 2 is empty"),
+    ("background\ncircle\ncircle\n", "names 'circle' twice"),
+    (b"background\n\xff\n", "cannot read"),
+])
+def test_bad_class_names_file_is_one_line_error(tmp_path, text, message):
+    base = _write_voc(tmp_path, [np.zeros((40, 40), np.uint8)])
+    path = base / "class_names.txt"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DatasetError) as e:
+        voc.class_names(base)
+    assert str(path) in str(e.value) and message in str(e.value) and "\n" not in str(e.value)
+    assert "background first" in str(e.value) and "delete it" in str(e.value)
+
+
+def test_labels_past_the_named_classes_name_the_class_names_file(tmp_path):
+    label = np.zeros((40, 40), np.uint8)
+    label[5, 5] = 3
+    base = _write_voc(tmp_path, [label])
+    images, labels = voc.read_split(base, "train")
+    assert voc.check_split(images, labels, num_classes=4).tolist() == [[40, 40]]
+    with pytest.raises(DatasetError, match=r"2007_000000\.png has class index 3, but .*class_names\.txt names only 3 "
+                                           r"classes \(0-2\); add the missing names to it"):
+        voc.check_split(images, labels, num_classes=3, names_file=base / "class_names.txt")
+    label[6, 6] = 30  # no name could cover it: the model has 21 outputs
+    voc.write_label(labels[0], label)
+    with pytest.raises(DatasetError, match=r"2007_000000\.png has unknown class index 30; labels are 0-3 \(the classes "
+                                           r".*class_names\.txt names\) and 255"):
+        voc.check_split(images, labels, num_classes=4, names_file=base / "class_names.txt")
+
+
 def test_missing_listed_file_is_one_line_error(tmp_path):
     base = _write_voc(tmp_path, [np.zeros((40, 40), np.uint8)] * 2)
     (base / "JPEGImages" / "2007_000001.jpg").unlink()
