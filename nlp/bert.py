@@ -44,9 +44,9 @@ from common.errors import DlsuiteError, UsageError
 from common.extras import require
 from common.files import atomic_path
 from nlp import wikitext
+from nlp.classify import VOCAB_FILE, load_tokens, save_tokens
 
 RESERVED_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-VOCAB_FILE = "vocab.txt"
 PRESET_DIR = "preset"
 EVAL_SEED = 12345  # NSP pairs and masks of the held-out and test data: the same for every run
 
@@ -427,18 +427,12 @@ def _check_checkpoint(run_dir, model, vocabulary_size, config):
                                "use the run's own settings and vocabulary")
 
 
-def _vocabulary_file(run_dir):
-    return Path(run_dir) / VOCAB_FILE
-
-
 def _load_vocabulary(run_dir):
-    """The run's WordPiece vocabulary; one-line `DlsuiteError` when `vocab.txt` is missing (a newly
-    learned vocabulary would not match the checkpoint's token embedding rows)."""
-    path = _vocabulary_file(run_dir)
-    if not path.is_file():
-        raise DlsuiteError(f"{path} is missing: the run's checkpoints need the vocabulary they were trained "
-                           "with (a new one would not match their embedding rows); restore it or train a new run")
-    return path.read_text(encoding="utf-8").splitlines()
+    """The run's WordPiece vocabulary (`nlp.classify.load_tokens`); one-line `DlsuiteError` when
+    `vocab.txt` is missing (a newly learned vocabulary would not match the checkpoint's token embedding rows)."""
+    return load_tokens(run_dir, missing="{path} is missing: the run's checkpoints need the vocabulary they were "
+                                        "trained with (a new one would not match their embedding rows); restore it "
+                                        "or train a new run")
 
 
 def _split_off(paragraphs, ratio, seed):
@@ -469,8 +463,7 @@ def pretrain(ctx):
         _check_checkpoint(ctx.run_dir, model, len(vocabulary), cfg)
     run = ctx.run()
     if not resume:
-        with atomic_path(_vocabulary_file(run.path)) as tmp:
-            tmp.write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+        save_tokens(run, vocabulary)  # only the chief writes it
 
     def dataset(epoch):
         inputs, targets = pretraining_examples(corpus, tokenizer, cfg, epoch_rng(cfg.seed, epoch),

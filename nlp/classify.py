@@ -5,7 +5,7 @@
   `freeze_embeddings_field`, `val_ratio_field`): field factories rather than a base dataclass,
   because a base class's fields come first in a dataclass, and so in `--help`, which would
   reorder both commands' flags.
-- The run's vocabulary file (`save_vocab`, `load_vocab`), the initial word vectors with their
+- The run's vocabulary file (`save_vocab`, `load_vocab`; as a token list `save_tokens`, `load_tokens`), the initial word vectors with their
   one-line OOV note (`initial_embeddings`, `embeddings_report`), the seeded held-back and
   validation parts of a training split (`holdout_indices`), training with a per-epoch
   validation accuracy (`fit`), restoring a trained run (`restore`), and batch-wise class
@@ -61,19 +61,32 @@ def val_ratio_field(default, unit):
 
 
 # --- vocabulary and initial embeddings ----------------------------------------------------------
-def save_vocab(run, vocab):
-    """Write `vocab` into the run directory as `vocab.txt`, one token a line in index order."""
+def save_tokens(run, tokens):
+    """Write the token list `tokens` into the run directory as `vocab.txt`, one token a line in
+    order (atomically). Only the chief writes: the other multi-worker replicas built the same list.
+    `nlp.bert` keeps its WordPiece vocabulary in the same file."""
     if run.chief:
         with atomic_path(run.file(VOCAB_FILE)) as tmp:
-            tmp.write_text("".join(f"{t}\n" for t in vocab.idx_to_token), encoding="utf-8")
+            tmp.write_text("".join(f"{t}\n" for t in tokens), encoding="utf-8")
+
+
+def load_tokens(run_dir, missing="{run_dir} holds no vocab.txt; train into it first"):
+    """The token list a run's `vocab.txt` holds, in order; one-line `DlsuiteError` with `missing`
+    (formatted with `run_dir` and the file's `path`) when the file is absent."""
+    path = Path(run_dir) / VOCAB_FILE
+    if not path.is_file():
+        raise DlsuiteError(missing.format(run_dir=run_dir, path=path))
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def save_vocab(run, vocab):
+    """Write `vocab` into the run directory as `vocab.txt`, one token a line in index order (`save_tokens`)."""
+    save_tokens(run, vocab.idx_to_token)
 
 
 def load_vocab(run_dir):
     """The `Vocab` a run saved; one-line `DlsuiteError` when its `vocab.txt` is missing."""
-    path = Path(run_dir) / VOCAB_FILE
-    if not path.is_file():
-        raise DlsuiteError(f"{run_dir} holds no {VOCAB_FILE}; train into it first")
-    return Vocab.from_tokens(path.read_text(encoding="utf-8").splitlines())
+    return Vocab.from_tokens(load_tokens(run_dir))
 
 
 def initial_embeddings(config, vocab):

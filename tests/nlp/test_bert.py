@@ -163,6 +163,17 @@ def test_pretrain_demo_learns_and_the_run_is_usable(capsys):
     assert [m["epoch"] for m in json.loads(Path("single/metrics.json").read_text())] == list(range(1, epochs + 1))
 
 
+def test_pretrain_writes_vocab_txt_on_the_chief_only(monkeypatch, capsys):
+    import common.cli
+
+    monkeypatch.setattr(common.cli, "is_chief", lambda strategy: False)  # this process: a worker, not the chief
+    code, result, err = run(bert.main, ["pretrain", "--demo", "--epochs", 1, "--num-layers", 1, "--hidden-dim", 32,
+                                        "--intermediate-dim", 32, "--vocab-size", 100, "--max-len", 16,
+                                        "--run-dir", "worker"], capsys)
+    assert code == 0, err
+    assert not Path("worker/vocab.txt").exists() and not Path("worker/config.json").exists()  # was written
+
+
 def test_pretrain_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "wiki.valid.tokens").write_text(" = Heading = \n")
     (tmp_path / "wiki.test.tokens").write_text(" a . b . \n")

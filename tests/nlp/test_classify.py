@@ -47,6 +47,14 @@ def test_vocabulary_file_round_trip_and_missing(tmp_path):
     assert classify.load_vocab(tmp_path / "run").idx_to_token == vocab.idx_to_token
     with pytest.raises(DlsuiteError, match="holds no vocab.txt; train into it first"):
         classify.load_vocab(tmp_path)
+    # the token-list pair nlp.bert uses: the same file; a non-chief worker writes nothing
+    classify.save_tokens(Run(tmp_path / "worker", chief=False), ["[PAD]", "x"])
+    assert not (tmp_path / "worker").exists()
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "vocab.txt").write_text("\n".join(["[PAD]", "##s", "a"]) + "\n")  # as bert wrote it before
+    assert classify.load_tokens(tmp_path / "bert") == ["[PAD]", "##s", "a"]
+    with pytest.raises(DlsuiteError, match=r"^.*worker.vocab\.txt is gone$"):
+        classify.load_tokens(tmp_path / "worker", missing="{path} is gone")
 
 
 def test_holdout_is_seeded_disjoint_and_complete():
