@@ -18,6 +18,7 @@ leaves nothing a later run could take for a complete cache. `block_dataset` read
 back with bounded memory: blocks of rows in a seeded order, each shuffled in NumPy and cut
 into batches, and `shard` splits the blocks among multi-worker replicas.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -319,22 +320,21 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
                                    "or other --test-ratio/--val-ratio")
         vocabulary = rdata.FieldVocabulary.from_values(counts.vocabulary(threshold))
         del counts
-        outputs = {name: (_npy_writer(tmp / f"{name}_features.npy", np.int32, (int(n), FIELDS)),
-                          _npy_writer(tmp / f"{name}_labels.npy", np.float32, (int(n),)))
-                   for name, n in zip(PARTS, part_rows)}
-        for b in range(1, blocks + 1):
-            tokens = np.load(tmp / f"tokens-{b:06d}.npy")
-            labels, parts = np.load(tmp / f"labels-{b:06d}.npy"), np.load(tmp / f"parts-{b:06d}.npy")
-            encoded = vocabulary.encode(tokens)
-            for p, name in enumerate(PARTS):
-                rows = parts == p
-                outputs[name][0].write(encoded[rows].tobytes())
-                outputs[name][1].write(labels[rows].astype(np.float32).tobytes())
-            for kind in ("tokens", "labels", "parts"):
-                os.remove(tmp / f"{kind}-{b:06d}.npy")
-        for features, labels in outputs.values():
-            features.close()
-            labels.close()
+        with contextlib.ExitStack() as files:  # every part file is closed, also when pass 2 fails
+            outputs = {name: (files.enter_context(_npy_writer(tmp / f"{name}_features.npy", np.int32,
+                                                              (int(n), FIELDS))),
+                              files.enter_context(_npy_writer(tmp / f"{name}_labels.npy", np.float32, (int(n),))))
+                       for name, n in zip(PARTS, part_rows)}
+            for b in range(1, blocks + 1):
+                tokens = np.load(tmp / f"tokens-{b:06d}.npy")
+                labels, parts = np.load(tmp / f"labels-{b:06d}.npy"), np.load(tmp / f"parts-{b:06d}.npy")
+                encoded = vocabulary.encode(tokens)
+                for p, name in enumerate(PARTS):
+                    rows = parts == p
+                    outputs[name][0].write(encoded[rows].tobytes())
+                    outputs[name][1].write(labels[rows].astype(np.float32).tobytes())
+                for kind in ("tokens", "labels", "parts"):
+                    os.remove(tmp / f"{kind}-{b:06d}.npy")
         meta = {"source": str(path.resolve()), "rows": {name: int(n) for name, n in zip(PARTS, part_rows)},
                 "field_dims": vocabulary.field_dims, "threshold": threshold, "test_ratio": test_ratio, "val_ratio": val_ratio,
                 "seed": seed, "version": CACHE_VERSION}
@@ -346,8 +346,12 @@ def _npy_writer(path, dtype, shape):
     """An open file with the `.npy` header of an array `shape` of `dtype` written; the caller appends
     the rows' bytes in order (plain writes: no memory map, so resident memory stays one block)."""
     f = open(path, "wb")
-    np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                             "fortran_order": False, "shape": shape})
+    try:
+        np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                 "fortran_order": False, "shape": shape})
+    except BaseException:
+        f.close()
+        raise
     return f
 
 

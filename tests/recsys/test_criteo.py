@@ -150,3 +150,24 @@ def test_bad_lines_are_one_line_errors_and_leave_no_cache(tmp_path, bad, message
         criteo.prepare_criteo(path, cache_dir=tmp_path / "cache")
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     assert not any((tmp_path / "cache").glob("*")) if (tmp_path / "cache").exists() else True
+
+
+def test_a_failure_in_the_second_pass_closes_every_part_file_and_leaves_no_cache(tmp_path, monkeypatch):
+    path = criteo.generate_criteo(tmp_path / "train.txt", 3000, chunk_rows=700)
+    monkeypatch.setattr(criteo, "BLOCK_BYTES", 30_000)  # several blocks: the failure comes mid-pass
+    opened, encoded = [], []
+    writer = criteo._npy_writer
+    monkeypatch.setattr(criteo, "_npy_writer", lambda *args: opened.append(writer(*args)) or opened[-1])
+    encode = criteo.rdata.FieldVocabulary.encode
+
+    def encode_then_fail(self, tokens):  # e.g. a full disk or Ctrl-C while the parts are written
+        if encoded:
+            raise OSError("no space left on device")
+        encoded.append(len(tokens))
+        return encode(self, tokens)
+
+    monkeypatch.setattr(criteo.rdata.FieldVocabulary, "encode", encode_then_fail)
+    with pytest.raises(OSError, match="no space left"):
+        criteo.prepare_criteo(path, cache_dir=tmp_path / "cache")
+    assert len(opened) == 6 and encoded and all(f.closed for f in opened)  # features + labels of 3 parts
+    assert not any((tmp_path / "cache").glob("*"))
