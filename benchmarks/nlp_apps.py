@@ -40,16 +40,27 @@ def nli_rate(snli_dir, steps):
                    max_len=config.max_len)
 
 
-def sentiment_rate(kind, imdb_dir, steps):
+def imdb_train(imdb_dir):
+    """`(vocab, ids, labels)`: the IMDb training reviews read, their vocabulary built and the reviews
+    encoded once, for both sentiment models (the vocabulary and padding depend only on `min_freq` and
+    `max_len`, whose defaults do not depend on `--model`)."""
     from nlp import imdb, sentiment
     from nlp.text import Vocab, encode_padded
 
-    config = replace(sentiment.Config(), model=kind)
+    config = sentiment.Config()
     reviews = imdb.read_imdb(imdb.imdb_directory(imdb_dir, demo=imdb_dir is None), "train")
     vocab = Vocab(reviews.tokens, min_freq=config.min_freq, reserved_tokens=[sentiment.PAD])
+    return vocab, encode_padded(vocab, reviews.tokens, config.max_len, vocab[sentiment.PAD]), reviews.labels
+
+
+def sentiment_rate(kind, data, imdb_dir, steps):
+    """Training speed of the sentiment `kind` model on `data` (`imdb_train`'s, read from `imdb_dir`)."""
+    from nlp import sentiment
+
+    vocab, ids, labels = data
+    config = replace(sentiment.Config(), model=kind)
     model = sentiment.build(config, len(vocab), vocab[sentiment.PAD])
-    ids = encode_padded(vocab, reviews.tokens, config.max_len, vocab[sentiment.PAD])
-    fn = _timed_fit(model, ids, reviews.labels, config.batch_size, steps)
+    fn = _timed_fit(model, ids, labels, config.batch_size, steps)
     return measure(f"sentiment {kind} train", fn, steps * config.batch_size, "reviews",
                    data="demo" if imdb_dir is None else str(imdb_dir), batch_size=config.batch_size,
                    max_len=config.max_len, repeat=2)
@@ -66,8 +77,9 @@ def main(argv=None):
 
     set_seed(0)
     nli_rate(args.snli, args.steps)
-    birnn = sentiment_rate("birnn", args.imdb, args.steps)
-    textcnn = sentiment_rate("textcnn", args.imdb, args.steps)
+    reviews = imdb_train(args.imdb)  # read and encoded once for both models
+    birnn = sentiment_rate("birnn", reviews, args.imdb, args.steps)
+    textcnn = sentiment_rate("textcnn", reviews, args.imdb, args.steps)
     from benchmarks.harness import report
 
     report("sentiment textcnn / birnn training speed", "ratio", textcnn["rate"] / birnn["rate"], 1.0)
