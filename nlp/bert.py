@@ -474,7 +474,8 @@ def pretrain(ctx):
                           cfg.batch_size) if val_paragraphs else None
     history = training.fit(model, dataset, run, epochs=cfg.epochs, validation_data=validation,
                            on_epoch_end=lambda epoch, logs: {"pairs_per_s": round(len(corpus) / logs["time_s"], 1)})
-    save_preset(model.backbone, tokenizer, cfg.max_len, run.file(PRESET_DIR))
+    if run.chief:
+        save_preset(model.backbone, tokenizer, cfg.max_len, run.file(PRESET_DIR))
     test = _test_metrics(model, tokenizer, cfg, test_paragraphs)
     last = history[-1] if history else {}
     return {**{k: last[k] for k in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy") if k in last},

@@ -163,7 +163,7 @@ def test_pretrain_demo_learns_and_the_run_is_usable(capsys):
     assert [m["epoch"] for m in json.loads(Path("single/metrics.json").read_text())] == list(range(1, epochs + 1))
 
 
-def test_pretrain_writes_vocab_txt_on_the_chief_only(monkeypatch, capsys):
+def test_pretrain_writes_vocab_txt_and_preset_on_the_chief_only(monkeypatch, capsys):
     import common.cli
 
     monkeypatch.setattr(common.cli, "is_chief", lambda strategy: False)  # this process: a worker, not the chief
@@ -172,6 +172,7 @@ def test_pretrain_writes_vocab_txt_on_the_chief_only(monkeypatch, capsys):
                                         "--run-dir", "worker"], capsys)
     assert code == 0, err
     assert not Path("worker/vocab.txt").exists() and not Path("worker/config.json").exists()  # was written
+    assert not Path("worker", bert.PRESET_DIR).exists()  # the preset too
 
 
 def test_pretrain_bad_input_is_one_line(tmp_path, capsys):
