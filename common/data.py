@@ -35,6 +35,18 @@ def cache_root():
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dlsuite")
 
 
+def demo_cache_dir(name, *parts, version):
+    """Cache folder of an offline `--demo` set: `cache_root()/name/parts...` with `-v<version>`
+    added to the last component. `version` is the generating module's `GENERATOR_VERSION` (an int
+    bumped whenever the bytes the generator writes change), so a changed generator writes a fresh
+    folder instead of silently reusing a set cached by its older code."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be an int >= 1, got {version!r}")
+    names = [name, *parts]
+    names[-1] = f"{names[-1]}-v{version}"
+    return cache_root().joinpath(*names)
+
+
 def shared_data_dir():
     """`../shared/data` beside the project checkout (real test data), or None if absent."""
     path = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -172,6 +172,15 @@ def test_resolve_dataset_offline_names_what_where_and_how(monkeypatch, tmp_path)
         assert needle in message
 
 
+def test_demo_cache_dir_puts_the_version_on_the_last_component(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLSUITE_CACHE", str(tmp_path / "cache"))
+    assert data.demo_cache_dir("ptb-demo", version=1) == tmp_path / "cache" / "ptb-demo-v1"
+    assert data.demo_cache_dir("vision-demo", "shapes-8-2", version=3) == tmp_path / "cache" / "vision-demo" / "shapes-8-2-v3"
+    for bad in (0, 1.0, "1", True):
+        with pytest.raises(ValueError, match="version must be an int"):
+            data.demo_cache_dir("x", version=bad)
+
+
 def test_resolve_dataset_data_dir_checks(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         data.resolve_dataset("x", required=["u.data"], data_dir=tmp_path / "missing")
