@@ -26,12 +26,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from common.data import cache_root
+from common.data import demo_cache_dir
 from vision import voc
 
 HEIGHT, WIDTH = (330, 375), (450, 500)
 BOUNDARY_PX = 4
 _SUPERSAMPLE = 4
+# Version of what `generate_photo_voc` writes, part of the `photo_voc` cache folder name: bump it
+# whenever the bytes it writes change, here or through what it uses from vision.voc (`draw_shape`,
+# `SHAPE_HUES`, `hue_rgb`, `write_label`), so cached sets from the older code are not reused.
+GENERATOR_VERSION = 1
 
 
 def sample_photographs():
@@ -120,7 +124,7 @@ def photo_voc(num_train=300, num_val=60, seed=0):
     """The photograph set for these arguments, generated into the dataset cache once (in a temporary
     directory renamed into place when complete; a set cached without `class_names.txt` gets it added).
     Returns its `VOC2012` directory."""
-    root = cache_root() / "vision-demo" / f"photos-voc-{num_train}-{num_val}-seed{seed}"
+    root = demo_cache_dir("vision-demo", f"photos-voc-{num_train}-{num_val}-seed{seed}", version=GENERATOR_VERSION)
     return voc.cached_shape_set(root, lambda tmp: generate_photo_voc(tmp, num_train, num_val, seed),
                                 f"generating {num_train}+{num_val} VOC-format photograph images into {root}")
 

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from common.data import cache_root, epoch_seed, resolve_dataset
+from common.data import demo_cache_dir, epoch_seed, resolve_dataset
 from common.errors import DatasetError
 from common.files import atomic_path
 
@@ -38,6 +38,11 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 NUM_CLASSES = len(VOC_CLASSES)
 IGNORE_INDEX = 255
 CLASS_NAMES_FILE = "class_names.txt"
+# Version of what `generate_shapes_voc` writes, part of the `shapes_voc` cache folder name: bump it
+# whenever the bytes it writes change (drawing, colours, sizes, file layout), so cached sets from
+# the older code are not reused. `draw_shape`, `SHAPE_HUES`, `hue_rgb` and `write_label` also feed
+# vision.photo_segmentation: bump its GENERATOR_VERSION too when they change.
+GENERATOR_VERSION = 1
 
 
 def voc_palette():
@@ -400,6 +405,7 @@ def cached_shape_set(root, generate, message):
 def shapes_voc(num_train=600, num_val=100, size=(128, 160), seed=0):
     """The offline shapes set for these arguments (`seed` is the data seed), generated into the
     cache once, in a temporary directory renamed into place when complete."""
-    root = cache_root() / "vision-demo" / f"shapes-voc-{num_train}-{num_val}-{size[0]}-{size[1]}-seed{seed}"
+    root = demo_cache_dir("vision-demo", f"shapes-voc-{num_train}-{num_val}-{size[0]}-{size[1]}-seed{seed}",
+                          version=GENERATOR_VERSION)
     return cached_shape_set(root, lambda tmp: generate_shapes_voc(tmp, num_train, num_val, size, seed),
                             f"generating {num_train}+{num_val} VOC-format shape images into {root}")

@@ -53,6 +53,17 @@ def test_photo_set_is_seeded(tmp_path, photo_root):
     assert (other / name).read_bytes() != (photo_root / name).read_bytes()
 
 
+def test_bumped_generator_version_writes_a_fresh_cached_set(monkeypatch):
+    old = photo_segmentation.photo_voc(num_train=1, num_val=1, seed=0)
+    assert old.parent.parent.name == "photos-voc-1-1-seed0-v1"
+    (old / "JPEGImages" / "photo_000000.jpg").write_bytes(b"stale")  # what an older generator left
+    assert photo_segmentation.photo_voc(num_train=1, num_val=1, seed=0) == old  # same version: reused
+    monkeypatch.setattr(photo_segmentation, "GENERATOR_VERSION", 2)
+    new = photo_segmentation.photo_voc(num_train=1, num_val=1, seed=0)
+    assert new.parent.parent.name == "photos-voc-1-1-seed0-v2"
+    assert Image.open(new / "JPEGImages" / "photo_000000.jpg").size[0] >= 450
+
+
 def test_cli_writes_the_set(tmp_path, capsys):
     assert photo_segmentation.main(["--out", str(tmp_path), "--train", "1", "--val", "1"]) == 0
     assert "python -m vision.fcn train --data-dir" in capsys.readouterr().out

@@ -81,6 +81,17 @@ def test_generated_sets_name_their_classes_and_real_voc_keeps_the_voc_names(tmp_
     assert voc.class_names(base) == ("background", "road", "car")
 
 
+def test_bumped_generator_version_writes_a_fresh_set_instead_of_reusing_the_old(monkeypatch, tmp_path):
+    old = voc.shapes_voc(num_train=2, num_val=1, size=(64, 64), seed=0)
+    assert old.parent.parent.name == "shapes-voc-2-1-64-64-seed0-v1"
+    (old / "SegmentationClass" / "shapes_000000.png").write_bytes(b"stale")  # what an older generator left
+    monkeypatch.setattr(voc, "GENERATOR_VERSION", 2)
+    new = voc.shapes_voc(num_train=2, num_val=1, size=(64, 64), seed=0)
+    assert new.parent.parent.name == "shapes-voc-2-1-64-64-seed0-v2" and new.parent.parent.parent == old.parent.parent.parent
+    assert (new / "SegmentationClass" / "shapes_000000.png").read_bytes()[:4] == b"\x89PNG"
+    assert voc.read_label(voc.read_split(new, "train")[1][0]).shape == (64, 64)
+
+
 def test_cache_written_before_class_names_gets_the_file_without_redrawing(tmp_path):
     root = voc.shapes_voc(num_train=2, num_val=1, size=(64, 64), seed=0)
     (root / "class_names.txt").unlink()  # as the generator left its cache before class_names.txt
