@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data import cache_root, epoch_rng
+from common.data import cache_root, demo_cache_dir, epoch_rng
 from common.errors import DatasetError
 from common.files import atomic_path
 from recsys import data as rdata
@@ -38,6 +38,10 @@ CAT_FIELDS = 26
 FIELDS = INT_FIELDS + CAT_FIELDS
 COLUMNS = ["label"] + [f"I{i}" for i in range(1, INT_FIELDS + 1)] + [f"C{i}" for i in range(1, CAT_FIELDS + 1)]
 NA = np.int64(-(2 ** 62))  # the token of an empty field
+# Version of what `generate_criteo` writes, part of the demo file's cache folder (`demo_file`): bump
+# it whenever the bytes it writes change, here, through `rdata.ctr_logits`, or by a new demo row
+# count, so a demo file cached by the older code is not reused.
+GENERATOR_VERSION = 1
 PARTS = ("fit", "val", "test")
 CACHE_VERSION = 1
 BLOCK_BYTES = 1 << 25  # pyarrow reads about this many bytes at a time (some 100k Kaggle lines)
@@ -457,3 +461,8 @@ def generate_criteo(path, rows, seed=0, chunk_rows=500_000, cardinality=2000):
             table = pa.table(columns, names=COLUMNS)
             pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none"))
     return path
+
+
+def demo_file():
+    """Where `--demo` keeps its generated `train.txt`: `recsys-demo/criteo-v<GENERATOR_VERSION>/` in the cache."""
+    return demo_cache_dir(rdata.DEMO_ROOT, "criteo", version=GENERATOR_VERSION) / "train.txt"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from common import cli
-from common.data import cache_root, extract, find_layout, resolve_dataset
+from common.data import cache_root, demo_cache_dir, extract, find_layout, resolve_dataset
 from common.errors import DatasetError, UsageError
 from common.files import atomic_path
 
@@ -31,6 +31,11 @@ RATING_SCALE = (1, 5)
 CTR_FIELDS = 34
 CTR_THRESHOLD = 4
 DEMO_ROOT = "recsys-demo"
+# Version of what the demo generators here write (`generate_movielens`, `generate_ctr`), part of
+# their cache folder names (`recsys-demo/<release>-v1`, `recsys-demo/ctr-v1`): bump it whenever the
+# bytes they write change, so sets cached by the older code are not reused. `ctr_logits` also feeds
+# recsys.criteo.generate_criteo: bump its GENERATOR_VERSION too when it changes.
+GENERATOR_VERSION = 1
 
 
 # --------------------------------------------------------------------------- MovieLens
@@ -439,7 +444,7 @@ def movielens_dir(data_dir=None, demo=False, dataset="ml-100k"):
     a download from GroupLens, or the demo generator (the release's layout, ML-100K's size)."""
     release = RELEASES[dataset]
     if demo:
-        return generate_movielens(cache_root() / DEMO_ROOT / dataset, dataset=dataset)
+        return generate_movielens(demo_cache_dir(DEMO_ROOT, dataset, version=GENERATOR_VERSION), dataset=dataset)
     if data_dir is not None:
         zipped = Path(data_dir) / f"{dataset}.zip"
         if find_layout(Path(data_dir), [release.filename]) is None and zipped.exists():
@@ -791,7 +796,7 @@ def generate_ctr(directory, rows=(50000, 10000), fields=CTR_FIELDS, cardinality=
 def ctr_dir(data_dir=None, demo=False):
     """Directory holding the book's `train.csv`/`test.csv`: --data-dir, cache, download, or the demo generator."""
     if demo:
-        return generate_ctr(cache_root() / DEMO_ROOT / "ctr")
+        return generate_ctr(demo_cache_dir(DEMO_ROOT, "ctr", version=GENERATOR_VERSION))
     return resolve_dataset("ctr", required=["train.csv", "test.csv"], url=CTR_URL, sha1=CTR_SHA1,
                            data_dir=data_dir, hint="--demo")
 

@@ -25,7 +25,7 @@ from keras import ops
 from sklearn.metrics import log_loss, roc_auc_score
 
 from common import cli, distribute, training
-from common.data import cache_root, epoch_dataset
+from common.data import epoch_dataset
 from common.errors import DlsuiteError, UsageError
 from common.models import ScaledLossModel
 from recsys import criteo
@@ -133,14 +133,14 @@ def build(config, train_set, kwargs_of=model_kwargs):
     return model
 
 
-CRITEO_DEMO_ROWS = 60_000
+CRITEO_DEMO_ROWS = 60_000  # changing it changes the demo file: bump criteo.GENERATOR_VERSION
 
 
 def criteo_file(ctx):
     """The Criteo file to read: --data-dir/--data-file, or (--demo) a generated one in the cache."""
     cfg = ctx.config
     if ctx.demo:
-        path = cache_root() / rdata.DEMO_ROOT / "criteo" / "train.txt"
+        path = criteo.demo_file()
         return path if path.exists() else criteo.generate_criteo(path, CRITEO_DEMO_ROWS)
     if ctx.data_dir is None:
         raise UsageError("--dataset criteo needs --data-dir holding the Criteo file (and --data-file, "

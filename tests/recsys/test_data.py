@@ -281,3 +281,21 @@ def test_truncated_release_archive_is_one_line(tmp_path):
     (tmp_path / "ml-1m.zip").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DatasetError, match="ml-1m.zip"):
         rd.movielens_dir(tmp_path, dataset="ml-1m")
+
+
+def test_bumped_generator_version_writes_fresh_demo_sets_instead_of_reusing_the_old(monkeypatch, tmp_path):
+    from recsys import criteo
+
+    old = rd.movielens_dir(demo=True)
+    assert old == tmp_path / "cache" / "recsys-demo" / "ml-100k-v1"
+    ratings = (old / "u.data").read_text()
+    (old / "u.data").write_text("1\t1\t5\t880000000\n")  # what an older generator left
+    assert len(rd.load_movielens(demo=True).users) == 1  # same version: the cached set is reused
+    old_ctr = rd.ctr_dir(demo=True)
+    assert old_ctr.name == "ctr-v1" and criteo.demo_file().parent.name == "criteo-v1"
+    monkeypatch.setattr(rd, "GENERATOR_VERSION", 2)
+    monkeypatch.setattr(criteo, "GENERATOR_VERSION", 2)
+    new = rd.movielens_dir(demo=True)
+    assert new.name == "ml-100k-v2" and (new / "u.data").read_text() == ratings
+    assert rd.ctr_dir(demo=True).name == "ctr-v2" and criteo.demo_file().parent.name == "criteo-v2"
+    assert (rd.ctr_dir(demo=True) / "train.csv").read_text() == (old_ctr / "train.csv").read_text()
