@@ -27,6 +27,9 @@ PTB_SHA1 = "319d85e578af0cdc590547f26231e4e31cdf1e42"
 PTB_FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 
 # The demo corpus: topics whose words co-occur, plus function words shared by all topics.
+# Version of what `generate_demo_corpus` writes, part of its `--demo` cache folder (`ptb-demo-v1`): bump it
+# whenever the bytes it writes change, so a demo set cached by the older code is not reused.
+GENERATOR_VERSION = 1
 DEMO_TOPICS = {
     "computing": ["chip", "intel", "microprocessor", "computer", "software", "memory", "processor", "disk",
                   "semiconductor", "hardware"],
@@ -73,7 +76,7 @@ def ptb_directory(data_dir=None, demo=False):
     """Directory holding `ptb.train.txt`: `data_dir`, the generated demo corpus (in the cache), or
     the cached/downloaded canonical `ptb.zip`."""
     if demo:
-        directory = cdata.cache_root() / "ptb-demo"
+        directory = cdata.demo_cache_dir("ptb-demo", version=GENERATOR_VERSION)
         if not (directory / PTB_FILES[0]).exists():
             generate_demo_corpus(directory)
         return directory

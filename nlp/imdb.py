@@ -50,7 +50,7 @@ def imdb_directory(data_dir=None, demo=False):
     """The `aclImdb` folder: under `data_dir`, the generated demo (in the cache), or the
     cached/downloaded canonical archive."""
     if demo:
-        directory = cdata.cache_root() / "imdb-demo" / "aclImdb"
+        directory = cdata.demo_cache_dir("imdb-demo", version=GENERATOR_VERSION) / "aclImdb"
         if not (directory / "test" / "pos").is_dir():
             generate_demo(directory)
         return directory
@@ -79,6 +79,9 @@ def read_imdb(directory, split):
 
 
 # --- the demo generator ------------------------------------------------------------------------
+# Version of what `generate_demo` writes, part of its `--demo` cache folder (`imdb-demo-v1/aclImdb`): bump it
+# whenever the bytes it writes change, so a demo set cached by the older code is not reused.
+GENERATOR_VERSION = 1
 DEMO_POSITIVE = ["great", "excellent", "wonderful", "brilliant", "superb", "moving", "beautiful", "fun",
                  "masterpiece", "loved", "enjoyable", "perfect"]
 DEMO_NEGATIVE = ["awful", "boring", "terrible", "dull", "worst", "waste", "poor", "stupid", "mess", "hated",

@@ -138,7 +138,7 @@ def snli_directory(data_dir=None, demo=False):
     some copy below it); the generated demo set (in the cache); or the cached/downloaded
     canonical `snli_1.0.zip`."""
     if demo:
-        directory = cdata.cache_root() / "snli-demo"
+        directory = cdata.demo_cache_dir("snli-demo", version=GENERATOR_VERSION)
         if not (directory / "labels.test").exists():
             generate_demo(directory, seed=0)
         return directory
@@ -237,6 +237,9 @@ def read_evaluation(directory, name=None, holdout=0.0, seed=0):
 
 
 # --- the demo generator ------------------------------------------------------------------------
+# Version of what `generate_demo` writes, part of its `--demo` cache folder (`snli-demo-v1`): bump it
+# whenever the bytes it writes change, so a demo set cached by the older code is not reused.
+GENERATOR_VERSION = 1
 DEMO_SUBJECTS = {"man": "person", "woman": "person", "boy": "child", "girl": "child", "dog": "animal",
                  "cat": "animal", "horse": "animal", "teenager": "person"}
 DEMO_VERBS = ["running", "sleeping", "eating", "singing", "swimming", "dancing", "reading", "cooking"]

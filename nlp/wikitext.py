@@ -69,6 +69,9 @@ def read_paragraphs(path):
 
 
 # --- offline generator -------------------------------------------------------------------------
+# Version of what `generate_demo` writes, part of its `--demo` cache folder (`wikitext-2-demo-v1`): bump it
+# whenever the bytes it writes change, so a demo set cached by the older code is not reused.
+GENERATOR_VERSION = 1
 DEMO_TOPICS = {
     "music": ["band", "album", "song", "guitar", "singer", "concert", "record", "tour", "chorus", "drummer"],
     "war": ["army", "battle", "soldier", "general", "fleet", "siege", "troops", "cannon", "fort", "regiment"],
@@ -120,7 +123,7 @@ def wikitext_directory(data_dir=None, demo=False):
     """Directory holding the WikiText-2 files: the generated demo (in the cache), `data_dir` (the
     files themselves or the zip's `wikitext-2/` folder), or the cached/downloaded canonical zip."""
     if demo:
-        directory = cdata.cache_root() / "wikitext-2-demo"
+        directory = cdata.demo_cache_dir("wikitext-2-demo", version=GENERATOR_VERSION)
         if not all((directory / split_file(s)).exists() for s in SPLITS):
             generate_demo(directory)
         return directory

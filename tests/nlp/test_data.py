@@ -102,6 +102,42 @@ def test_glove_weight():
         [0.0, 0.01 ** 0.75, 0.5 ** 0.75, 1.0, 1.0])
 
 
+def test_bumped_generator_version_writes_a_fresh_demo_corpus_instead_of_reusing_the_old(monkeypatch, tmp_path):
+    old = nd.ptb_directory(demo=True)
+    assert old == tmp_path / "cache" / "ptb-demo-v1"
+    text = (old / "ptb.train.txt").read_text()
+    (old / "ptb.train.txt").write_text("stale words\n")  # what an older generator left
+    assert nd.ptb_directory(demo=True) == old and (old / "ptb.train.txt").read_text() == "stale words\n"
+    monkeypatch.setattr(nd, "GENERATOR_VERSION", 2)
+    new = nd.ptb_directory(demo=True)
+    assert new == tmp_path / "cache" / "ptb-demo-v2" and (new / "ptb.train.txt").read_text() == text
+
+
+@pytest.mark.parametrize("module, finish", [
+    ("wikitext", lambda d: [(d / f"wiki.{s}.tokens").write_text("x") for s in ("train", "valid", "test")]),
+    ("snli", lambda d: (d / "labels.test").write_text("x")),
+    ("imdb", lambda d: (d / "test" / "pos").mkdir(parents=True)),
+])
+def test_other_nlp_demo_sets_move_to_a_fresh_folder_when_their_version_is_bumped(module, finish, monkeypatch):
+    import importlib
+
+    mod = importlib.import_module(f"nlp.{module}")
+    written = []
+
+    def generate(directory, **kwargs):  # stands in for the (slower) real generator
+        directory.mkdir(parents=True, exist_ok=True)
+        finish(directory)
+        written.append(directory)
+
+    monkeypatch.setattr(mod, "generate_demo", generate)
+    directory = getattr(mod, f"{module}_directory")
+    old = directory(demo=True)
+    assert directory(demo=True) == old and written == [old]  # same version: cached set reused
+    monkeypatch.setattr(mod, "GENERATOR_VERSION", 2)
+    new = directory(demo=True)
+    assert new != old and written == [old, new] and "-v2" in str(new) and "-v1" in str(old)
+
+
 def test_demo_corpus_layout_and_empty_corpus(tmp_path):
     directory = nd.generate_demo_corpus(tmp_path / "ptb", seed=1, sentences=50)
     assert sorted(p.name for p in directory.iterdir()) == ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]

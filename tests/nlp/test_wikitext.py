@@ -28,7 +28,7 @@ def test_split_choice_and_demo_layout(tmp_path):
     (demo / "wiki.train.tokens").unlink()
     train, _, split = wikitext.load_splits(demo)
     assert split == "valid" and len(train) == 5
-    assert wikitext.wikitext_directory(demo=True).name == "wikitext-2-demo"
+    assert wikitext.wikitext_directory(demo=True).name == "wikitext-2-demo-v1"
 
 
 def test_bad_input_is_one_line(tmp_path):
