@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from common.data import cache_root, resolve_dataset
+from common.data import demo_cache_dir, resolve_dataset
 from common.errors import DatasetError
 from common.files import atomic_path
 
@@ -20,6 +20,10 @@ POKEMON_URL = "http://d2l-data.s3-accelerate.amazonaws.com/pokemon.zip"
 POKEMON_SHA1 = "c065c0e2593b8b161a2d7873e42418bf6a21106c"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
+# Version of what `demo_sprites` writes (`demo_sprite_arrays` through `write_image_folder`), part of
+# its cache folder name (`gan-demo/sprites-<n>-<size>-<seed>-v1`): bump it whenever the bytes it
+# writes change, so sprites cached by the older code are not reused.
+GENERATOR_VERSION = 1
 
 
 def image_files(root):
@@ -149,7 +153,7 @@ def write_image_folder(root, rgba, per_class=8):
 
 def demo_sprites(n=320, size=64, seed=0):
     """ImageFolder of `n` generated sprites under the cache (written once, then reused)."""
-    target = cache_root() / "gan-demo" / f"sprites-{n}-{size}-{seed}"
+    target = demo_cache_dir("gan-demo", f"sprites-{n}-{size}-{seed}", version=GENERATOR_VERSION)
     if not (target / "DONE").exists():
         with atomic_path(target, directory=True) as tmp:
             write_image_folder(tmp / "pokemon", demo_sprite_arrays(n, size, seed))

@@ -75,6 +75,19 @@ def test_demo_sprites_are_seeded_symmetric_transparent_figures(tmp_path):
     assert data.read_image_folder(root, 16).shape == (10, 16, 16, 3)
 
 
+def test_bumped_generator_version_writes_fresh_sprites_instead_of_reusing_the_old(monkeypatch, tmp_path):
+    old = data.demo_sprites(n=4, size=16, seed=0)
+    assert old.parent == tmp_path / "cache" / "gan-demo" / "sprites-4-16-0-v1"
+    first = data.image_files(old)[0]
+    pixels = first.read_bytes()
+    first.write_bytes(b"stale")  # what an older generator left
+    assert data.demo_sprites(n=4, size=16, seed=0) == old and first.read_bytes() == b"stale"  # same version: reused
+    monkeypatch.setattr(data, "GENERATOR_VERSION", 2)
+    new = data.demo_sprites(n=4, size=16, seed=0)
+    assert new.parent == tmp_path / "cache" / "gan-demo" / "sprites-4-16-0-v2"
+    assert data.image_files(new)[0].read_bytes() == pixels
+
+
 def test_sprite_root_layouts(tmp_path):
     (tmp_path / "book" / "pokemon" / "001").mkdir(parents=True)
     assert data.sprite_root(tmp_path / "book") == tmp_path / "book" / "pokemon"
