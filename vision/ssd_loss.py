@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vision.boxes import box_iou
+
 CLASS_LOSSES = ("focal", "hard_negative", "mean")
 
 
@@ -49,6 +51,14 @@ def focal_weights(ce, cls_labels, gamma=2.0, alpha=0.25):
     return alpha_t * (1 - tf.exp(-ce)) ** gamma
 
 
+def ignore_band(anchors, labels, cls_labels, low):
+    """`(batch, A)` bool: background anchors (`cls_labels` 0) whose best IoU with a real box of
+    `labels` `(batch, G, 5)` is at least `low`; `anchors` `(A, 4)`."""
+    iou = box_iou(tf.reshape(anchors, [-1, 4])[None], labels[..., 1:])  # (batch, A, G)
+    iou = tf.where((labels[..., 0] >= 0)[:, None, :], iou, -1.0)
+    return (cls_labels == 0) & (tf.reduce_max(iou, axis=-1) >= low)
+
+
 def prior_bias(num_anchors, num_classes, prior=0.01):
     """Class-head bias `(num_anchors * (num_classes + 1),)` whose softmax is `1 - prior` for
     background and `prior / num_classes` for each class, at every anchor (RetinaNet's init)."""
@@ -57,7 +67,7 @@ def prior_bias(num_anchors, num_classes, prior=0.01):
 
 
 def ssd_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks, *, class_loss="focal",
-             bbox_loss="l1", neg_ratio=3.0, min_negatives=16, gamma=2.0, alpha=0.25):
+             bbox_loss="l1", neg_ratio=3.0, min_negatives=16, gamma=2.0, alpha=0.25, ignore=None):
     """Per-image SSD loss `(batch,)` from logits `(batch, A, classes + 1)`, offsets `(batch, A * 4)`
     and the `multibox_target` triple.
 
@@ -65,8 +75,12 @@ def ssd_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks, *, clas
     loss. `"hard_negative"`: (cross-entropy summed over positives and hard negatives +
     offset loss summed over positives) / max(positives, 1). `"focal"`: (focal loss summed
     over all anchors + offset loss summed over positives) / max(positives, 1).
+    `ignore` `(batch, A)` bool: background anchors left out of the class loss (RetinaNet's
+    band of anchors overlapping an object too little to be positive; `ignore_band`).
     """
     ce = keras.losses.sparse_categorical_crossentropy(cls_labels, cls_preds, from_logits=True)
+    if ignore is not None:
+        ce = tf.where(ignore & (cls_labels == 0), 0.0, ce)
     per_offset = offset_loss(bbox_preds, bbox_labels, bbox_masks, bbox_loss)
     if class_loss == "mean":
         return tf.reduce_mean(ce, axis=1) + tf.reduce_mean(per_offset, axis=1)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vision.ssd_loss import hard_negatives, offset_loss, prior_bias, ssd_loss
+from vision.boxes import multibox_target
+from vision.ssd_loss import hard_negatives, ignore_band, offset_loss, prior_bias, ssd_loss
 
 
 def test_hard_negatives_picks_the_largest_background_losses():
@@ -55,6 +56,28 @@ def test_ssd_loss_hand_values():
     assert got == pytest.approx([np.sum(alpha * (1 - p_true) ** 2 * ce) + l1], rel=1e-5)
     got = ssd_loss(*args, class_loss="focal", gamma=0.0, alpha=0.5).numpy()
     assert got == pytest.approx([0.5 * np.sum(ce) + l1], rel=1e-5)
+
+
+def test_ignore_band_leaves_near_misses_out_of_the_class_loss():
+    # One box (0, 0, .5, .5); anchors: the box itself (positive), one with IoU 0.45, one with IoU 0.
+    anchors = tf.constant([[0, 0, .5, .5], [0, 0, .5, .225], [.5, .5, 1, 1]], tf.float32)
+    labels = tf.constant([[[0, 0, 0, .5, .5], [-1, -1, -1, -1, -1]]], tf.float32)  # second row: padding
+    bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, labels)
+    np.testing.assert_array_equal(cls_labels.numpy(), [[1, 0, 0]])
+    ignore = ignore_band(anchors, labels, cls_labels, 0.4)
+    np.testing.assert_array_equal(ignore.numpy(), [[False, True, False]])
+    np.testing.assert_array_equal(ignore_band(anchors, labels, cls_labels, 0.5).numpy(), [[False, False, False]])
+    logits = tf.constant([[[0.0, 1.0], [0.0, 3.0], [2.0, 0.0]]])
+    ce = [_ce(np.array(lg), lb) for lg, lb in zip(logits.numpy()[0], [1, 0, 0])]
+    zeros = tf.zeros([1, 12])
+    args = (logits, zeros, cls_labels, zeros, zeros)
+    # Hard negatives, ratio 1: without the band the near miss (CE 3.05) is the negative; with it, anchor 2.
+    assert ssd_loss(*args, class_loss="hard_negative", neg_ratio=1, min_negatives=0).numpy() == pytest.approx(
+        [ce[0] + ce[1]], rel=1e-5)
+    assert ssd_loss(*args, class_loss="hard_negative", neg_ratio=1, min_negatives=0, ignore=ignore).numpy() == \
+        pytest.approx([ce[0] + ce[2]], rel=1e-5)
+    assert ssd_loss(*args, class_loss="focal", gamma=0.0, alpha=0.5, ignore=ignore).numpy() == pytest.approx(
+        [0.5 * (ce[0] + ce[2])], rel=1e-5)
 
 
 def test_prior_bias_softmax():
