@@ -21,13 +21,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFilter
 
-from common.data import cache_root, resolve_dataset
+from common.data import demo_cache_dir, resolve_dataset
 from common.errors import DatasetError
 from common.files import atomic_path
 
 URL = "http://d2l-data.s3-accelerate.amazonaws.com/banana-detection.zip"
 SHA1 = "5de26c8fce5ccdea9f91267273464dc968d20d72"
 NAME = "banana-detection"
+# Bump whenever `generate_bananas` writes different bytes, so cached demo sets are not reused.
+GENERATOR_VERSION = 1
 SPLITS = {"train": "bananas_train", "val": "bananas_val"}
 COLUMNS = ["img_name", "label", "xmin", "ymin", "xmax", "ymax"]
 REQUIRED = [f"{d}/label.csv" for d in SPLITS.values()]
@@ -91,7 +93,7 @@ def read_bananas(root, split):
     return paths, labels, np.array([sizes[n] for n in names])
 
 
-def banana_root(data_dir=None, source="generated", num_train=1000, num_val=100, seed=0, max_objects=1):
+def banana_root(data_dir=None, source="generated", num_train=1000, num_val=100, seed=0, max_objects=1, size=256):
     """The directory holding `bananas_train/` and `bananas_val/`.
 
     `data_dir` given: it must hold the layout. Otherwise `source="download"` resolves the
@@ -102,8 +104,9 @@ def banana_root(data_dir=None, source="generated", num_train=1000, num_val=100, 
     if data_dir is not None or source == "download":
         return resolve_dataset(NAME, required=REQUIRED, url=URL, sha1=SHA1, data_dir=data_dir,
                                hint="--source generated (the offline generated set) or --demo")
-    root = cache_root() / "vision-demo" / f"bananas-{num_train}-{num_val}-obj{max_objects}-seed{seed}"
-    return generate_bananas(root, num_train, num_val, seed=seed, max_objects=max_objects)
+    name = f"bananas-{num_train}-{num_val}-obj{max_objects}-seed{seed}-{size}px"
+    return generate_bananas(demo_cache_dir("vision-demo", name, version=GENERATOR_VERSION), num_train, num_val,
+                            seed=seed, max_objects=max_objects, size=size)
 
 
 # --- offline generator -----------------------------------------------------------------
