@@ -234,13 +234,25 @@ def epoch_dataset(arrays, batch_size, seed, epoch):
 
     Shuffling in NumPy rather than with `Dataset.shuffle` keeps the order identical
     however the strategy distributes the pipeline, so 1 and N replicas see the same batches.
+    The batches are cut in NumPy too (full batches as one `(batches, batch_size, ...)` array,
+    then the short last one): the same batches as `from_tensor_slices(...).batch(batch_size)`
+    without tf.data's per-example work, which cost ML-100K MF 0.23 s of its 0.35 s an epoch.
     """
     import tensorflow as tf
 
     leaves = tf.nest.flatten(arrays)
-    order = epoch_rng(seed, epoch).permutation(len(leaves[0]))
-    data = tf.nest.pack_sequence_as(arrays, [np.asarray(a)[order] for a in leaves])
-    return tf.data.Dataset.from_tensor_slices(data).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    n = len(leaves[0])
+    order = epoch_rng(seed, epoch).permutation(n)
+    shuffled = [np.asarray(a)[order] for a in leaves]
+    full = n // batch_size * batch_size
+    if not full:  # one short batch, or none for no data
+        return tf.data.Dataset.from_tensor_slices(tf.nest.pack_sequence_as(arrays, shuffled)).batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices(tf.nest.pack_sequence_as(
+        arrays, [a[:full].reshape(-1, batch_size, *a.shape[1:]) for a in shuffled]))
+    if full < n:
+        dataset = dataset.concatenate(tf.data.Dataset.from_tensors(
+            tf.nest.pack_sequence_as(arrays, [a[full:] for a in shuffled])))
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def split_indices(n, fraction, seed, min_held=0):

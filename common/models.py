@@ -13,7 +13,17 @@ from common.distribute import scale_loss
 
 
 class ScaledLossModel(keras.Model):
-    """Base model with a replica-invariant `train_step` around `training_loss`."""
+    """Base model with a replica-invariant `train_step` around `training_loss`.
+
+    `dense_gradients = True` (a class attribute) turns embedding-lookup gradients
+    (`tf.IndexedSlices`) into dense tensors before the optimizer. Keras' Adam then is the
+    textbook Adam (every row's moments decay each step) instead of updating the moments of only
+    the looked-up rows by scatters, and for small tables it is faster: ML-100K MF's step went from
+    about 20 to 7 ms. Across replicas a dense gradient is all-reduced whole, so leave it off for
+    huge tables.
+    """
+
+    dense_gradients = False
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -28,6 +38,8 @@ class ScaledLossModel(keras.Model):
             loss = self.training_loss(batch)
             scaled = scale_loss(loss)
         grads = tape.gradient(scaled, self.trainable_variables)
+        if self.dense_gradients:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

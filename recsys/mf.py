@@ -47,6 +47,8 @@ DEMO = {"epochs": 5, "factors": 16, "batch_size": 256, "lr": 0.01}
 class MatrixFactorization(ScaledLossModel):
     """r(u, i) = p_u . q_i + b_u + b_i + mu for inputs (users `(batch,)`, items `(batch,)`) -> `(batch,)`."""
 
+    dense_gradients = True
+
     def __init__(self, num_users, num_items, factors=64, weight_decay=0.0, global_mean=0.0, **kwargs):
         super().__init__(**kwargs)
         self.num_users, self.num_items, self.factors = num_users, num_items, factors

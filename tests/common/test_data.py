@@ -238,6 +238,25 @@ def test_epoch_dataset_order_is_a_seeded_permutation():
     assert sorted(batches(0, 2)) == list(x) and list(batches(0, 2)) != list(batches(0, 3))
 
 
+@pytest.mark.parametrize("n, batch_size", [(10, 4), (10, 5), (3, 4), (0, 4), (12, 12)])
+def test_epoch_dataset_cuts_the_batches_tf_data_batch_would(n, batch_size):
+    # The batches are cut in NumPy (for speed); they must be exactly `.batch(batch_size)`'s, nested
+    # structure, dtypes and the short last batch included.
+    arrays = (np.arange(n), (np.arange(n) * 2.0, np.arange(2 * n, dtype=np.int32).reshape(n, 2)))
+    order = data.epoch_rng(3, 1).permutation(n)
+    import tensorflow as tf
+
+    expected = list(tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda a: a[order], arrays))
+                    .batch(batch_size))
+    got = list(data.epoch_dataset(arrays, batch_size, 3, 1))
+    assert len(got) == len(expected) == -(-n // batch_size)
+    for a, b in zip(got, expected):
+        assert tf.nest.map_structure(lambda t: (t.dtype, tuple(t.shape)), a) == \
+            tf.nest.map_structure(lambda t: (t.dtype, tuple(t.shape)), b)
+        for u, v in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
+            np.testing.assert_array_equal(u, v)
+
+
 def test_fingerprint_follows_names_and_sizes(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_text("abc")
