@@ -23,6 +23,7 @@ default: the offline generated banana set, written once into the cache; it depen
 `--data-seed` only, so `--seed` varies training, not the data) or `--source download`
 (the book's archive, SHA-1 checked).
 """
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -268,6 +269,12 @@ def load_split(ctx, config, split):
     return paths, labels, sizes
 
 
+@functools.lru_cache(maxsize=None)
+def _font(size):
+    """PIL's bundled font at `size` pixels, loaded once per size."""
+    return ImageFont.load_default(size=size)
+
+
 def draw_detections(image, detections, threshold, best=False):
     """PIL image with the detections `(k, 6)` (normalized boxes, by decreasing score) scoring
     >= threshold drawn in white with `class:score`; with `best`, an image with none of those
@@ -280,7 +287,7 @@ def draw_detections(image, detections, threshold, best=False):
     colour = (255, 255, 255)
     if best and len(keep) == 0 and len(found):
         keep, colour = found[:1], (150, 150, 150)
-    font = ImageFont.load_default(size=max(10, w // 20))
+    font = _font(max(10, w // 20))
     for cls, score, *box in keep:
         xy = [box[0] * w, box[1] * h, box[2] * w, box[3] * h]
         draw.rectangle(xy, outline=colour, width=max(2, w // 128))
@@ -313,7 +320,7 @@ def write_detection_grid(detector, paths, image_size, path, threshold=DRAW_THRES
     canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 26))
     canvas.paste(Image.fromarray(grid), (0, 26))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=15)
+    font = _font(15)
     draw.text((6, 5), f"white: boxes scoring >= {threshold:.2f} (class:score)", fill=(255, 255, 255), font=font)
     draw.text((grid.shape[1] // 2, 5), f"grey: an image's best box when none reaches {threshold:.2f}",
               fill=(150, 150, 150), font=font)

@@ -80,7 +80,7 @@ def ssd_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks, *, clas
     """
     ce = keras.losses.sparse_categorical_crossentropy(cls_labels, cls_preds, from_logits=True)
     if ignore is not None:
-        ce = tf.where(ignore & (cls_labels == 0), 0.0, ce)
+        ce = tf.where(ignore, 0.0, ce)
     per_offset = offset_loss(bbox_preds, bbox_labels, bbox_masks, bbox_loss)
     if class_loss == "mean":
         return tf.reduce_mean(ce, axis=1) + tf.reduce_mean(per_offset, axis=1)
