@@ -24,6 +24,7 @@ from common.data import epoch_dataset
 from common.errors import UsageError
 from common.models import ScaledLossModel
 from recsys import data as rdata
+from recsys.lazy_adam import LazyAdam
 
 
 @dataclass
@@ -38,6 +39,9 @@ class Config(rdata.MovieLensConfig):
         "(0, 1)", "fraction of ratings held out for the test set"))
     val_ratio: float = field(default=0.05, metadata=cli.bounds(
         "(0, 1)", "fraction of the training ratings held out for the per-epoch validation RMSE"))
+    optimizer: str = field(default="adam", metadata={"choices": ["adam", "lazy_adam"], "help": (
+        "adam: textbook Adam on dense gradients (every row's moments decay each step); lazy_adam: "
+        "updates only the batch's rows (work per step follows the batch, not the tables; for huge tables)")})
 
 
 DEMO = {"epochs": 5, "factors": 16, "batch_size": 256, "lr": 0.01}
@@ -45,12 +49,15 @@ DEMO = {"epochs": 5, "factors": 16, "batch_size": 256, "lr": 0.01}
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class MatrixFactorization(ScaledLossModel):
-    """r(u, i) = p_u . q_i + b_u + b_i + mu for inputs (users `(batch,)`, items `(batch,)`) -> `(batch,)`."""
+    """r(u, i) = p_u . q_i + b_u + b_i + mu for inputs (users `(batch,)`, items `(batch,)`) -> `(batch,)`.
 
-    dense_gradients = True
+    `dense_gradients` (see `common.models.ScaledLossModel`): True for the textbook Adam, False to hand
+    the optimizer the embeddings' `IndexedSlices` (what `recsys.lazy_adam.LazyAdam` needs)."""
 
-    def __init__(self, num_users, num_items, factors=64, weight_decay=0.0, global_mean=0.0, **kwargs):
+    def __init__(self, num_users, num_items, factors=64, weight_decay=0.0, global_mean=0.0, dense_gradients=True,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.dense_gradients = dense_gradients
         self.num_users, self.num_items, self.factors = num_users, num_items, factors
         self.weight_decay, self.global_mean = weight_decay, global_mean
         # one initializer per table: a shared one holds one fixed seed and would give tables of
@@ -78,12 +85,20 @@ class MatrixFactorization(ScaledLossModel):
 
     def get_config(self):
         return {**super().get_config(), "num_users": self.num_users, "num_items": self.num_items,
-                "factors": self.factors, "weight_decay": self.weight_decay, "global_mean": self.global_mean}
+                "factors": self.factors, "weight_decay": self.weight_decay, "global_mean": self.global_mean,
+                "dense_gradients": self.dense_gradients}
 
 
 def build(config, num_users, num_items, global_mean):
-    model = MatrixFactorization(num_users, num_items, config.factors, config.weight_decay, global_mean)
-    model.compile(keras.optimizers.Adam(config.lr))
+    """The model for `config`, compiled with its `--optimizer`: `adam` on dense gradients, or `lazy_adam`
+    on the embeddings' `IndexedSlices` (no XLA: `tf.unique` has a data-dependent shape)."""
+    lazy = config.optimizer == "lazy_adam"
+    model = MatrixFactorization(num_users, num_items, config.factors, config.weight_decay, global_mean,
+                                dense_gradients=not lazy)
+    if lazy:
+        model.compile(LazyAdam(config.lr), jit_compile=False)
+    else:
+        model.compile(keras.optimizers.Adam(config.lr))
     model((np.zeros(1, np.int32), np.zeros(1, np.int32)))
     return model
 
