@@ -2,18 +2,25 @@
 
 Both train on the same random 90/10 split (seed 0) of real MovieLens 100K, in one process, one
 run each: Surprise's default SVD, Surprise's tuned SVD (50 factors, 40 epochs, lr 0.007, reg
-0.08) and ours with the `recsys.mf` defaults (Adam, large batches, one `fit` call over all epochs).
-Training wall time is the fit alone (data already in memory, no run directory); the test RMSE
-clips to the rating scale for both. `--large` adds ML-25M-sized generated data (162,541 users,
-59,047 items, 25M ratings by default; `--large-ratings` to change): ours trains one epoch on all
-of it; Surprise, whose SGD visits each rating in a Python-free but single-threaded loop,
-trains one epoch on `--surprise-fraction` of the ratings and its time per epoch is extrapolated
-linearly (SGD's work per epoch is proportional to the ratings), as the JSON line says.
+0.08) and ours with the `recsys.mf` defaults (large batches, one `fit` call over all epochs), once
+with the default `--optimizer lazy_adam` (Adam on the batch's rows only) and once with `adam` (the
+textbook Adam on dense gradients). Training wall time is the fit alone (data already in memory, no run directory); the
+test RMSE clips to the rating scale for both. `--large` adds ML-25M-sized generated data (162,541
+users, 59,047 items, 25M ratings by default; `--large-ratings` to change), split 90/10: ours trains
+`--large-epochs` epochs on all of the training ratings with each of `--large-optimizers` (per-epoch
+seconds: the first epoch, which includes tracing, and the median of the others); Surprise's tuned SVD,
+whose SGD visits each rating in a compiled but single-threaded loop, trains as many epochs on
+`--surprise-fraction` of the training ratings and its time per epoch is extrapolated linearly to all
+of them (SGD's work per epoch is proportional to the ratings), as the JSON line says. Each reports
+the RMSE it reaches on the held-out 10% (Surprise's after training on its fraction only).
 
     python -m benchmarks.recsys_vs_surprise --data-dir ../shared/data/ml-100k
     python -m benchmarks.recsys_vs_surprise --data-dir ../shared/data/ml-100k --large --work-dir /tmp/ml25m
+    python -m benchmarks.recsys_vs_surprise --data-dir ../shared/data/ml-100k --large --large-ratings 2000000 \
+        --large-epochs 3 --surprise-fraction 1 --work-dir /tmp/ml2m
 """
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -64,16 +71,34 @@ def surprise_rmse(algo, trainset, test):
     return float(root_mean_squared_error(test.ratings, np.clip(pred, *test.rating_scale)))
 
 
+class EpochClock(keras.callbacks.Callback):
+    """Times each epoch of a one-`fit` run over `epochs` concatenated epochs of `steps` batches each."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.marks = steps, []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch % self.steps == 0:
+            self.marks.append(time.perf_counter())
+
+    def epoch_seconds(self, end):
+        """Seconds of each epoch, given the time the fit ended."""
+        return list(np.diff([*self.marks, end]))
+
+
 def ours_fit(train, config, epochs=None):
-    """(model, seconds) of `recsys.mf` trained on `train`: the same model, loss and per-epoch seeded
-    shuffles as `python -m recsys.mf train`, all epochs in one `fit` call."""
+    """(model, seconds, [seconds of each epoch]) of `recsys.mf` trained on `train`: the same model, loss and
+    per-epoch seeded shuffles as `python -m recsys.mf train`, all epochs in one `fit` call."""
     keras.utils.set_random_seed(config.seed)
     epochs = epochs or config.epochs
     model = mf.build(config, train.num_users, train.num_items, float(train.ratings.mean()))
     dataset = mf.training_batches(train, config, epochs)
+    clock = EpochClock(-(-len(train) // config.batch_size))
     tic = time.perf_counter()
-    model.fit(dataset, epochs=1, verbose=0)
-    return model, time.perf_counter() - tic
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[clock])
+    end = time.perf_counter()
+    return model, end - tic, clock.epoch_seconds(end)
 
 
 def compare_ml100k(data_dir):
@@ -85,35 +110,51 @@ def compare_ml100k(data_dir):
         algo, seconds = surprise_fit(trainset, **params)
         results[name] = report(f"{name} (ML-100K, 90/10)", "ratings", len(train) * (params.get("n_epochs", 20)),
                                seconds, rmse=round(surprise_rmse(algo, trainset, test), 4), **params)
-    config = mf.Config()
-    model, seconds = ours_fit(train, config)
-    ours = report("recsys.mf (ML-100K, 90/10)", "ratings", len(train) * config.epochs, seconds,
-                  rmse=round(mf.rating_rmse(model, test), 4), epochs=config.epochs, batch_size=config.batch_size,
-                  factors=config.factors, lr=config.lr)
-    for name, line in results.items():
-        report(f"recsys.mf time / {name} time", "ratio", 1, 1.0, ratio=round(ours["seconds"] / line["seconds"], 3),
-               rmse_ours=ours["rmse"], rmse_surprise=line["rmse"])
+    for optimizer in ("lazy_adam", "adam"):
+        config = mf.Config(optimizer=optimizer)
+        model, seconds, _ = ours_fit(train, config)
+        ours = report(f"recsys.mf --optimizer {optimizer} (ML-100K, 90/10)", "ratings", len(train) * config.epochs,
+                      seconds, rmse=round(mf.rating_rmse(model, test), 4), epochs=config.epochs,
+                      batch_size=config.batch_size, factors=config.factors, lr=config.lr)
+        for name, line in results.items():
+            report(f"recsys.mf {optimizer} time / {name} time", "ratio", 1, 1.0,
+                   ratio=round(ours["seconds"] / line["seconds"], 3), rmse_ours=ours["rmse"], rmse_surprise=line["rmse"])
 
 
-def compare_large(work_dir, ratings, fraction):
+def compare_large(work_dir, ratings, fraction, epochs=1, optimizers=("lazy_adam", "adam")):
     directory = rd.generate_movielens_large(Path(work_dir) / f"ml-25m-{ratings}", ratings, 162_541, 59_047)
     tic = time.perf_counter()
     data = rd.read_movielens(directory, "ml-25m")
     report("read ratings.csv (generated, ML-25M size)", "ratings", len(data), time.perf_counter() - tic)
     train, test = rd.split_random(data, 0.1, seed=0)
-    config = mf.Config()
-    model, seconds = ours_fit(train, config, epochs=1)
-    ours = report("recsys.mf one epoch (ML-25M size)", "ratings", len(train), seconds,
-                  rmse=round(mf.rating_rmse(model, test), 4), batch_size=config.batch_size)
-    part = train.subset(np.random.default_rng(0).random(len(train)) < fraction)
+    del data
+    size = f"ML-25M size, {len(train):,} training ratings"
+    ours = {}
+    for optimizer in optimizers:
+        config = mf.Config(optimizer=optimizer)
+        model, seconds, per_epoch = ours_fit(train, config, epochs=epochs)
+        steady = float(np.median(per_epoch[1:])) if epochs > 1 else per_epoch[0]
+        ours[optimizer] = report(
+            f"recsys.mf --optimizer {optimizer}, {epochs} epoch(s) ({size})", "ratings", len(train) * epochs, seconds,
+            epoch_seconds=round(steady, 3), first_epoch_seconds=round(per_epoch[0], 3),
+            epoch_rate=round(len(train) / steady), rmse=round(mf.rating_rmse(model, test), 4), epochs=epochs,
+            batch_size=config.batch_size, factors=config.factors, lr=config.lr)
+        del model
+        keras.backend.clear_session()
+    part = train.subset(np.random.default_rng(0).random(len(train)) < fraction) if fraction < 1 else train
     trainset = surprise_trainset(part)
-    _, seconds = surprise_fit(trainset, **{**TUNED, "n_epochs": 1})
-    line = report(f"surprise SVD tuned, one epoch on {fraction:.0%} of the ratings", "ratings", len(part), seconds)
-    per_epoch = seconds * len(train) / len(part)
-    report("surprise SVD tuned one epoch (ML-25M size), extrapolated linearly", "ratings", len(train), per_epoch,
-           measured_ratings=len(part), extrapolated=True)
-    report("recsys.mf epoch time / surprise epoch time (ML-25M size)", "ratio", 1, 1.0,
-           ratio=round(ours["seconds"] / per_epoch, 3), surprise_rate=line["rate"], ours_rate=ours["rate"])
+    algo, seconds = surprise_fit(trainset, **{**TUNED, "n_epochs": epochs})
+    line = report(f"surprise SVD tuned, {epochs} epoch(s) on {len(part) / len(train):.0%} of the ratings ({size})",
+                  "ratings", len(part) * epochs, seconds, rmse=round(surprise_rmse(algo, trainset, test), 4),
+                  epochs=epochs, **{k: v for k, v in TUNED.items() if k != "n_epochs"})
+    per_epoch = seconds / epochs * len(train) / len(part)
+    report(f"surprise SVD tuned, one epoch ({size}), extrapolated linearly" if fraction < 1
+           else f"surprise SVD tuned, one epoch ({size})", "ratings", len(train), per_epoch,
+           measured_ratings=len(part), extrapolated=fraction < 1)
+    for optimizer, line_ours in ours.items():
+        report(f"recsys.mf {optimizer} epoch time / surprise epoch time ({size})", "ratio", 1, 1.0,
+               ratio=round(line_ours["epoch_seconds"] / per_epoch, 3), surprise_rate=round(len(train) / per_epoch),
+               ours_rate=line_ours["epoch_rate"], rmse_ours=line_ours["rmse"], rmse_surprise=line["rmse"])
 
 
 def main(argv=None):
@@ -122,13 +163,19 @@ def main(argv=None):
     parser.add_argument("--large", action="store_true", help="also compare on ML-25M-sized generated data")
     parser.add_argument("--large-ratings", type=int, default=25_000_095, help="ratings of the generated data")
     parser.add_argument("--surprise-fraction", type=float, default=0.1,
-                        help="fraction of the large training ratings Surprise trains one epoch on")
+                        help="fraction of the large training ratings Surprise trains on (1: all of them)")
+    parser.add_argument("--large-epochs", type=int, default=1, help="epochs each model trains on the large data")
+    parser.add_argument("--large-optimizers", default="lazy_adam,adam",
+                        help="comma-separated recsys.mf --optimizer values to time on the large data")
+    parser.add_argument("--skip-ml100k", action="store_true", help="only the --large comparison")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="where the generated file goes (default: a temp dir)")
     args = parser.parse_args(argv)
-    compare_ml100k(args.data_dir)
+    if not args.skip_ml100k:
+        compare_ml100k(args.data_dir)
     if args.large:
-        compare_large(args.work_dir or tempfile.mkdtemp(prefix="ml25m-"), args.large_ratings, args.surprise_fraction)
+        compare_large(args.work_dir or tempfile.mkdtemp(prefix="ml25m-"), args.large_ratings, args.surprise_fraction,
+                      args.large_epochs, tuple(args.large_optimizers.split(",")))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ class LazyAdam(keras.optimizers.Adam):
         alpha = tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        shape = tf.shape(variable, out_type=indices.dtype)
+        shape = None  # tf.shape(variable) would read the whole table (and make the scatters copy it)
 
         def rows(table):
             return tf.gather(table.value if isinstance(table, keras.Variable) else table, indices)

@@ -85,6 +85,8 @@ def test_mf_lazy_adam_learns_and_two_replicas_match_one(capsys):
     assert json.loads(Path("single/config.json").read_text())["optimizer"] == "lazy_adam"
     model = keras.models.load_model(Path("single/model.keras"))  # LazyAdam is registered: the model loads
     assert isinstance(model.optimizer, LazyAdam) and model.dense_gradients is False
+    assert [w.shape for w in model.get_weights()] == [(300, 16), (400, 16), (300, 1), (400, 1)]  # built on load
+    assert len(model.optimizer.variables) == 2 + 2 * 4  # iterations, learning rate, m and v of each table
 
 
 def test_mf_lazy_adam_resumes_exactly(capsys):
@@ -96,6 +98,7 @@ def test_mf_lazy_adam_resumes_exactly(capsys):
     code, resumed, err = run(mf.main, ["train", "--resume", "--epochs", 2, "--run-dir", "part"], capsys)
     assert code == 0 and "resumed from epoch 1" in err, err
     weights = [keras.models.load_model(Path(d) / "model.keras").get_weights() for d in ("full", "part")]
+    assert len(weights[0]) == 4
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert resumed == {**full, "run_dir": "part"}

@@ -13,7 +13,8 @@ from tests.cli_helpers import one_replica_vs_two, run
 
 
 def test_mf_learns_and_two_replicas_match_one(capsys):
-    single, mirrored = one_replica_vs_two(mf.main, ["--demo", "--epochs", 1], capsys)
+    # the textbook --optimizer adam (dense gradients); the default lazy_adam's own test is in test_lazy_adam.py
+    single, mirrored = one_replica_vs_two(mf.main, ["--demo", "--epochs", 1, "--optimizer", "adam"], capsys)
     # Adam normalises each coordinate by its gradient scale, which amplifies float rounding of the
     # summed replica gradients a little; a wrongly scaled penalty moves the RMSE by ~2e-2.
     assert mirrored["rmse"] == pytest.approx(single["rmse"], abs=1e-2)  # Adam amplifies rounding; see test_base
