@@ -6,12 +6,16 @@ Each epoch draws fresh pretraining data (`nlp.data`: subsampling t = 1e-4, a ran
 touches change (the gradients are `tf.IndexedSlices`; SGD applies them as scatter updates).
 
 The default recipe is word2vec's own (per-example SGD with a learning rate falling linearly
-to zero), in batches of 1024 pairs that share their noise: every pair is scored against the
-same `--shared-noise 64` noise words drawn for the batch from unigram^0.75, each weighted
-K/64, an unbiased estimate of the K = 5 noise terms per pair that costs a (1024 x 64) matrix
-product instead of 5120 more gathered rows. `--shared-noise 0` scores each pair against its
-own K noise words, as the book does; `--preset book` is the book's whole recipe (Adam 0.002,
-batch 512, 5 epochs, min frequency 10).
+to zero), batched: a batch holds `--batch-size` centre words, each with all the context words
+of its window (about 6 pairs a centre), and shares its noise: every pair is scored against the
+same `--shared-noise 64` noise words drawn for the batch from unigram^0.75, each weighted K/64,
+an unbiased estimate of the K = 5 noise terms per pair. The shared noise is scored once per
+centre word, a (batch x 64) matrix product, instead of 5 more gathered rows per pair.
+`vectors.txt` holds each word's input plus output vector (`--vectors sum`, Levy et al. 2015:
+steadier similarity scores than the input vectors alone). On one replica the step is XLA-compiled.
+`--shared-noise 0` scores each pair against its own K noise words, as the book does (a batch is
+then `--batch-size` pairs); `--preset book` is the book's whole recipe (Adam 0.002, batch 512
+pairs, 5 epochs, min frequency 10, input vectors).
 
     python -m nlp.word2vec train --data-dir ../shared/data/ptb          # the real PTB
     python -m nlp.word2vec train --demo                                 # seconds, offline
@@ -42,8 +46,9 @@ from nlp.summed_loss import SummedLossModel
 
 @dataclass
 class Config(cli.TrainConfig):
-    epochs: int = 8
-    batch_size: int = 1024
+    epochs: int = 6
+    batch_size: int = field(default=170, metadata=cli.at_least(1, "centre words per batch, each with its "
+                                                              "context words (pairs with --shared-noise 0)"))
     lr: float = field(default=0.1, metadata=cli.positive(
         "learning rate (SGD: per example, falling linearly to 0 over the run; Adam: the step size)"))
     model: str = field(default="skipgram", metadata={"choices": ["skipgram", "cbow"],
@@ -62,16 +67,27 @@ class Config(cli.TrainConfig):
     buckets: int = field(default=200_000, metadata=cli.at_least(1, "hash buckets of the n-gram table"))
     corpus: str = field(default="", metadata={"help": "train on this file (one sentence a line) "
                                                       "instead of PTB", "metavar": "FILE"})
+    vectors: str = field(default="sum", metadata={
+        "choices": ["sum", "input"], "help": "what vectors.txt holds for a word: the sum of its input and "
+        "output vectors (Levy et al. 2015) or its input vector only (with --subwords always input: an "
+        "unknown word has n-gram rows but no output row)"})
 
     def validate(self):
         super().validate()
         subword.parse_range(self.subwords)
 
 
-DEMO = {"epochs": 2, "embed_size": 32, "batch_size": 512, "lr": 0.05, "subsample": 0.01}
+DEMO = {"epochs": 2, "embed_size": 32, "batch_size": 96, "lr": 0.05, "subsample": 0.01}
 PRESETS = {"book": {"embed_size": 100, "batch_size": 512, "optimizer": "adam", "lr": 0.002, "epochs": 5,
-                    "shared_noise": 0, "min_freq": 10}}
+                    "shared_noise": 0, "min_freq": 10, "vectors": "input"}}
 STEPS_PER_EXECUTION = 32
+
+
+def jit_compile():
+    """XLA on one replica: a step is a few dozen tiny ops, whose dispatch XLA fuses away (1.4 ms
+    against 2 ms a step on PTB here). Not under a multi-replica strategy, where Keras 3.15's XLA
+    train step fails on the IndexedSlices gradients."""
+    return tf.distribute.get_strategy().num_replicas_in_sync == 1
 
 
 def steps_per_execution():
@@ -85,16 +101,18 @@ def steps_per_execution():
 class Word2Vec(SummedLossModel):
     """Skip-gram or CBOW with negative sampling over `vocab_size` words.
 
-    Batches (dicts): skip-gram `{"inputs": centres (b,), "targets": (b, 1 + k)}`, CBOW
+    Batches (dicts): skip-gram pairs `{"inputs": centres (b,), "targets": (b, 1 + k)}`, CBOW
     `{"inputs": contexts (b, 2w), "mask": (b, 2w), "targets": (b, 1 + k)}`; `targets[:, 0]` is
     the word to predict (label 1), `targets[:, 1:]` its noise words (label 0; k = 0 when the
-    noise is shared). With `shared_noise = m > 0` the step draws m noise words per batch from
+    noise is shared). Skip-gram with shared noise groups the pairs by centre word:
+    `{"inputs": centres (b,), "contexts": (b, 2w), "mask": (b, 2w)}`, each row one centre and the
+    context words it predicts (the loss is the same sum over pairs). With `shared_noise = m > 0` the step draws m noise words per batch from
     the model's `noise_cdf` (seeded by `noise_seed` and the step number, so every replica draws
     the same ones) and weights each pair's m noise terms by `negatives / m`.
 
     The loss is summed over the batch (so SGD's learning rate is per example and replicas add
     up to the single-replica step); the logged `loss` is its mean per pair. `call(words)` gives
-    the input vectors `(n, embed_size)` that `vectors.txt` holds.
+    the input vectors `(n, embed_size)`; `vectors.txt` adds `word_out` to them (`--vectors sum`).
     """
 
     def __init__(self, vocab_size, embed_size, kind="skipgram", negatives=5, shared_noise=64, noise_seed=0,
@@ -142,15 +160,18 @@ class Word2Vec(SummedLossModel):
         return tf.reduce_sum(vectors, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
 
     def shared_noise_words(self):
-        """This step's shared noise words `(shared_noise,)` int32, the same on every replica."""
-        step = tf.cast(self.optimizer.iterations, tf.int32)
-        uniform = tf.random.stateless_uniform([self.shared_noise], seed=tf.stack([self.noise_seed, step]))
+        """This step's shared noise words `(shared_noise,)` int32, the same on every replica and
+        with or without XLA (`counter_uniform`)."""
+        uniform = counter_uniform(self.noise_seed, self.optimizer.iterations, self.shared_noise)
         found = tf.searchsorted(self.noise_cdf.value, uniform, side="right")
         return tf.minimum(found, self.vocab_size - 1)
 
     def example_losses(self, batch):
-        """Negative-sampling loss per pair `(b,)`: -log s(u_o . h) - sum over noise log s(-u_k . h)."""
+        """Negative-sampling loss per example `(b,)`: -log s(u_o . h) - sum over noise log s(-u_k . h),
+        summed over the example's context words for a centre-grouped skip-gram batch."""
         h = self.hidden(batch)
+        if "contexts" in batch:
+            return self._grouped_losses(h, batch)
         targets = batch["targets"]
         scores = tf.einsum("bd,bkd->bk", h, tf.gather(self.word_out.value, targets))
         losses = tf.nn.softplus(-scores[:, 0]) + tf.reduce_sum(tf.nn.softplus(scores[:, 1:]), axis=1)
@@ -160,10 +181,42 @@ class Word2Vec(SummedLossModel):
             losses += (self.negatives / self.shared_noise) * tf.reduce_sum(tf.nn.softplus(noise_scores), axis=1)
         return losses
 
+    def _grouped_losses(self, h, batch):
+        """Skip-gram over a centre's context words `(b, c)` (mask `(b, c)`): each pair's term, plus the
+        shared noise scored once per centre and counted once per pair (the same words for every pair)."""
+        mask = tf.cast(batch["mask"], tf.float32)
+        scores = tf.einsum("bd,bcd->bc", h, tf.gather(self.word_out.value, batch["contexts"]))
+        noise = tf.gather(self.word_out.value, self.shared_noise_words())
+        noise_terms = tf.reduce_sum(tf.nn.softplus(tf.matmul(h, noise, transpose_b=True)), axis=1)
+        pairs = tf.reduce_sum(mask, axis=1)
+        return (tf.reduce_sum(mask * tf.nn.softplus(-scores), axis=1)
+                + (self.negatives / self.shared_noise) * pairs * noise_terms)
+
+    def example_count(self, batch):
+        """Pairs in `batch` (the logged loss is a mean per pair), or None: one per example."""
+        return tf.reduce_sum(tf.cast(batch["mask"], tf.float32)) if "contexts" in batch else None
+
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "embed_size": self.embed_size,
                 "kind": self.kind, "negatives": self.negatives, "shared_noise": self.shared_noise,
                 "noise_seed": self.noise_seed, "ngram_width": self.ngram_width, "buckets": self.buckets}
+
+
+def _mix32(x):
+    """A 32-bit integer hash (`lowbias32`: xor-shift-multiply rounds), uint32 -> uint32."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16)) * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15)) * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def counter_uniform(seed, step, n):
+    """`n` uniforms in [0, 1) (float32, 24 bits) for `(seed, step)`, from a counter-based hash.
+    TensorFlow's stateless random ops draw other numbers under XLA than without it, so the
+    XLA-compiled single-replica step and the plain multi-replica one would disagree; integer
+    arithmetic gives the same numbers in both."""
+    base = _mix32(tf.cast(seed, tf.uint32) + _mix32(tf.cast(step, tf.uint32)))
+    bits = _mix32(base + tf.cast(tf.range(n), tf.uint32))
+    return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) / float(1 << 24)
 
 
 def _noise_cdf(counts):
@@ -197,7 +250,7 @@ def build(config, vocab, steps_per_epoch=1):
         optimizer = keras.optimizers.SGD(schedule)
     else:
         optimizer = keras.optimizers.Adam(config.lr)
-    model.compile(optimizer, steps_per_execution=steps_per_execution(), jit_compile=False)
+    model.compile(optimizer, steps_per_execution=steps_per_execution(), jit_compile=jit_compile())
     return model
 
 
@@ -207,10 +260,12 @@ def examples(config, corpus, epoch):
     rng = epoch_rng(config.seed, epoch)
     k = 0 if config.shared_noise else config.negatives
     kept = ndata.subsample(corpus, rng, config.subsample)
-    if config.model == "skipgram":
+    if config.model == "skipgram" and not config.shared_noise:
         centres, targets = ndata.skip_gram_examples(corpus, rng, config.window, k, kept=kept)
         return {"inputs": centres, "targets": targets}, int(kept.sum())
     contexts, mask, targets = ndata.cbow_examples(corpus, rng, config.window, k, kept=kept)
+    if config.model == "skipgram":  # grouped by centre word: the shared noise is scored once per centre
+        return {"inputs": targets[:, 0], "contexts": contexts, "mask": mask}, int(kept.sum())
     return {"inputs": contexts, "mask": mask, "targets": targets}, int(kept.sum())
 
 
@@ -234,10 +289,13 @@ def batched_dataset(arrays, batch_size):
     return data.prefetch(2)
 
 
-def word_vectors(model, vocab):
-    """`embeddings.WordVectors` of the model's input vectors for every vocabulary word (with
-    n-grams, unknown words get the mean of their n-gram rows)."""
+def word_vectors(model, vocab, kind="input"):
+    """`embeddings.WordVectors` for every vocabulary word: its input vector, or with `kind="sum"`
+    (whole-word models only) input plus output vector. With n-grams, unknown words get the mean
+    of their n-gram rows."""
     matrix = model(np.arange(len(vocab), dtype=np.int32)).numpy()
+    if kind == "sum" and not model.ngram_width:
+        matrix = matrix + model.word_out.numpy()
     oov = None
     if model.ngram_width:
         grams = model.ngrams.numpy()
@@ -270,7 +328,7 @@ def train(ctx):
     def after_epoch(epoch, logs):
         check_finite(logs["loss"], epoch)
         extra = {"tokens_per_s": round(kept[epoch] / logs["time_s"], 1)}
-        vectors = word_vectors(model, corpus.vocab)
+        vectors = word_vectors(model, corpus.vocab, cfg.vectors)
         if ctx.demo:
             extra["cluster_precision"] = embeddings.cluster_precision(vectors, ndata.DEMO_TOPICS)
         elif reference is not None:
@@ -281,7 +339,7 @@ def train(ctx):
     tic = time.perf_counter()
     history = training.fit(model, dataset, run, epochs=cfg.epochs, on_epoch_end=after_epoch)
     elapsed = time.perf_counter() - tic
-    vectors = word_vectors(model, corpus.vocab)
+    vectors = word_vectors(model, corpus.vocab, cfg.vectors)
     if run.chief:
         embeddings.save_vectors(run.file(embeddings.VECTORS_FILE), vectors.words, vectors.matrix)
     result = {"loss": round(history[-1]["loss"], 4), "vocabulary": len(corpus.vocab), "tokens": len(corpus),
@@ -294,7 +352,7 @@ def check_finite(loss, epoch):
     """Stop a diverged run before its checkpoint is written (one line naming the way out)."""
     if not np.isfinite(loss):
         raise DlsuiteError(f"training diverged in epoch {epoch + 1} (loss {loss}); lower --lr "
-                           "(batched SGD is stable up to about 0.1 with batch 1024)")
+                           "(batched SGD is stable up to about 0.1 with the default batch)")
 
 
 def restore(run_dir):
@@ -317,8 +375,8 @@ def restore(run_dir):
 
 def run_vectors(run_dir):
     """`WordVectors` of a run trained with `--subwords`: unknown words get their n-gram vector."""
-    model, _, vocab = restore(run_dir)
-    return word_vectors(model, vocab)
+    model, config, vocab = restore(run_dir)
+    return word_vectors(model, vocab, config.vectors)
 
 
 COMMANDS = {
