@@ -43,6 +43,23 @@ def test_attention_learns_demo_and_two_replicas_match_one(capsys, monkeypatch):
     assert code == 0 and out["label"] == "contradiction"
 
 
+def test_compare_features_by_hand():
+    """`match` gives g [a, beta, a - beta, a * beta]; the book's `concat` [a, beta]; both models score."""
+    a = np.array([[[1.0, 2.0], [3.0, -1.0]]], np.float32)
+    beta = np.array([[[0.5, 4.0], [-2.0, 2.0]]], np.float32)
+    match = nli.DecomposableAttention(10, 2, 4, compare="match")._pair_features(a, beta)
+    np.testing.assert_allclose(match, [[[1, 2, 0.5, 4, 0.5, -2, 0.5, 8], [3, -1, -2, 2, 5, -3, -6, -2]]])
+    concat = nli.DecomposableAttention(10, 2, 4, compare="concat")._pair_features(a, beta)
+    np.testing.assert_allclose(concat, [[[1, 2, 0.5, 4], [3, -1, -2, 2]]])
+    ids = {"premise": np.array([[2, 3, 1]], np.int32), "hypothesis": np.array([[4, 1, 1]], np.int32)}
+    for compare, width in (("match", 4 * 8), ("concat", 2 * 8)):
+        model = nli.build(nli.Config(embedding_dim=8, hidden=16, compare=compare), 10, 1)
+        assert model(ids).shape == (1, 3)
+        assert model.compare_mlp.layers[1].kernel.shape == (width, 16)
+        assert nli.DecomposableAttention.from_config(model.get_config()).compare == compare
+    assert nli.PRESETS["book"]["compare"] == "concat" and nli.Config().compare == "match"
+
+
 def test_glove_initialised_and_frozen(tmp_path, capsys):
     words = sorted({w for s in snli.DEMO_SUBJECTS.items() for w in s} | set(snli.DEMO_VERBS))
     rng = np.random.default_rng(0)
