@@ -118,7 +118,8 @@ def compare_ml100k(data_dir):
                       batch_size=config.batch_size, factors=config.factors, lr=config.lr)
         for name, line in results.items():
             report(f"recsys.mf {optimizer} time / {name} time", "ratio", 1, 1.0,
-                   ratio=round(ours["seconds"] / line["seconds"], 3), rmse_ours=ours["rmse"], rmse_surprise=line["rmse"])
+                   ratio=round(ours["seconds"] / line["seconds"], 3), rmse_ours=ours["rmse"],
+                   rmse_surprise=line["rmse"])
 
 
 def compare_large(work_dir, ratings, fraction, epochs=1, optimizers=("lazy_adam", "adam")):
