@@ -15,12 +15,13 @@ from common.distribute import scale_loss
 class ScaledLossModel(keras.Model):
     """Base model with a replica-invariant `train_step` around `training_loss`.
 
-    `dense_gradients = True` (a class attribute) turns embedding-lookup gradients
-    (`tf.IndexedSlices`) into dense tensors before the optimizer. Keras' Adam then is the
-    textbook Adam (every row's moments decay each step) instead of updating the moments of only
-    the looked-up rows by scatters, and for small tables it is faster: ML-100K MF's step went from
-    about 20 to 7 ms. Across replicas a dense gradient is all-reduced whole, so leave it off for
-    huge tables.
+    `dense_gradients = True` (a class or instance attribute) turns embedding-lookup gradients
+    (`tf.IndexedSlices`) into dense tensors before the optimizer. Keras' Adam densifies a sparse
+    gradient anyway (`gradient - m` is a dense op), so it is the textbook Adam either way (every
+    row's moments decay each step); the dense gradient only spares the conversion, and for small
+    tables it is faster: ML-100K MF's step went from about 20 to 7 ms. Across replicas a dense
+    gradient is all-reduced whole, so leave it off for huge tables, where an optimizer that
+    updates only the looked-up rows pays (`recsys.lazy_adam.LazyAdam`).
     """
 
     dense_gradients = False
