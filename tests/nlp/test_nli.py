@@ -108,8 +108,9 @@ def test_attention_real_snli_dev_with_glove(shared_data, capsys):
                                        "--embeddings", shared_data / "glove.6b.50d_top20k" / "vec.txt"], capsys)
     assert code == 0, err
     assert result["split"] == "holdout" and result["pairs"] == 984
-    # majority ~0.36; the target 0.60 is not reached yet: the default run measured 0.5955 (docs/nlp.md)
-    assert result["accuracy"] >= 0.58
+    # majority ~0.36; the target is 0.60: the default (--compare match) measured 0.6128 on this
+    # seed-0 split, the book's features (--compare concat) 0.596 (docs/nlp.md)
+    assert result["accuracy"] >= 0.60
 
 
 def test_bert_fine_tunes_from_a_local_preset(tmp_path, capsys):
