@@ -106,9 +106,10 @@ class Word2Vec(SummedLossModel):
     the word to predict (label 1), `targets[:, 1:]` its noise words (label 0; k = 0 when the
     noise is shared). Skip-gram with shared noise groups the pairs by centre word:
     `{"inputs": centres (b,), "contexts": (b, 2w), "mask": (b, 2w)}`, each row one centre and the
-    context words it predicts (the loss is the same sum over pairs). With `shared_noise = m > 0` the step draws m noise words per batch from
-    the model's `noise_cdf` (seeded by `noise_seed` and the step number, so every replica draws
-    the same ones) and weights each pair's m noise terms by `negatives / m`.
+    context words it predicts (the loss is the same sum over pairs). With `shared_noise = m > 0`
+    the step draws m noise words per batch from the model's `noise_cdf` (seeded by `noise_seed`
+    and the step number, so every replica draws the same ones) and weights each pair's m noise
+    terms by `negatives / m`.
 
     The loss is summed over the batch (so SGD's learning rate is per example and replicas add
     up to the single-replica step); the logged `loss` is its mean per pair. `call(words)` gives
