@@ -20,7 +20,6 @@ the RMSE it reaches on the held-out 10% (Surprise's after training on its fracti
         --large-epochs 3 --surprise-fraction 1 --work-dir /tmp/ml2m
 """
 import argparse
-import dataclasses
 import tempfile
 import time
 from pathlib import Path

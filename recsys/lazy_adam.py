@@ -46,7 +46,7 @@ class LazyAdam(keras.optimizers.Adam):
         shape = None  # tf.shape(variable) would read the whole table (and make the scatters copy it)
 
         def rows(table):
-            return tf.gather(table.value if isinstance(table, keras.Variable) else table, indices)
+            return tf.gather(table.value, indices)
 
         m_rows = beta_1 * rows(m) + (1 - beta_1) * grad
         v_rows = beta_2 * rows(v) + (1 - beta_2) * tf.square(grad)
