@@ -182,9 +182,10 @@ def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", 
     (`upsample32_to_16`, k4/s2) and added to a 1x1 `score16` of the stride-16 stage; fcn8s
     repeats that once more with the stride-8 stage (`upsample16_to_8`, `score8`); the fused
     map is upsampled to the input by `upsample` (k32/s16 or k16/s8). Every transposed
-    convolution starts as bilinear upsampling and is learned; the skip scorers start at zero,
-    so the untrained 16s/8s net equals the 32s net (the paper's initialisation). The final
-    `upsample` of fcn16s/8s is fixed (not trainable), as in the paper; fcn32s learns it (the book).
+    convolution starts as bilinear upsampling; the skip scorers start at zero, so the untrained
+    16s/8s net equals the 32s net (the paper's initialisation). The 2x upsamplings are learned;
+    the final `upsample` of fcn16s/8s stays fixed (not trainable), as in the paper, while the
+    book's fcn32s learns its own.
     """
     if head not in HEADS:
         raise UsageError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
