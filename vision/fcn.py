@@ -201,8 +201,8 @@ def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", 
         score = keras.layers.Add(name=f"fuse{stride}")([score, skip])
     x = _upsample(score, num_classes, fused[-1] if fused else FEATURE_STRIDE, "upsample")
     model = keras.Model(base.input, x, name=f"{head}_{backbone}")
-    # Long et al. 4.2: the final upsampling of the skip nets stays fixed bilinear interpolation (no kernel
-    # gradient: about 13% of an fcn8s step at 256x256 on a CPU); the book's fcn32s learns its k64/s32 one.
+    # As in Long et al.'s experiments, the skip nets' final upsampling stays fixed bilinear interpolation
+    # (no kernel gradient: about 13% of an fcn8s step at 256x256 on a CPU); the book's fcn32s learns its k64/s32.
     model.get_layer("upsample").trainable = not fused
     return model
 
