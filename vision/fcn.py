@@ -168,10 +168,11 @@ def masked_cross_entropy(labels, logits):
     return keras.ops.where(valid, loss, 0.0)
 
 
-def _upsample(x, num_classes, factor, name):
-    """A Conv2DTranspose (kernel 2 factor, stride factor) initialised to bilinear upsampling by `factor`."""
+def _upsample(x, num_classes, factor, name, trainable=True):
+    """A Conv2DTranspose (kernel 2 factor, stride factor) initialised to bilinear upsampling by `factor`
+    (kept fixed when not `trainable`)."""
     return keras.layers.Conv2DTranspose(num_classes, 2 * factor, factor, padding="same",
-                                        kernel_initializer=BilinearUpsampling(), name=name)(x)
+                                        kernel_initializer=BilinearUpsampling(), name=name, trainable=trainable)(x)
 
 
 def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", width=64, head="fcn32s"):
@@ -199,12 +200,9 @@ def build_fcn(num_classes=voc.NUM_CLASSES, backbone="resnet18", weights="none", 
         skip = keras.layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=f"score{stride}")(
             stage_features[stride])
         score = keras.layers.Add(name=f"fuse{stride}")([score, skip])
-    x = _upsample(score, num_classes, fused[-1] if fused else FEATURE_STRIDE, "upsample")
-    model = keras.Model(base.input, x, name=f"{head}_{backbone}")
-    # As in Long et al.'s experiments, the skip nets' final upsampling stays fixed bilinear interpolation
-    # (no kernel gradient: about 13% of an fcn8s step at 256x256 on a CPU); the book's fcn32s learns its k64/s32.
-    model.get_layer("upsample").trainable = not fused
-    return model
+    # fixed in the skip nets (no kernel gradient: about 13% of an fcn8s step at 256x256 on a CPU)
+    x = _upsample(score, num_classes, fused[-1] if fused else FEATURE_STRIDE, "upsample", trainable=not fused)
+    return keras.Model(base.input, x, name=f"{head}_{backbone}")
 
 
 def make_optimizer(cfg, steps_per_epoch, model):
