@@ -34,11 +34,17 @@ class ScaledLossModel(keras.Model):
         """Scalar per-replica mean loss of one batch (as the tf.data pipeline yields it)."""
         raise NotImplementedError
 
+    def objective(self, loss, batch):
+        """What the step differentiates, from this replica's mean `loss`: by default the mean scaled by
+        `common.distribute.scale_loss` (the replicas' gradients then add up to the global batch's mean).
+        A subclass may return the replica's sum instead (per-example SGD steps, as `recsys.mf`'s `sgd`)."""
+        return scale_loss(loss)
+
     def train_step(self, batch):
         with tf.GradientTape() as tape:
             loss = self.training_loss(batch)
-            scaled = scale_loss(loss)
-        grads = tape.gradient(scaled, self.trainable_variables)
+            objective = self.objective(loss, batch)
+        grads = tape.gradient(objective, self.trainable_variables)
         if self.dense_gradients:
             grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))

@@ -350,6 +350,13 @@ def _verbose():
     return 1 if sys.stdout.isatty() else 2
 
 
+def check_finite(loss, epoch, advice):
+    """Stop a diverged run with one line (`advice`: the way out) from `fit`'s `on_epoch_end`, which runs
+    before the epoch's checkpoint is written, so the last good checkpoint stays the newest."""
+    if not math.isfinite(loss):
+        raise DlsuiteError(f"training diverged in epoch {epoch + 1} (loss {loss}); {advice}")
+
+
 def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=None,
         callbacks=(), steps_per_epoch=None, save_model=True, verbose=None):
     """Train `model` for `epochs` epochs into `run`, resuming when `run.resume` is set.

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from common import cli, training
 from common.data import epoch_rng
-from common.errors import DlsuiteError, UsageError
+from common.errors import UsageError
 from nlp import data as ndata
 from nlp import embeddings
 from nlp import subword
@@ -351,9 +351,7 @@ def train(ctx):
 
 def check_finite(loss, epoch):
     """Stop a diverged run before its checkpoint is written (one line naming the way out)."""
-    if not np.isfinite(loss):
-        raise DlsuiteError(f"training diverged in epoch {epoch + 1} (loss {loss}); lower --lr "
-                           "(batched SGD is stable up to about 0.1 with the default batch)")
+    training.check_finite(loss, epoch, "lower --lr (batched SGD is stable up to about 0.1 with the default batch)")
 
 
 def restore(run_dir):

@@ -257,6 +257,16 @@ def test_epoch_dataset_cuts_the_batches_tf_data_batch_would(n, batch_size):
             np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.parametrize("n, batch_size, order", [(10, 4, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]), (3, 4, [0, 1, 2, 0]),
+                                                   (8, 4, [0, 1, 2, 3, 4, 5, 6, 7]), (0, 4, [])])
+def test_epoch_dataset_fill_last_tops_the_last_batch_up_from_the_start(n, batch_size, order):
+    x = np.arange(n)
+    batches = [b.numpy() for b in data.epoch_dataset(x, batch_size, 3, 1, fill_last=True)]
+    assert all(len(b) == batch_size for b in batches)  # one shape: an XLA step compiles once
+    permutation = data.epoch_rng(3, 1).permutation(n)
+    np.testing.assert_array_equal(np.concatenate(batches) if batches else [], permutation[order])
+
+
 def test_fingerprint_follows_names_and_sizes(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_text("abc")

@@ -1,5 +1,5 @@
-"""DeepFM on streamed Criteo under MultiWorkerMirroredStrategy: two workers on 127.0.0.1 (TF_CONFIG), each
-reading its own blocks, end with the same model."""
+"""DeepFM on streamed Criteo and MF on MovieLens under MultiWorkerMirroredStrategy: two workers on 127.0.0.1
+(TF_CONFIG); DeepFM's each read their own blocks. Both end with the same model."""
 import json
 
 import pytest
@@ -18,3 +18,14 @@ def test_two_workers_train_deepfm_on_their_own_blocks(tmp_path):
     results = [json.loads([line for line in out.splitlines() if line.startswith("{")][-1]) for out in outputs]
     assert results[0]["auc"] == pytest.approx(results[1]["auc"], abs=1e-6) and results[0]["auc"] > 0.6
     assert (tmp_path / "run0" / "model.keras").exists()  # the chief writes the run
+
+
+@pytest.mark.slow
+def test_two_workers_train_mf_with_per_rating_sgd(tmp_path):
+    # the sgd default under MultiWorkerMirroredStrategy: no XLA, one step per execution, the workers'
+    # IndexedSlices gathered, so both end with the same tables and the same test RMSE
+    outputs = run_workers(
+        lambda index: ["recsys.mf", "train", "--demo", "--epochs", 2, "--strategy", "multi-worker",
+                       "--run-dir", tmp_path / f"run{index}"])
+    results = [json.loads([line for line in out.splitlines() if line.startswith("{")][-1]) for out in outputs]
+    assert results[0]["rmse"] == pytest.approx(results[1]["rmse"], abs=1e-6) and results[0]["rmse"] < 0.85
