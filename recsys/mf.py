@@ -92,8 +92,8 @@ class MatrixFactorization(ScaledLossModel):
     the optimizer the embeddings' `IndexedSlices` (what `recsys.lazy_adam.LazyAdam` and sgd need).
     `per_rating`: the step differentiates the batch's sum, not its mean (see `objective`).
     `fused_biases`: two tables, `(users, factors + 1)` and `(items, factors + 1)`, whose last column is the
-    bias, instead of four; a step then scatters into two tables, not four (sgd: 1.1 -> 0.7 s an epoch of
-    1.8M ratings, XLA's scatter costs per row more than per number)."""
+    bias, instead of four; a step then scatters into two tables, not four (sgd: 1.0-1.2 -> 0.83-0.93 s an
+    epoch of 1.8M ratings; XLA's scatter costs per row more than per number)."""
 
     def __init__(self, num_users, num_items, factors=64, weight_decay=0.0, global_mean=0.0, dense_gradients=True,
                  per_rating=False, init_scale=0.01, fused_biases=False, **kwargs):

@@ -123,6 +123,22 @@ def test_block_dataset_visits_every_row_once_seeded_and_sharded(tmp_path):
     assert not set(a) & set(b) and sorted(np.concatenate([a, b]).tolist()) == list(range(1000))
 
 
+def test_read_rows_reads_a_memory_maps_rows_from_its_file(tmp_path):
+    # block_dataset reads a part's rows with plain reads (bounded RSS); they must be the map's rows
+    features = np.arange(7 * 39, dtype=np.int32).reshape(7, 39)
+    labels = np.arange(7, dtype=np.float32)
+    np.save(tmp_path / "f.npy", features)
+    np.save(tmp_path / "l.npy", labels)
+    mapped = np.load(tmp_path / "f.npy", mmap_mode="r")
+    for start, stop in [(0, 3), (2, 7), (5, 100), (7, 9)]:
+        got = criteo.read_rows(mapped, start, stop)
+        assert not isinstance(got, np.memmap) and got.shape == features[start:stop].shape
+        np.testing.assert_array_equal(got, features[start:stop])
+    np.testing.assert_array_equal(criteo.read_rows(mapped[2:], 1, 3), features[3:5])  # a view: sliced
+    np.testing.assert_array_equal(criteo.read_rows(np.load(tmp_path / "l.npy", mmap_mode="r"), 3, 6), labels[3:6])
+    np.testing.assert_array_equal(criteo.read_rows(features, 1, 2), features[1:2])
+
+
 def test_generator_writes_the_kaggle_layout(tmp_path):
     path = criteo.generate_criteo(tmp_path / "train.txt", 2500, chunk_rows=1000)
     lines = path.read_text().splitlines()
