@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from common import cli, training
 from common.data import epoch_rng
+from common.distribute import sparse_steps_per_execution
 from nlp import data as ndata
 from nlp import embeddings, word2vec
 from nlp.summed_loss import SummedLossModel
@@ -83,7 +84,7 @@ class GloVe(SummedLossModel):
 def build(config, vocab_size):
     model = GloVe(vocab_size, config.embed_size, config.x_max, config.alpha)
     model.compile(keras.optimizers.Adagrad(config.lr, initial_accumulator_value=1.0),
-                  steps_per_execution=word2vec.steps_per_execution(), jit_compile=False)
+                  steps_per_execution=sparse_steps_per_execution(), jit_compile=False)
     return model
 
 

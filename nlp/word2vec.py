@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from common import cli, training
 from common.data import epoch_rng
+from common.distribute import sparse_step_xla, sparse_steps_per_execution
 from common.errors import UsageError
 from nlp import data as ndata
 from nlp import embeddings
@@ -80,21 +81,6 @@ class Config(cli.TrainConfig):
 DEMO = {"epochs": 2, "embed_size": 32, "batch_size": 96, "lr": 0.05, "subsample": 0.01}
 PRESETS = {"book": {"embed_size": 100, "batch_size": 512, "optimizer": "adam", "lr": 0.002, "epochs": 5,
                     "shared_noise": 0, "min_freq": 10, "vectors": "input"}}
-STEPS_PER_EXECUTION = 32
-
-
-def jit_compile():
-    """XLA on one replica: a step is a few dozen tiny ops, whose dispatch XLA fuses away (1.4 ms
-    against 2 ms a step on PTB here). Not under a multi-replica strategy, where Keras 3.15's XLA
-    train step fails on the IndexedSlices gradients."""
-    return tf.distribute.get_strategy().num_replicas_in_sync == 1
-
-
-def steps_per_execution():
-    """Train steps per call into the graph: 32 on one replica (the steps are small, so Python
-    overhead would dominate), 1 under a multi-replica strategy (Keras 3.15's multi-step loop
-    fails there with an unfed placeholder)."""
-    return STEPS_PER_EXECUTION if tf.distribute.get_strategy().num_replicas_in_sync == 1 else 1
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -251,7 +237,7 @@ def build(config, vocab, steps_per_epoch=1):
         optimizer = keras.optimizers.SGD(schedule)
     else:
         optimizer = keras.optimizers.Adam(config.lr)
-    model.compile(optimizer, steps_per_execution=steps_per_execution(), jit_compile=jit_compile())
+    model.compile(optimizer, steps_per_execution=sparse_steps_per_execution(), jit_compile=sparse_step_xla())
     return model
 
 

@@ -32,6 +32,7 @@ from sklearn.metrics import root_mean_squared_error
 
 from common import cli, training
 from common.data import epoch_dataset
+from common.distribute import sparse_step_xla, sparse_steps_per_execution
 from common.errors import UsageError
 from common.models import ScaledLossModel
 from recsys import data as rdata
@@ -178,8 +179,8 @@ class MatrixFactorization(ScaledLossModel):
 def build(config, num_users, num_items, global_mean):
     """The model for `config`, compiled with its `--optimizer`: `adam` on dense gradients, `lazy_adam` on the
     embeddings' `IndexedSlices` (no XLA: `tf.unique` has a data-dependent shape), or `sgd` on the fused tables'
-    `IndexedSlices` of the summed loss (XLA and 32 steps per execution on one replica only: under a
-    multi-replica strategy Keras 3.15's XLA step fails on `IndexedSlices` gradients, as word2vec found)."""
+    `IndexedSlices` of the summed loss (XLA and 32 steps per execution on one replica only, see
+    `common.distribute.sparse_step_xla`)."""
     lazy, sgd = config.optimizer == "lazy_adam", config.optimizer == "sgd"
     model = MatrixFactorization(num_users, num_items, config.factors, config.weight_decay, global_mean,
                                 dense_gradients=not (lazy or sgd), per_rating=sgd, init_scale=config.init_scale,
@@ -187,8 +188,8 @@ def build(config, num_users, num_items, global_mean):
     if lazy:
         model.compile(LazyAdam(config.lr), jit_compile=False)
     elif sgd:
-        one = tf.distribute.get_strategy().num_replicas_in_sync == 1
-        model.compile(keras.optimizers.SGD(config.lr), jit_compile=one, steps_per_execution=32 if one else 1)
+        model.compile(keras.optimizers.SGD(config.lr), jit_compile=sparse_step_xla(),
+                      steps_per_execution=sparse_steps_per_execution())
     else:
         model.compile(keras.optimizers.Adam(config.lr))
     model((np.zeros(1, np.int32), np.zeros(1, np.int32)))
