@@ -1,11 +1,11 @@
 """Explicit-rating MF: ours (`recsys.mf`) against scikit-surprise's `SVD`, the library a user would pick.
 
 Both train on the same random 90/10 split (seed 0) of real MovieLens 100K, in one process, each
-`--repeat` times in turn (the fastest is reported): Surprise's default SVD, Surprise's tuned SVD (50 factors, 40 epochs, lr 0.007, reg
-0.08) and ours (large batches, one `fit` call over all epochs) three ways: the `recsys.mf` defaults
-(`--optimizer sgd`, Surprise's per-rating SGD a batch at a time), and `--preset adam` with its
-`lazy_adam` (Adam on the batch's rows only) and with `adam` (the textbook Adam on dense
-gradients). Training wall time is the fit alone (data already in memory, no run directory); the
+`--repeat` times in turn (the fastest is reported): Surprise's default SVD, Surprise's tuned SVD (50
+factors, 40 epochs, lr 0.007, reg 0.08) and ours (large batches, one `fit` call over all epochs)
+three ways: the `recsys.mf` defaults (`--optimizer sgd`, Surprise's per-rating SGD a batch at a
+time), and `--preset adam` with its `lazy_adam` (Adam on the batch's rows only) and with `adam`
+(the textbook Adam on dense gradients). Training wall time is the fit alone (data already in memory, no run directory); the
 test RMSE clips to the rating scale for both. `--large` adds ML-25M-sized generated data (162,541
 users, 59,047 items, 25M ratings by default; `--large-ratings` to change), split 90/10: ours trains
 `--large-epochs` epochs on all of the training ratings with each of `--large-optimizers` (per-epoch
@@ -153,8 +153,8 @@ def compare_ml100k(data_dir, repeat=3):
 def compare_large(work_dir, ratings, fraction, epochs=1, optimizers=("sgd", "lazy_adam"), repeat=3):
     """Per epoch: ours the median and the fastest of the epochs after the first (which includes compiling);
     Surprise the mean epoch of its first `epochs`-epoch fit and of the fastest of `repeat` such fits (a fit's
-    fixed costs spread over its epochs), each scaled to all the training ratings. The machine's speed changes from minute to minute, so the fastest
-    against the fastest is the fairer ratio; both are printed."""
+    fixed costs spread over its epochs), each scaled to all the training ratings. The machine's speed changes
+    from minute to minute, so the fastest against the fastest is the fairer ratio; both are printed."""
     directory = rd.generate_movielens_large(Path(work_dir) / f"ml-25m-{ratings}", ratings, 162_541, 59_047)
     tic = time.perf_counter()
     data = rd.read_movielens(directory, "ml-25m")
@@ -167,10 +167,11 @@ def compare_large(work_dir, ratings, fraction, epochs=1, optimizers=("sgd", "laz
         config = recipe(optimizer)
         model, seconds, per_epoch = ours_fit(train, config, epochs=epochs)
         later = per_epoch[1:] or per_epoch
+        median = float(np.median(later))
         ours[optimizer] = report(
             f"recsys.mf --optimizer {optimizer}, {epochs} epoch(s) ({size})", "ratings", len(train) * epochs, seconds,
-            epoch_seconds=round(float(np.median(later)), 3), fastest_epoch_seconds=round(min(later), 3),
-            first_epoch_seconds=round(per_epoch[0], 3), epoch_rate=round(len(train) / float(np.median(later))),
+            epoch_seconds=round(median, 3), fastest_epoch_seconds=round(min(later), 3),
+            first_epoch_seconds=round(per_epoch[0], 3), epoch_rate=round(len(train) / median),
             rmse=round(mf.rating_rmse(model, test), 4), epochs=epochs, batch_size=config.batch_size,
             factors=config.factors, lr=config.lr)
         del model

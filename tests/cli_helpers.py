@@ -1,5 +1,6 @@
-"""Shared test helpers: run a module's `main(argv)` in-process and read its JSON line; 1 vs 2 replicas;
-launch MultiWorkerMirroredStrategy workers as processes on 127.0.0.1, or fake one worker's view of a cluster."""
+"""Shared test helpers: run a module's `main(argv)` in-process and read its JSON line; 1 vs 2 replicas; a
+resumed run against an uninterrupted one; launch MultiWorkerMirroredStrategy workers as processes on
+127.0.0.1, or fake one worker's view of a cluster."""
 import json
 import os
 import socket
@@ -29,6 +30,26 @@ def one_replica_vs_two(main, argv, capsys, command="train"):
                                        "--run-dir", "mirrored"], capsys)
     assert code2 == 0, err2
     return single, mirrored
+
+
+def resume_matches_uninterrupted(main, argv, epochs, capsys):
+    """Train `argv` for `epochs` epochs into run "full", and for 1 epoch into "part" then `--resume` it to
+    `epochs`; assert the resumed run says so, ends with exactly the full run's weights and prints the same
+    metrics. Returns those final weights (a list of arrays)."""
+    import keras
+    import numpy as np
+
+    code, full, err = run(main, ["train", *argv, "--epochs", epochs, "--run-dir", "full"], capsys)
+    assert code == 0, err
+    code, _, err = run(main, ["train", *argv, "--epochs", 1, "--run-dir", "part"], capsys)
+    assert code == 0, err
+    code, resumed, err = run(main, ["train", "--resume", "--epochs", epochs, "--run-dir", "part"], capsys)
+    assert code == 0 and "resumed from epoch 1" in err, err
+    weights = [keras.models.load_model(Path(d) / "model.keras").get_weights() for d in ("full", "part")]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert resumed == {**full, "run_dir": "part"}
+    return weights[0]
 
 
 def free_ports(n):

@@ -12,7 +12,7 @@ from sklearn.metrics import root_mean_squared_error as rmse
 from recsys import data as rd
 from recsys import mf
 from recsys.lazy_adam import LazyAdam, deduplicate
-from tests.cli_helpers import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, resume_matches_uninterrupted, run
 
 B1, B2, EPS = 0.9, 0.999, 1e-7  # Keras' Adam defaults
 
@@ -90,15 +90,5 @@ def test_mf_lazy_adam_learns_and_two_replicas_match_one(capsys):
 
 
 def test_mf_lazy_adam_resumes_exactly(capsys):
-    argv = ["--demo", "--optimizer", "lazy_adam"]
-    code, full, err = run(mf.main, ["train", *argv, "--epochs", 2, "--run-dir", "full"], capsys)
-    assert code == 0, err
-    code, _, err = run(mf.main, ["train", *argv, "--epochs", 1, "--run-dir", "part"], capsys)
-    assert code == 0, err
-    code, resumed, err = run(mf.main, ["train", "--resume", "--epochs", 2, "--run-dir", "part"], capsys)
-    assert code == 0 and "resumed from epoch 1" in err, err
-    weights = [keras.models.load_model(Path(d) / "model.keras").get_weights() for d in ("full", "part")]
-    assert len(weights[0]) == 4
-    for a, b in zip(*weights, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert resumed == {**full, "run_dir": "part"}
+    weights = resume_matches_uninterrupted(mf.main, ["--demo", "--optimizer", "lazy_adam"], 2, capsys)
+    assert len(weights) == 4

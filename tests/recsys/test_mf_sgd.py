@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from recsys import mf
-from tests.cli_helpers import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, resume_matches_uninterrupted, run
 
 
 def test_one_sgd_step_is_the_per_rating_update_summed():
@@ -54,16 +54,7 @@ def test_mf_sgd_learns_and_two_replicas_match_one(capsys):
 
 
 def test_mf_sgd_resumes_exactly(capsys):
-    code, full, err = run(mf.main, ["train", "--demo", "--epochs", 2, "--run-dir", "full"], capsys)
-    assert code == 0, err
-    code, _, err = run(mf.main, ["train", "--demo", "--epochs", 1, "--run-dir", "part"], capsys)
-    assert code == 0, err
-    code, resumed, err = run(mf.main, ["train", "--resume", "--epochs", 2, "--run-dir", "part"], capsys)
-    assert code == 0 and "resumed from epoch 1" in err, err
-    weights = [keras.models.load_model(Path(d) / "model.keras").get_weights() for d in ("full", "part")]
-    for a, b in zip(*weights, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert resumed == {**full, "run_dir": "part"}
+    resume_matches_uninterrupted(mf.main, ["--demo"], 2, capsys)
 
 
 def test_mf_sgd_divergence_is_one_line(capsys):
