@@ -187,6 +187,9 @@ def _space_file(tmp_path, spec=None):
     (["--objective", f"{HERE}:sleepy"], "has no default space; pass --space FILE.json"),
     (["--objective", f"{HERE}:sleepy", "--space", "EMPTY"], "the configuration space is empty"),
     (["--min-epochs", "5", "--max-epochs", "3"], "--min-epochs (5) must not exceed --max-epochs (3)"),
+    (["--scheduler", "sh", "--trials", "12", "--max-epochs", "27"],
+     "--trials 12 fills at most the first rung of a round (27 configurations; rungs 1, 3, 9, 27 epochs with eta 3)"),
+    (["--scheduler", "sh", "--trials", "9"], "pass --trials 13 (one full round)"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, flags, message):
     flags = [str(_space_file(tmp_path, {})) if f == "EMPTY" else f for f in flags]
