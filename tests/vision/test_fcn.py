@@ -278,8 +278,8 @@ def test_weight_decay_on_kernels_only(head, count):
 
 @pytest.mark.slow  # 4 training runs; the fast suite checks the schedule in test_weight_decay_on_kernels_only
 def test_cosine_schedule_resumed_with_more_epochs_continues_without_a_jump(tmp_path, capsys, monkeypatch):
-    argv = ["--width", "8", "--crop", "64x64", "--shapes-train", "16", "--shapes-val", "2", "--shapes-size", "64-64",
-            "--batch-size", "8", "--lr", "5e-3"]  # 2 steps an epoch; cosine to alpha 0.01
+    argv = ["--dataset", "shapes", "--width", "8", "--crop", "64x64", "--shapes-train", "16", "--shapes-val", "2",
+            "--shapes-size", "64-64", "--batch-size", "8", "--lr", "5e-3"]  # 2 steps an epoch; cosine to alpha 0.01
     check_cosine_resume(fcn.main, argv, 2, 5e-3, 0.01, tmp_path, capsys, monkeypatch)
 
 
