@@ -26,7 +26,7 @@ from common import cli
 from common.errors import UsageError
 from common.training import Run, write_json
 from gp_hpo.hpo import objectives
-from gp_hpo.hpo.schedulers import SCHEDULERS, rung_levels
+from gp_hpo.hpo.schedulers import SCHEDULERS, halving_round, rung_levels
 from gp_hpo.hpo.searchers import OPTUNA_SAMPLERS, SEARCHERS
 from gp_hpo.hpo.space import ConfigSpace
 from gp_hpo.hpo.tuner import JOURNAL, StudySettings, Tuner
@@ -69,13 +69,14 @@ class Config(cli.Config):
             raise UsageError("--grace-seconds must exceed --heartbeat-seconds")
         if self.scheduler == "sh":
             levels = rung_levels(self.min_epochs, self.max_epochs, self.eta)
-            sizes = [self.eta ** k for k in reversed(range(len(levels)))]  # the book's n_k = eta^(K-k) per rung
-            if self.trials <= sizes[0]:
+            plan = halving_round(levels, self.eta)
+            first = plan[0][1]  # configurations the first rung starts
+            if self.trials <= first:
                 raise UsageError(
                     f"--scheduler sh: --trials {self.trials} fills at most the first rung of a round "
-                    f"({sizes[0]} configurations; rungs {', '.join(map(str, levels))} epochs with eta {self.eta}), so "
-                    f"no trial would train past {levels[0]} epoch(s); pass --trials {sum(sizes)} (one full round), a "
-                    f"smaller --max-epochs or a larger --eta, or use --scheduler asha")
+                    f"({first} configurations; rungs {', '.join(map(str, levels))} epochs with eta {self.eta}), so "
+                    f"no trial would train past {levels[0]} epoch(s); pass --trials {sum(n for _, n in plan)} (one full "
+                    f"round), a smaller --max-epochs or a larger --eta, or use --scheduler asha")
 
 
 DEMO = {"objective": "gp_hpo.hpo.objectives:demo", "scheduler": "asha", "trials": 12, "max_epochs": 9,

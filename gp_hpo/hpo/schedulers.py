@@ -56,6 +56,13 @@ def rung_levels(r_min, r_max, eta):
     return levels
 
 
+def halving_round(levels, eta, prefact=1):
+    """[(epochs, trials)] per rung of one synchronous successive-halving round over `levels`
+    (`rung_levels`): the book's n_k = prefact eta^(K-k) trials at levels[k]."""
+    K = len(levels) - 1
+    return [(r, prefact * eta ** (K - k)) for k, r in enumerate(levels)]
+
+
 class Scheduler:
     """Decides the configuration and resource of each trial; `pruner()` stops trials early."""
 
@@ -95,8 +102,8 @@ class SuccessiveHalvingScheduler(Scheduler):
         self.K = len(self.levels) - 1
 
     def plan(self, round_index):
-        """[(epochs, trials)] per rung of a round: the book's n_k = prefact eta^(K-k) at levels[k]."""
-        return [(r, self.prefact * self.eta ** (self.K - k)) for k, r in enumerate(self.levels)]
+        """[(epochs, trials)] per rung of a round (`halving_round`)."""
+        return halving_round(self.levels, self.eta, self.prefact)
 
     def _enqueue_round(self, study, index, trial=None):
         """Queue round `index` as WAITING slot trials (`trial`, when given, takes rung 0 slot 0)."""
