@@ -2,19 +2,19 @@
 
 Both train on the same random 90/10 split (seed 0) of real MovieLens 100K, in one process, each
 `--repeat` times in turn (the fastest is reported): Surprise's default SVD, Surprise's tuned SVD (50
-factors, 40 epochs, lr 0.007, reg 0.08) and ours (large batches, one `fit` call over all epochs)
-three ways: the `recsys.mf` defaults (`--optimizer sgd`, Surprise's per-rating SGD a batch at a
-time), and `--preset adam` with its `lazy_adam` (Adam on the batch's rows only) and with `adam`
-(the textbook Adam on dense gradients). Training wall time is the fit alone (data already in memory, no run directory); the
-test RMSE clips to the rating scale for both. `--large` adds ML-25M-sized generated data (162,541
-users, 59,047 items, 25M ratings by default; `--large-ratings` to change), split 90/10: ours trains
+factors, 40 epochs, lr 0.007, reg 0.08) and ours (large batches, one `fit` call over all epochs) three
+ways: the `recsys.mf` defaults (`--optimizer sgd`, Surprise's per-rating SGD a batch at a time), and
+`--preset adam` with its `lazy_adam` (Adam on the batch's rows only) and with `adam` (the textbook Adam
+on dense gradients). Training wall time is the fit alone (data already in memory, no run directory); the
+test RMSE clips to the rating scale for both. `--large` adds ML-25M-sized generated data (162,541 users,
+59,047 items, 25M ratings by default; `--large-ratings` to change), split 90/10: ours trains
 `--large-epochs` epochs on all of the training ratings with each of `--large-optimizers` (per-epoch
 seconds: the first epoch, which includes tracing, and the median and fastest of the others); Surprise's
-tuned SVD, whose SGD visits each rating in a compiled but single-threaded loop, trains as many epochs
-on `--surprise-fraction` of the training ratings, `--repeat` times, and its time per epoch is
-extrapolated linearly to all of them (SGD's work per epoch is proportional to the ratings), as the
-JSON line says. The ratio line gives median against mean and fastest against fastest. Each reports
-the RMSE it reaches on the held-out 10% (Surprise's after training on its fraction only).
+tuned SVD, whose SGD visits each rating in a compiled but single-threaded loop, trains as many epochs on
+`--surprise-fraction` of the training ratings, `--repeat` times, and its time per epoch is extrapolated
+linearly to all of them (SGD's work per epoch is proportional to the ratings), as the JSON line says.
+The ratio line gives median against mean and fastest against fastest. Each reports the RMSE it reaches
+on the held-out 10% (Surprise's after training on its fraction only).
 
     python -m benchmarks.recsys_vs_surprise --data-dir ../shared/data/ml-100k
     python -m benchmarks.recsys_vs_surprise --data-dir ../shared/data/ml-100k --large --work-dir /tmp/ml25m

@@ -296,9 +296,9 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
     Pass 1 reads the text in blocks and writes int64 tokens per block into a scratch folder,
     counting the training rows' values; pass 2 encodes the tokens into per-part `.npy` files.
     Peak memory is pyarrow's read-ahead (up to 32 blocks of `BLOCK_BYTES`), a block's tokens and
-    the per-field counts (the distinct values), never the file. Rows go to the test part with probability `test_ratio` and to the validation part
-    with `val_ratio` of the rest (`row_uniforms`: seeded by row index). `progress(rows)` is called after each
-    block of pass 1.
+    the per-field counts (the distinct values), never the file. Rows go to the test part with
+    probability `test_ratio` and to the validation part with `val_ratio` of the rest
+    (`row_uniforms`: seeded by row index). `progress(rows)` is called after each block of pass 1.
     """
     path = Path(path)
     if not path.is_file():

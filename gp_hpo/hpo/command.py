@@ -75,8 +75,8 @@ class Config(cli.Config):
                 raise UsageError(
                     f"--scheduler sh: --trials {self.trials} fills at most the first rung of a round "
                     f"({first} configurations; rungs {', '.join(map(str, levels))} epochs with eta {self.eta}), so "
-                    f"no trial would train past {levels[0]} epoch(s); pass --trials {sum(n for _, n in plan)} (one full "
-                    f"round), a smaller --max-epochs or a larger --eta, or use --scheduler asha")
+                    f"no trial would train past {levels[0]} epoch(s); pass --trials {sum(n for _, n in plan)} "
+                    f"(one full round), a smaller --max-epochs or a larger --eta, or use --scheduler asha")
 
 
 DEMO = {"objective": "gp_hpo.hpo.objectives:demo", "scheduler": "asha", "trials": 12, "max_epochs": 9,

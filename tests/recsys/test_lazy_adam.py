@@ -12,7 +12,7 @@ from sklearn.metrics import root_mean_squared_error as rmse
 from recsys import data as rd
 from recsys import mf
 from recsys.lazy_adam import LazyAdam, deduplicate
-from tests.cli_helpers import one_replica_vs_two, resume_matches_uninterrupted, run
+from tests.cli_helpers import one_replica_vs_two, resume_matches_uninterrupted
 
 B1, B2, EPS = 0.9, 0.999, 1e-7  # Keras' Adam defaults
 
