@@ -228,7 +228,7 @@ def shuffle_for_epoch(dataset, buffer_size, seed, epoch):
     return dataset.shuffle(buffer_size, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
 
 
-def epoch_dataset(arrays, batch_size, seed, epoch, fill_last=False):
+def epoch_dataset(arrays, batch_size, seed, epoch, fill_last=False, groups=None):
     """Batches of `arrays` (a nested tuple of equal-length arrays) in a NumPy permutation
     drawn from `epoch_rng(seed, epoch)`.
 
@@ -240,12 +240,22 @@ def epoch_dataset(arrays, batch_size, seed, epoch, fill_last=False):
     `fill_last`: top the short last batch up with the permutation's first examples (cyclically,
     for data smaller than a batch), so every batch has one shape and an XLA step compiles once
     (a second shape cost ML-100K MF a second compilation, 0.9 s); those examples are seen twice.
+    `groups`: int `(n,)` group ids >= 0, for a cache-blocked shuffle: the groups in a random order, each
+    group's examples together and in a random order (all drawn from the same generator; as fast as the plain
+    permutation: 0.95 s for 21M examples).
     """
     import tensorflow as tf
 
     leaves = tf.nest.flatten(arrays)
     n = len(leaves[0])
-    order = epoch_rng(seed, epoch).permutation(n)
+    rng = epoch_rng(seed, epoch)
+    if groups is None:
+        order = rng.permutation(n)
+    else:
+        groups = np.asarray(groups)
+        keys = groups.astype(np.uint16) if n and groups.max() < 1 << 16 else groups  # NumPy's O(n) radix sort
+        members = np.split(np.argsort(keys, kind="stable"), np.cumsum(np.bincount(groups))[:-1])
+        order = np.concatenate([rng.permutation(members[g]) for g in rng.permutation(len(members))])
     if fill_last and n % batch_size:
         order = np.resize(order, -(-n // batch_size) * batch_size)
         n = len(order)

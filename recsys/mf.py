@@ -196,19 +196,55 @@ def build(config, num_users, num_items, global_mean):
     return model
 
 
-def epoch_batches(part, config, epoch):
+# sgd's cache-blocked shuffle (`user_blocks`): used when the user table is larger than BLOCKED_TABLE_BYTES
+# (a smaller one stays cached with the item table: ML-100K, ML-1M), in blocks of users whose rows fill
+# BLOCK_BYTES (one core's L2 cache); a user whose ratings would appear more than BLOCK_REPEATS times in a
+# batch of their block is spread over the blocks
+BLOCKED_TABLE_BYTES = 8 << 20
+BLOCK_BYTES = 1 << 20
+BLOCK_REPEATS = 8
+
+
+def user_blocks(part, config):
+    """Block ids `(n,)` of the ratings `part` for sgd's cache-blocked shuffle, or None for the plain shuffle (a
+    user table of at most `BLOCKED_TABLE_BYTES`: ML-100K, ML-1M; or another optimizer).
+
+    A step reads and scatters one user row and one item row per rating; with ML-25M's 162k users the user table
+    (33 MB) misses every cache, and the step waits on memory. Consecutive user ids are cut into blocks whose rows
+    fill `BLOCK_BYTES`, and each epoch visits the blocks one after the other (`epoch_dataset(groups=...)`), in a
+    new random order, each block's ratings shuffled: the rows a batch touches are then cached (ML-25M size: 2.6
+    against 7.9 s an epoch, the same RMSE). The items keep their global shuffle. A user with more than
+    `BLOCK_REPEATS` x (ratings per block / batch size) ratings would repeat that often in each batch of its
+    block (one summed step of all its ratings' gradients); that user's ratings go to blocks drawn at random
+    (seeded), so its share of every batch is what the plain shuffle gives it.
+    """
+    row_bytes = 4 * (config.factors + 1)
+    if config.optimizer != "sgd" or part.num_users * row_bytes <= BLOCKED_TABLE_BYTES:
+        return None
+    per_block = max(1, BLOCK_BYTES // row_bytes)
+    blocks = -(-part.num_users // per_block)
+    groups = (part.users // per_block).astype(np.int32)
+    limit = BLOCK_REPEATS * len(part) / blocks / config.batch_size
+    heavy = np.bincount(part.users, minlength=part.num_users)[part.users] > limit
+    groups[heavy] = np.random.default_rng([config.seed, 16]).integers(0, blocks, int(heavy.sum()))
+    return groups
+
+
+def epoch_batches(part, config, epoch, groups=None):
     """Epoch `epoch`'s ((users, items), ratings) batches of the interactions `part`, shuffled by
-    `epoch_dataset` with `config.seed`: what `train` feeds `training.fit` each epoch. For the XLA-compiled
-    sgd every batch is full (the last one topped up with the epoch's first ratings), so it compiles once."""
+    `epoch_dataset` with `config.seed` (cache-blocked by `groups`, from `user_blocks`): what `train` feeds
+    `training.fit` each epoch. For the XLA-compiled sgd every batch is full (the last one topped up with the
+    epoch's first ratings), so it compiles once."""
     return epoch_dataset(((part.users, part.items), part.ratings), config.batch_size, config.seed, epoch,
-                         fill_last=config.optimizer == "sgd")
+                         fill_last=config.optimizer == "sgd", groups=groups)
 
 
 def training_batches(part, config, epochs):
     """All `epochs` of `epoch_batches` as one dataset (epoch 0 first), for a single `model.fit` call."""
-    dataset = epoch_batches(part, config, 0)
+    groups = user_blocks(part, config)
+    dataset = epoch_batches(part, config, 0, groups)
     for epoch in range(1, epochs):
-        dataset = dataset.concatenate(epoch_batches(part, config, epoch))
+        dataset = dataset.concatenate(epoch_batches(part, config, epoch, groups))
     return dataset
 
 
@@ -250,7 +286,8 @@ def train(ctx):
         training.check_finite(logs["loss"], epoch, advice)
         return {"val_rmse": rating_rmse(model, splits.val)}
 
-    history = training.fit(model, lambda epoch: epoch_batches(fit, cfg, epoch), run, epochs=cfg.epochs,
+    groups = user_blocks(fit, cfg)
+    history = training.fit(model, lambda epoch: epoch_batches(fit, cfg, epoch, groups), run, epochs=cfg.epochs,
                            on_epoch_end=after_epoch)
     return {"loss": history[-1]["loss"], "val_rmse": history[-1]["val_rmse"], "rmse": rating_rmse(model, splits.test),
             **splits.train.stats(), "val_ratings": len(splits.val), "test_ratings": len(splits.test)}

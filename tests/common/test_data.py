@@ -298,3 +298,18 @@ def test_split_indices_holds_out_the_head_of_a_seeded_permutation():
     keep, held = data.split_indices(1000, 0.1, 7)
     assert len(held) == 100 and sorted(keep.tolist() + held.tolist()) == list(range(1000))
     assert not np.array_equal(held, data.split_indices(1000, 0.1, 8)[1])
+
+
+def test_epoch_dataset_groups_come_together_in_a_new_order_each_epoch():
+    x = np.arange(40)
+    groups = (x * 7) % 5  # group g: every example with 7x = g (mod 5), spread over the array
+    batches = lambda epoch: np.concatenate([b.numpy() for b in data.epoch_dataset(x, 6, 3, epoch, groups=groups)])
+    got = batches(1)
+    assert sorted(got) == list(x)
+    runs = groups[got]
+    assert (np.diff(runs) != 0).sum() == 4  # five runs: each group's examples are consecutive
+    np.testing.assert_array_equal(batches(1), got)  # seeded
+    # a new order of the groups, and within them, from epoch to epoch
+    assert len({tuple(dict.fromkeys(groups[batches(e)])) for e in range(6)}) > 1
+    assert len({tuple(batches(e)[groups[batches(e)] == 0]) for e in range(3)}) == 3
+    assert len(list(data.epoch_dataset(np.arange(0), 4, 3, 1, groups=np.arange(0)))) == 0

@@ -62,3 +62,41 @@ def test_mf_sgd_divergence_is_one_line(capsys):
     code, _, err = run(mf.main, ["train", "--demo", "--lr", 0.2, "--epochs", 3, "--run-dir", "diverged"], capsys)
     assert code == 1 and "training diverged in epoch 1" in err and "--preset adam" in err
     assert len(err.strip().splitlines()) == 1 and not Path("diverged/checkpoints").exists()
+
+
+def _ratings(counts, num_items=30, seed=0):
+    from recsys.data import Interactions
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(len(counts)), counts).astype(np.int32)
+    n = len(users)
+    return Interactions(users, rng.integers(0, num_items, n).astype(np.int32), rng.integers(1, 6, n).astype(np.float32),
+                        np.zeros(n, np.int64), len(counts), num_items)
+
+
+def test_user_blocks_cut_consecutive_users_and_spread_heavy_ones(monkeypatch):
+    config = mf.Config(factors=3, batch_size=64)  # rows of 4 float32: 16 bytes
+    counts = np.full(100, 10)
+    counts[5] = 500
+    part = _ratings(counts)
+    assert mf.user_blocks(part, config) is None  # a 1,600-byte table stays cached: the plain shuffle
+    monkeypatch.setattr(mf, "BLOCKED_TABLE_BYTES", 1_000)
+    monkeypatch.setattr(mf, "BLOCK_BYTES", 160)  # 10 users a block, 10 blocks
+    groups = mf.user_blocks(part, config)
+    light = part.users != 5
+    np.testing.assert_array_equal(groups[light], part.users[light] // 10)
+    # user 5 holds 500 of 1,490 ratings: in its block it would fill 8 x 64 / 10 ... of every batch, so its
+    # ratings go to random blocks (limit 8 x 149 / 64 = 18.6 ratings a user)
+    assert len(np.unique(groups[~light])) == 10 and np.bincount(groups[~light]).max() < 80
+    np.testing.assert_array_equal(mf.user_blocks(part, config), groups)  # seeded
+    assert mf.user_blocks(part, mf.Config(factors=3, optimizer="lazy_adam")) is None
+
+
+def test_blocked_sgd_learns_as_the_plain_shuffle_and_two_replicas_match_one(monkeypatch, capsys):
+    argv = ["--demo", "--epochs", 3]
+    code, plain, err = run(mf.main, ["train", *argv, "--run-dir", "plain"], capsys)
+    assert code == 0, err
+    monkeypatch.setattr(mf, "BLOCKED_TABLE_BYTES", 0)
+    monkeypatch.setattr(mf, "BLOCK_BYTES", 68 * 50)  # the demo's 16 factors: 50 users a block
+    single, mirrored = one_replica_vs_two(mf.main, argv, capsys)
+    assert mirrored["rmse"] == pytest.approx(single["rmse"], abs=1e-4)
+    assert single["rmse"] == pytest.approx(plain["rmse"], abs=0.01) and single["rmse"] != plain["rmse"]
