@@ -57,7 +57,7 @@ def _hub():
 
 @dataclass
 class Config(cli.TrainConfig):
-    epochs: int = 36
+    epochs: int = 72
     batch_size: int = 32
     lr: float = field(default=1e-3, metadata=cli.positive("peak Adam learning rate (cosine decay to 0)"))
     num_layers: int = field(default=2, metadata=cli.at_least(1, "transformer encoder blocks"))

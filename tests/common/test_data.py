@@ -7,7 +7,6 @@ import tarfile
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest

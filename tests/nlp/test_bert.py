@@ -197,12 +197,13 @@ def test_pretrain_bad_input_is_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_real_wikitext_quality(shared_data, capsys):
-    """Trained on the real valid split (default recipe, about 12 minutes on 2 cores): MLM accuracy at least
-    twice the most-frequent-token baseline on test (measured 0.157 vs 0.053) and NSP learned (measured 0.64
-    on test, 0.78 on training pairs; the issue's 0.70 on test is not reached, see docs/nlp.md)."""
+    """Trained on the real valid split (default recipe, 72 epochs: 11.5 minutes on a fast 2-core machine, about
+    twice that on a slow one): MLM accuracy on test 0.249 and 0.239 for seeds 0 and 1 against the most-frequent-
+    token baseline's 0.053 (the issue asks for 2x; 4x is checked), NSP 0.704 and 0.693 on test (the issue's 0.70:
+    seed 0 only, see docs/nlp.md), 0.87 and 0.86 on the last epoch's training pairs."""
     code, result, err = run(bert.main, ["pretrain", "--data-dir", shared_data / "wikitext-2", "--run-dir", "wt2"],
                             capsys)
     assert code == 0, err
     assert result["trained_on"] == "valid"
-    assert result["test_nsp_accuracy"] >= 0.60 and result["nsp_accuracy"] >= 0.70
-    assert result["test_mlm_accuracy"] >= 2 * result["test_mlm_baseline_accuracy"]
+    assert result["test_nsp_accuracy"] >= 0.68 and result["nsp_accuracy"] >= 0.80
+    assert result["test_mlm_accuracy"] >= 4 * result["test_mlm_baseline_accuracy"]
