@@ -84,8 +84,8 @@ def test_user_blocks_cut_consecutive_users_and_spread_heavy_ones(monkeypatch):
     groups = mf.user_blocks(part, config)
     light = part.users != 5
     np.testing.assert_array_equal(groups[light], part.users[light] // 10)
-    # user 5 holds 500 of 1,490 ratings: in its block it would fill 8 x 64 / 10 ... of every batch, so its
-    # ratings go to random blocks (limit 8 x 149 / 64 = 18.6 ratings a user)
+    # user 5 holds 500 of its block's 590 ratings (54 of every 64-rating batch there), over the limit of
+    # 8 x (1,490 / 10 blocks) / 64 = 18.6 ratings, so its ratings go to blocks drawn at random (about 50 each)
     assert len(np.unique(groups[~light])) == 10 and np.bincount(groups[~light]).max() < 80
     np.testing.assert_array_equal(mf.user_blocks(part, config), groups)  # seeded
     assert mf.user_blocks(part, mf.Config(factors=3, optimizer="lazy_adam")) is None

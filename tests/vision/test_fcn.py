@@ -320,11 +320,12 @@ def test_two_replicas_match_one(tmp_path, head):
 
 def test_cli_train_evaluate_predict_learns_shapes(capsys, tmp_path):
     # --demo's generated shapes (made tiny by TINY): evaluate reads the same images with no data flags.
-    # (lr 1e-2: val mIoU 0.30, pixel acc 0.81 when written; at 5e-3 0.28 / 0.68, too close to the floor.)
-    assert fcn.main(["train", "--demo", "--epochs", "10", "--lr", "1e-2", *TINY, "--run-dir", "runs/fcn/a"]) == 0
+    # (lr 1e-2, 20 epochs: val mIoU 0.41, pixel acc 0.83. 10 epochs gave 0.30 on one machine and 0.256 on
+    # another, whose floats differ, too close to the floor below; lr 5e-3 gave 0.28 / 0.68.)
+    assert fcn.main(["train", "--demo", "--epochs", "20", "--lr", "1e-2", *TINY, "--run-dir", "runs/fcn/a"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     trained = json.loads(out[-1])
-    assert trained["train_images"] == 48 and trained["epochs"] == 10
+    assert trained["train_images"] == 48 and trained["epochs"] == 20
     assert fcn.main(["evaluate", "--run-dir", "runs/fcn/a"]) == 0
     out, err = capsys.readouterr()
     scores = json.loads(out.strip().splitlines()[-1])
