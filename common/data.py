@@ -240,9 +240,9 @@ def epoch_dataset(arrays, batch_size, seed, epoch, fill_last=False, groups=None)
     `fill_last`: top the short last batch up with the permutation's first examples (cyclically,
     for data smaller than a batch), so every batch has one shape and an XLA step compiles once
     (a second shape cost ML-100K MF a second compilation, 0.9 s); those examples are seen twice.
-    `groups`: int `(n,)` group ids >= 0, for a cache-blocked shuffle: the groups in a random order, each
-    group's examples together and in a random order (all drawn from the same generator; as fast as the plain
-    permutation: 0.95 s for 21M examples).
+    `groups`: the example indices of each group (`group_members`), for a cache-blocked shuffle: the groups
+    in a random order, each group's examples together and in a random order (all drawn from the same
+    generator; 0.57 s for 21M examples in 32 groups, against 0.97 s for the plain permutation).
     """
     import tensorflow as tf
 
@@ -252,10 +252,7 @@ def epoch_dataset(arrays, batch_size, seed, epoch, fill_last=False, groups=None)
     if groups is None:
         order = rng.permutation(n)
     else:
-        groups = np.asarray(groups)
-        keys = groups.astype(np.uint16) if n and groups.max() < 1 << 16 else groups  # NumPy's O(n) radix sort
-        members = np.split(np.argsort(keys, kind="stable"), np.cumsum(np.bincount(groups))[:-1])
-        order = np.concatenate([rng.permutation(members[g]) for g in rng.permutation(len(members))])
+        order = np.concatenate([rng.permutation(groups[g]) for g in rng.permutation(len(groups))])
     if fill_last and n % batch_size:
         order = np.resize(order, -(-n // batch_size) * batch_size)
         n = len(order)
@@ -269,6 +266,15 @@ def epoch_dataset(arrays, batch_size, seed, epoch, fill_last=False, groups=None)
         dataset = dataset.concatenate(tf.data.Dataset.from_tensors(
             tf.nest.pack_sequence_as(arrays, [a[full:] for a in shuffled])))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def group_members(groups):
+    """The ascending example indices of each group id 0..max of int `groups` `(n,)` (ids >= 0): a list of int64
+    arrays, what `epoch_dataset(groups=...)` takes. Computed once per dataset, not per epoch (0.46 s for 21M
+    examples; up to 65,536 groups the stable sort is NumPy's O(n) radix sort on 16-bit keys)."""
+    groups = np.asarray(groups)
+    keys = groups.astype(np.uint16) if len(groups) and groups.max() < 1 << 16 else groups
+    return np.split(np.argsort(keys, kind="stable"), np.cumsum(np.bincount(groups))[:-1])
 
 
 def split_indices(n, fraction, seed, min_held=0):

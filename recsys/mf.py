@@ -31,7 +31,7 @@ from keras import ops
 from sklearn.metrics import root_mean_squared_error
 
 from common import cli, training
-from common.data import epoch_dataset
+from common.data import epoch_dataset, group_members
 from common.distribute import sparse_step_xla, sparse_steps_per_execution
 from common.errors import UsageError
 from common.models import ScaledLossModel
@@ -206,8 +206,9 @@ BLOCK_REPEATS = 8
 
 
 def user_blocks(part, config):
-    """Block ids `(n,)` of the ratings `part` for sgd's cache-blocked shuffle, or None for the plain shuffle (a
-    user table of at most `BLOCKED_TABLE_BYTES`: ML-100K, ML-1M; or another optimizer).
+    """The rating indices of each block of `part` (`common.data.group_members`, what `epoch_dataset(groups=...)`
+    takes) for sgd's cache-blocked shuffle, or None for the plain shuffle (a user table of at most
+    `BLOCKED_TABLE_BYTES`: ML-100K, ML-1M; or another optimizer).
 
     A step reads and scatters one user row and one item row per rating; with ML-25M's 162k users the user table
     (33 MB) misses every cache, and the step waits on memory. Consecutive user ids are cut into blocks whose rows
@@ -227,12 +228,12 @@ def user_blocks(part, config):
     limit = BLOCK_REPEATS * len(part) / blocks / config.batch_size
     heavy = np.bincount(part.users, minlength=part.num_users)[part.users] > limit
     groups[heavy] = np.random.default_rng([config.seed, 16]).integers(0, blocks, int(heavy.sum()))
-    return groups
+    return group_members(groups)
 
 
 def epoch_batches(part, config, epoch, groups=None):
     """Epoch `epoch`'s ((users, items), ratings) batches of the interactions `part`, shuffled by
-    `epoch_dataset` with `config.seed` (cache-blocked by `groups`, from `user_blocks`): what `train` feeds
+    `epoch_dataset` with `config.seed` (cache-blocked by `groups`, the blocks from `user_blocks`): what `train` feeds
     `training.fit` each epoch. For the XLA-compiled sgd every batch is full (the last one topped up with the
     epoch's first ratings), so it compiles once."""
     return epoch_dataset(((part.users, part.items), part.ratings), config.batch_size, config.seed, epoch,

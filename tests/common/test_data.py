@@ -302,7 +302,9 @@ def test_split_indices_holds_out_the_head_of_a_seeded_permutation():
 def test_epoch_dataset_groups_come_together_in_a_new_order_each_epoch():
     x = np.arange(40)
     groups = (x * 7) % 5  # group g: every example with 7x = g (mod 5), spread over the array
-    batches = lambda epoch: np.concatenate([b.numpy() for b in data.epoch_dataset(x, 6, 3, epoch, groups=groups)])
+    members = data.group_members(groups)
+    assert [m.tolist() for m in members] == [np.flatnonzero(groups == g).tolist() for g in range(5)]
+    batches = lambda epoch: np.concatenate([b.numpy() for b in data.epoch_dataset(x, 6, 3, epoch, groups=members)])
     got = batches(1)
     assert sorted(got) == list(x)
     runs = groups[got]
@@ -311,4 +313,4 @@ def test_epoch_dataset_groups_come_together_in_a_new_order_each_epoch():
     # a new order of the groups, and within them, from epoch to epoch
     assert len({tuple(dict.fromkeys(groups[batches(e)])) for e in range(6)}) > 1
     assert len({tuple(batches(e)[groups[batches(e)] == 0]) for e in range(3)}) == 3
-    assert len(list(data.epoch_dataset(np.arange(0), 4, 3, 1, groups=np.arange(0)))) == 0
+    assert len(list(data.epoch_dataset(np.arange(0), 4, 3, 1, groups=data.group_members(np.arange(0))))) == 0
