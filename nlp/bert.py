@@ -70,6 +70,8 @@ class Config(cli.TrainConfig):
         16, "largest WordPiece vocabulary to learn (the learner may return fewer pieces)"))
     mask_rate: float = field(default=0.15, metadata=cli.bounds("(0, 1)", "fraction of word pieces masked"))
     weight_decay: float = field(default=0.01, metadata=cli.bounds("[0, inf)", "AdamW weight decay"))
+    nsp_weight: float = field(default=1.0, metadata=cli.bounds(
+        "[0, inf)", "weight of the NSP loss in the training loss MLM + w x NSP (the book: 1)"))
     val_ratio: float = field(default=0.05, metadata=cli.bounds(
         "[0, 1)", "fraction of the training paragraphs held out for per-epoch validation"))
 
@@ -323,14 +325,16 @@ class BertPretrainer(keras.Model):
 
     `call(inputs)` -> (MLM logits `(batch, max_predictions, vocabulary)`, NSP logits `(batch, 2)`).
     The loss is the book's: masked-token cross-entropy (mean over the global batch's real
-    prediction slots) plus NSP cross-entropy (mean over pairs), scaled by
-    `common.distribute.scale_loss`, so N replicas take the one-replica step. The logged
-    `mlm_loss`/`nsp_loss` are the epoch's means over masked positions/pairs; `loss` their sum.
+    prediction slots) plus NSP cross-entropy (mean over pairs) times `nsp_weight` (the book: 1),
+    scaled by `common.distribute.scale_loss`, so N replicas take the one-replica step. The logged
+    `mlm_loss`/`nsp_loss` are the epoch's means over masked positions/pairs; `loss` is
+    `mlm_loss + nsp_weight * nsp_loss`.
     """
 
-    def __init__(self, backbone, **kwargs):
+    def __init__(self, backbone, nsp_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
+        self.nsp_weight = float(nsp_weight)
         init = keras.initializers.TruncatedNormal(stddev=0.02)
         self.mlm_head = _hub().layers.MaskedLMHead(
             vocabulary_size=backbone.vocabulary_size, token_embedding=backbone.token_embedding,
@@ -371,12 +375,12 @@ class BertPretrainer(keras.Model):
         self.trackers["nsp_loss"].update_state(nsp_ce)
         self.trackers["nsp_accuracy"].update_state(nsp_hit)
         logs = {name: t.result() for name, t in self.trackers.items()}
-        return {"loss": logs["mlm_loss"] + logs["nsp_loss"], **logs}
+        return {"loss": logs["mlm_loss"] + self.nsp_weight * logs["nsp_loss"], **logs}
 
     def train_step(self, batch):
         with tf.GradientTape() as tape:
             mlm_loss, nsp_loss, hits = self._heads_losses(batch, training=True)
-            scaled = scale_loss(mlm_loss + nsp_loss)
+            scaled = scale_loss(mlm_loss + self.nsp_weight * nsp_loss)
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._track(hits)
@@ -389,7 +393,8 @@ class BertPretrainer(keras.Model):
         return list(self.trackers.values())
 
     def get_config(self):
-        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone)}
+        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "nsp_weight": self.nsp_weight}
 
     @classmethod
     def from_config(cls, config):
@@ -400,7 +405,7 @@ class BertPretrainer(keras.Model):
 def build(config, vocabulary_size, total_steps=1):
     """A compiled `BertPretrainer` (AdamW, cosine decay from `config.lr` over `total_steps`; no
     weight decay on biases and layer norms), its variables created."""
-    model = BertPretrainer(build_backbone(config, vocabulary_size))
+    model = BertPretrainer(build_backbone(config, vocabulary_size), nsp_weight=config.nsp_weight)
     optimizer = keras.optimizers.AdamW(training.CosineSchedule(config.lr, total_steps),
                                        weight_decay=config.weight_decay)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])

@@ -105,6 +105,27 @@ def test_pretraining_pairs_are_the_books():
                                               "mask_weights": np.array([[1, 1, 0], [1, 1, 1.0]])}) == 0.6
 
 
+def test_nsp_weight_scales_the_nsp_gradient_and_the_logged_loss():
+    # One SGD step (lr 1, no decay) moves the weights by -(grad MLM + w x grad NSP): the steps with w = 0,
+    # 1 and 3 from the same start satisfy step(3) - step(0) == 3 x (step(1) - step(0)).
+    tokenizer = bert.make_tokenizer(VOCAB)
+    corpus = bert.PretrainingCorpus([["the cat", "the dog", "a mat"], ["yes", "no", "maybe the mat"]], tokenizer)
+    config = bert.Config(num_layers=1, hidden_dim=16, intermediate_dim=32, num_heads=2, max_len=12, dropout=0.0)
+    batch = bert.pretraining_examples(corpus, tokenizer, config, np.random.default_rng(0), 3)
+    moved, logs = {}, {}
+    for w in (0.0, 1.0, 3.0):
+        keras.utils.set_random_seed(0)
+        model = bert.build(bert.Config(**{**config.__dict__, "nsp_weight": w}), len(VOCAB))
+        start = [v.numpy() for v in model.trainable_variables]
+        model.compile(keras.optimizers.SGD(1.0))
+        logs[w] = {k: float(v) for k, v in model.train_step(batch).items()}
+        moved[w] = np.concatenate([(v.numpy() - s).ravel() for v, s in zip(model.trainable_variables, start)])
+    np.testing.assert_allclose(moved[3.0] - moved[0.0], 3 * (moved[1.0] - moved[0.0]), atol=1e-5)
+    assert np.abs(moved[1.0] - moved[0.0]).max() > 1e-4  # the NSP loss does move weights
+    for w, row in logs.items():
+        assert row["loss"] == pytest.approx(row["mlm_loss"] + w * row["nsp_loss"], rel=1e-6)
+
+
 def test_pretrain_two_replicas_match_one_and_resume(capsys):
     single, mirrored = one_replica_vs_two(bert.main, ["--demo", "--epochs", 1], capsys, command="pretrain")
     for key in ("mlm_loss", "nsp_loss", "test_mlm_loss", "test_nsp_loss"):

@@ -12,8 +12,9 @@ from common import training
 from vision import banana, ssd
 from tests.cli_helpers import run
 from tests.vision._resume import check_cosine_resume
-from vision.boxes import box_iou
+from vision.boxes import box_iou, multibox_target
 from vision.detection_eval import bbox_abs_errors, class_errors, coco_map
+from vision.ssd_loss import ssd_loss
 
 TINY = ["--image-size", "64", "--batch-size", "8", "--train-images", "16", "--val-images", "8", "--eval-every", "1"]
 
@@ -91,6 +92,26 @@ def test_class_head_starts_at_the_focal_prior(class_loss, background):
     assert probs.shape == (1, 4 * (8 * 8 + 4 * 4 + 2 * 2 + 1 + 1), 3)
     if background is not None:
         assert abs(probs[..., 0].mean() - background) < 0.03
+
+def test_pos_iou_sets_the_positive_anchors_of_the_loss():
+    # A 0.3 x 0.2 box at 64 x 64 has anchors at IoU 0.4-0.5: positives with --pos-iou 0.4, not with the
+    # book's 0.5; the model's loss is ssd_loss on the targets of its own threshold.
+    labels = tf.constant([[[0, 0.1, 0.1, 0.4, 0.3]]])
+    images = tf.zeros([1, 64, 64, 3], tf.uint8)
+    for pos, other in ((0.4, 0.5), (0.5, 0.4)):
+        keras.utils.set_random_seed(0)
+        model = ssd.build(ssd.Config(image_size=64, class_loss="hard_negative", pos_iou=pos))
+        cls_preds, bbox_preds = model(images)
+        expected = {}
+        for t in (pos, other):
+            bbox_labels, bbox_masks, cls_labels = multibox_target(model.anchors, labels, t)
+            expected[t] = float(tf.reduce_mean(ssd_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks,
+                                                        class_loss="hard_negative")))
+            expected[t, "positives"] = int(tf.reduce_sum(cls_labels))
+        assert float(model._ssd_loss(images, labels, training=False)) == pytest.approx(expected[pos], rel=1e-5)
+        assert expected[pos] != pytest.approx(expected[other], rel=1e-3)
+    assert expected[0.4, "positives"] > expected[0.5, "positives"] >= 1
+
 
 @pytest.fixture
 def tiny_data(tmp_path):
@@ -176,7 +197,9 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--preset", "book", "--demo"], {"optimizer": "sgd", "lr": 0.2, "class_loss": "mean", "batch_size": 32}),
+    (["--preset", "book", "--demo"], {"optimizer": "sgd", "lr": 0.2, "class_loss": "mean", "batch_size": 32,
+                                      "pos_iou": 0.5, "ignore_iou": 0.0}),
+    (["--demo"], {"optimizer": "adam", "class_loss": "hard_negative", "pos_iou": 0.4, "ignore_iou": 0.3}),
     (["--class-loss", "hard_negative", "--neg-ratio", "2"], {"optimizer": "adam", "class_loss": "hard_negative"}),
 ])
 def test_cli_recipes(tiny_data, capsys, flags, expected):
@@ -200,6 +223,7 @@ def test_cli_recipes(tiny_data, capsys, flags, expected):
     (["train", "--image-size", "100"], 2, "--image-size must be a positive multiple of 64, got 100"),
     (["train", "--nms-threshold", "0"], 2, "--nms-threshold must be in (0, 1], got 0.0"),
     (["evaluate"], 2, "no run found under runs/ssd"),
+    (["train", "--pos-iou", "0.4", "--ignore-iou", "0.4"], 2, "--ignore-iou 0.4 must be below --pos-iou 0.4"),
     (["train", "--data-dir", "nowhere"], 1, "--data-dir nowhere does not exist"),
 ])
 def test_bad_usage_one_line(argv, code, message, capsys):
@@ -227,11 +251,13 @@ def test_bad_data_one_line(tmp_path, capsys, monkeypatch):
     assert "label.csv has class 1; pass --num-classes 2" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.slow  # the README's main job, about 2 minutes
+@pytest.mark.slow  # the README's main job, about 1-2 minutes
 def test_demo_reaches_the_first_impression_target(capsys):
-    # Issue 11: `train --demo` reaches val map50 >= 0.85 (0.874 when written, 2026-11-29) on its 256
-    # validation images, and its picture boxes no background: no box >= the drawing threshold lies
-    # off every banana (IoU <= 0.1) in any of the 256.
+    # Issue 11: `train --demo` reaches val map50 >= 0.85 (0.884 when written, 2026-11-30, positives from IoU
+    # 0.4) on its 256 validation images. Its picture (the first 8) boxes every banana with a box >= the
+    # drawing threshold at IoU >= 0.5 and puts no such box off the bananas (IoU <= 0.1). Over all 256 images,
+    # at most 2.5% of the boxes >= the threshold lie off the bananas (1.7% when written; 1.3-2.9% over seeds
+    # 0-2; the earlier preset, positives from 0.5: 1.1% here, and 0 on the machine it was written on).
     assert ssd.main(["train", "--demo", "--run-dir", "demo"]) == 0
     result = last_json(capsys)
     assert result["val_map50"] >= 0.85, result
@@ -242,13 +268,14 @@ def test_demo_reaches_the_first_impression_target(capsys):
     detector = ssd.make_detector(keras.models.load_model("demo/model.keras"), cfg.nms_threshold)
     _, batch = ssd.read_images(paths, cfg.image_size)
     dets = np.concatenate([detector(tf.constant(batch[i:i + 32])).numpy() for i in range(0, len(batch), 32)])
-    off = 0
-    for d, lab in zip(dets, labels):
+    drawn = off = 0
+    for i, (d, lab) in enumerate(zip(dets, labels)):
         keep = d[(d[:, 0] >= 0) & (d[:, 1] >= ssd.DRAW_THRESHOLD)]
-        if len(keep):
-            iou = box_iou(tf.constant(keep[:, 2:]), tf.constant(lab[lab[:, 0] >= 0][:, 1:])).numpy()
-            off += int(np.sum(iou.max(axis=1) <= 0.1))
-    assert off == 0
+        iou = box_iou(tf.constant(keep[:, 2:]), tf.constant(lab[lab[:, 0] >= 0][:, 1:])).numpy()
+        drawn, off = drawn + len(keep), off + int(np.sum(iou.max(axis=1, initial=0) <= 0.1))
+        if i < 8:  # the picture
+            assert len(keep) and (iou.max(axis=0) >= 0.5).all() and (iou.max(axis=1) > 0.1).all(), (i, keep)
+    assert off <= 0.025 * drawn, (off, drawn)
 
 
 @pytest.mark.slow  # 4 training runs (~90 s); the fast test_build_uses_the_resumable_schedule checks the schedule
