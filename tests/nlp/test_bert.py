@@ -1,5 +1,6 @@
 """nlp.bert: pair encoding by hand, a tiny random keras-hub preset saved and fine-tuned, preset errors;
 pretraining on the demo (learns, 2 replicas = 1, resume, evaluate, encode), bad input; real WikiText-2 (slow)."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_nsp_weight_scales_the_nsp_gradient_and_the_logged_loss():
     moved, logs = {}, {}
     for w in (0.0, 1.0, 3.0):
         keras.utils.set_random_seed(0)
-        model = bert.build(bert.Config(**{**config.__dict__, "nsp_weight": w}), len(VOCAB))
+        model = bert.build(dataclasses.replace(config, nsp_weight=w), len(VOCAB))
         start = [v.numpy() for v in model.trainable_variables]
         model.compile(keras.optimizers.SGD(1.0))
         logs[w] = {k: float(v) for k, v in model.train_step(batch).items()}

@@ -93,6 +93,7 @@ def test_class_head_starts_at_the_focal_prior(class_loss, background):
     if background is not None:
         assert abs(probs[..., 0].mean() - background) < 0.03
 
+
 def test_pos_iou_sets_the_positive_anchors_of_the_loss():
     # A 0.3 x 0.2 box at 64 x 64 has anchors at IoU 0.4-0.5: positives with --pos-iou 0.4, not with the
     # book's 0.5; the model's loss is ssd_loss on the targets of its own threshold.
