@@ -72,9 +72,9 @@ class Config(cli.TrainConfig):
         "help": "focal: RetinaNet's focal loss over all anchors; hard_negative: positives + NEG_RATIO x as many "
                 "hardest background anchors (the SSD paper); both / positives. mean: the book's mean over anchors"})
     neg_ratio: float = field(default=3.0, metadata=cli.positive("hard negatives per positive anchor (hard_negative)"))
-    ignore_iou: float = field(default=0.0, metadata=cli.bounds("[0, 0.5]", (
+    ignore_iou: float = field(default=0.0, metadata=cli.bounds("[0, 1)", (
         "background anchors whose IoU with an object is at least this are left out of the class loss "
-        "(RetinaNet's 0.4); 0: none (the book)")))
+        "(RetinaNet's 0.4; must be below --pos-iou); 0: none (the book)")))
     pos_iou: float = field(default=0.5, metadata=cli.bounds("(0, 1]", (
         "anchors whose IoU with an object is at least this are assigned to it (positives; each object's "
         "best anchor always is): the book's 0.5")))

@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from common import training
+from common.errors import UsageError
 from vision import banana, ssd
 from tests.cli_helpers import run
 from tests.vision._resume import check_cosine_resume
@@ -225,12 +226,21 @@ def test_cli_recipes(tiny_data, capsys, flags, expected):
     (["train", "--nms-threshold", "0"], 2, "--nms-threshold must be in (0, 1], got 0.0"),
     (["evaluate"], 2, "no run found under runs/ssd"),
     (["train", "--pos-iou", "0.4", "--ignore-iou", "0.4"], 2, "--ignore-iou 0.4 must be below --pos-iou 0.4"),
+    (["train", "--ignore-iou", "-0.1"], 2, "--ignore-iou must be in [0, 1), got -0.1"),
+    (["train", "--ignore-iou", "0.6"], 2, "--ignore-iou 0.6 must be below --pos-iou 0.5"),
     (["train", "--data-dir", "nowhere"], 1, "--data-dir nowhere does not exist"),
 ])
 def test_bad_usage_one_line(argv, code, message, capsys):
     assert ssd.main(argv) == code
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_ignored_band_follows_pos_iou():
+    """--ignore-iou may reach up to just below --pos-iou (0.6 under 0.7), not a fixed 0.5."""
+    ssd.Config(pos_iou=0.7, ignore_iou=0.6).validate()
+    with pytest.raises(UsageError, match="must be below --pos-iou 0.7"):
+        ssd.Config(pos_iou=0.7, ignore_iou=0.7).validate()
 
 
 def test_unknown_choice_exits_2(capsys):
