@@ -13,6 +13,7 @@ exit 2; a failed run prints one line and exits 1; Ctrl-C exits 130.
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy, per_replica_batch_size
-from common.errors import DlsuiteError, UsageError
+from common import runs
+from common.errors import DlsuiteError, NoIntactCheckpoint, UsageError
+from common.files import writable_dir
 
 RUNS_ROOT = Path("runs")
 
@@ -85,7 +88,13 @@ SEED_BOUNDS = bounds(f"[0, {2**32 - 1}]", "random seed for initialisation, shuff
 
 @dataclass
 class TrainConfig(Config):
-    """The hyperparameters every trainer has; models subclass it and add their own."""
+    """The hyperparameters every trainer has; models subclass it and add their own.
+
+    `RESUME_MAY_CHANGE`: the fields `--resume` accepts with another value than the run's (`--epochs`
+    to train longer); every other field keeps the run's value, and giving another is refused.
+    """
+
+    RESUME_MAY_CHANGE: typing.ClassVar[tuple] = ("epochs",)
 
     epochs: int = field(default=10, metadata=at_least(1, "passes over the training data"))
     batch_size: int = field(default=32, metadata=at_least(1, "global batch size, summed over replicas"))
@@ -259,10 +268,11 @@ class Context:
     recorded data source is then the default for `data_dir` and `demo`.
     """
 
-    def __init__(self, prog, command, args, config, argv=(), saved=None):
+    def __init__(self, prog, command, args, config, argv=(), saved=None, spec=None):
         self.prog = prog
         self.argv = list(argv)
         self.command = command
+        self.spec = spec
         self.args = args
         self.config = config
         self.saved = saved or {}
@@ -352,8 +362,9 @@ class Context:
 
         trains = hasattr(self.args, "strategy")
         chief = is_chief(self.strategy) if trains else True
-        run = Run(self.run_dir, resume=getattr(self.args, "resume", False), chief=chief)
-        extra = {"replicas": self.strategy.num_replicas_in_sync} if trains else {}
+        run = Run(self.run_dir, resume=getattr(self.args, "resume", False), chief=chief,
+                  keep_checkpoints=getattr(self.args, "keep_checkpoints", 1))
+        extra = {"module": self.prog, **({"replicas": self.strategy.num_replicas_in_sync} if trains else {})}
         if hasattr(self.args, "data_dir"):
             extra["data"] = self.data_source()
         run.write_config(self.config, command=" ".join(["python -m", self.prog, *self.argv]), **extra)
@@ -362,11 +373,32 @@ class Context:
 
     def restore(self, objects, checkpoint=None):
         """Restore `objects` (a built model, or name -> model/trackable) from this run's newest
-        intact checkpoint (or `checkpoint`); returns the checkpoint's epoch."""
-        from common.training import Run
+        intact checkpoint (or `checkpoint`); returns the checkpoint's epoch.
+
+        When no checkpoint is intact, a command that only reads the run (evaluate, predict, ...)
+        takes a lone model's weights from the run's final model.keras instead, saying so in one line.
+        """
+        from common.training import Run, restore_from_saved_model
 
         objects = objects if isinstance(objects, dict) else {"model": objects}
-        return Run(self.run_dir, resume=True).restore(objects, checkpoint)
+        try:
+            if checkpoint is None and not runs.checkpoint_dirs(self.run_dir):
+                raise NoIntactCheckpoint(f"no checkpoint in {Path(self.run_dir) / runs.CHECKPOINTS}; train first")
+            epoch = Run(self.run_dir, resume=True).restore(objects, checkpoint)
+        except NoIntactCheckpoint as e:
+            saved_model = Path(self.run_dir) / runs.MODEL
+            trains = self.spec is not None and self.spec.fresh
+            if trains or checkpoint is not None or list(objects) != ["model"] or not saved_model.exists():
+                raise
+            epoch = restore_from_saved_model(objects["model"], saved_model, reason=str(e))
+        if self._run is not None:
+            self._run.commit()
+        return epoch
+
+    def finish(self, state, error=None):
+        """Record in the run's status.json how this command ended (nothing for a command that wrote no run)."""
+        if self._run is not None:
+            self._run.finish(state, **({"error": error} if error else {}))
 
     @property
     def interrupted(self):
@@ -379,10 +411,8 @@ def default_run_root(prog):
 
 
 def latest_run(prog):
-    """The newest run directory under runs/<model>/, or None."""
-    root = default_run_root(prog)
-    runs = sorted(p for p in root.glob("*") if (p / "config.json").exists()) if root.is_dir() else []
-    return runs[-1] if runs else None
+    """The newest completed run directory under runs/<model>/, or None."""
+    return runs.newest_run(default_run_root(prog))[0]
 
 
 def build_parser(prog, description, config_cls, commands, presets=None, demo=None):
@@ -412,20 +442,128 @@ def build_parser(prog, description, config_cls, commands, presets=None, demo=Non
             p.add_argument("--devices", type=positive_int, help="number of replicas (GPUs, or logical CPUs)")
             p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
             p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or the newest)")
+            p.add_argument("--keep-checkpoints", type=positive_int, default=1, metavar="N",
+                           help="checkpoints a completed run keeps, newest first (default: 1; a run keeps 3 "
+                                "while it trains)")
         if cmd.add_arguments is not None:
             cmd.add_arguments(p)
     return parser
 
 
 def _resolve_run_dir(prog, args, fresh):
+    """Fill in `args.run_dir`: a new runs/<model>/<time> for a fresh run, else the newest completed run
+    (named in one line on stderr). A failed or unfinished run is used only when named, with a warning."""
+    resume = getattr(args, "resume", False)
     if args.run_dir is not None:
+        if not fresh:
+            runs.read_config(args.run_dir)  # a file or a folder without config.json: one line
+            if runs.read_status(args.run_dir)["state"] != "completed":
+                described = runs.describe(args.run_dir)
+                print(f"warning: {args.run_dir} is {'an' if described[0] in 'aeiou' else 'a'} {described} run; "
+                      "using its newest checkpoint",
+                      file=sys.stderr)
         return
-    if fresh and not getattr(args, "resume", False):
+    if fresh and not resume:
         args.run_dir = default_run_root(prog) / time.strftime("%Y%m%d-%H%M%S")
         return
-    args.run_dir = latest_run(prog)
-    if args.run_dir is None:
-        raise UsageError(f"no run found under {default_run_root(prog)}; train first or pass --run-dir")
+    root = default_run_root(prog)
+    found, skipped = runs.newest_run(root)
+    if resume and skipped:  # --resume without --run-dir continues the newest run, finished or not
+        found = skipped[0]
+    if found is None:
+        what = (f"no completed run under {root} ({len(skipped)} failed or unfinished)" if skipped
+                else f"no run found under {root}")
+        raise UsageError(f"{what}; train first or pass --run-dir")
+    args.run_dir = found
+    note = f"; skipped {len(skipped)} newer failed or unfinished" if skipped and not resume else ""
+    print(f"using {found}, the newest {'run' if resume else 'completed run'}{note}", file=sys.stderr)
+
+
+def _is_chief_task():
+    """False on a multi-worker task that does not write the run (`TF_CONFIG`, as `distribute.is_chief`)."""
+    try:
+        spec = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = spec.get("task") or {}, spec.get("cluster") or {}
+    except (ValueError, AttributeError):
+        return True
+    if not task.get("type"):
+        return True
+    return task["type"] == "chief" or ("chief" not in cluster and task["type"] == "worker"
+                                       and int(task.get("index", 0)) == 0)
+
+
+def _check_new_run_dir(run_dir):
+    """Before a fresh run writes anything: `run_dir` must not hold a run, and must be a folder that can be
+    written. Returns True when this call created it (removed again if the command fails before using it)."""
+    run_dir = Path(run_dir)
+    if not _is_chief_task():
+        return False
+    if (run_dir / "config.json").exists():
+        module = runs.module_of(runs.read_config(run_dir))
+        raise UsageError(f"{run_dir} already holds a run{f' of {module}' if module else ''}; pass --resume to "
+                         "continue it, or choose a new --run-dir")
+    created = not run_dir.exists()
+    writable_dir(run_dir, "--run-dir")
+    return created
+
+
+def _format_value(value):
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).lower() \
+        if isinstance(value, bool) else str(value)
+
+
+def _check_module(prog, command, run_dir, saved):
+    """The run in `run_dir` was written by this module (its config's `module`), else one line naming the
+    module and the command that reads it."""
+    module = runs.module_of(saved)
+    if module is not None and module != prog:
+        raise UsageError(f"{run_dir} was written by {module}; use python -m {module} {command} --run-dir {run_dir}")
+
+
+def _check_resume(config_cls, args, changed, saved):
+    """Before `--resume` writes anything: the flags given (`changed`: name -> value, explicit flags and a
+    --preset's values) keep the run's settings except `RESUME_MAY_CHANGE`, there is an epoch left to
+    train, and the data is the run's own."""
+    run_dir = args.run_dir
+    done = runs.epochs_done(run_dir)
+    if done == 0:
+        raise UsageError(f"no checkpoint in {Path(run_dir) / runs.CHECKPOINTS}: train into it first "
+                         "(or start a new run without --resume)")
+    may_change = getattr(config_cls, "RESUME_MAY_CHANGE", ("epochs",))
+    parsed_saved = _parse_saved(config_cls, {k: v for k, v in saved.items() if k in changed})
+    for name, value in changed.items():
+        if name in may_change or name not in parsed_saved:
+            continue
+        before = parsed_saved[name]
+        if _format_value(before) != _format_value(value) and not (
+                isinstance(before, (int, float)) and isinstance(value, (int, float)) and before == value):
+            flag = _flag(name)
+            raise UsageError(f"{run_dir} was trained with {flag} {_format_value(before)}; --resume keeps the "
+                             f"run's settings (omit {flag}, or start a new run with another --run-dir)")
+    epochs = changed.get("epochs", saved.get("epochs"))
+    if isinstance(epochs, int):
+        if epochs < done:
+            raise UsageError(f"{run_dir} has trained {done} epochs already; --epochs {epochs} is fewer "
+                             f"(pass --epochs above {done} to train longer)")
+        if epochs == done and runs.read_status(run_dir)["state"] == "completed":
+            raise UsageError(f"{run_dir} is complete ({done} of {done} epochs); pass --epochs above {done} "
+                             "to train longer")
+    trained = saved.get("data") or {}
+    if not trained or not hasattr(args, "data_dir"):
+        return
+    given_dir, given_demo = args.data_dir, getattr(args, "demo", False)
+    source = trained.get("source")
+    if given_demo and source != "demo" or given_dir is not None and (
+            source != "dir" or Path(given_dir).expanduser().resolve() != Path(trained.get("path", ""))):
+        before = {"demo": "--demo data", "dir": f"--data-dir {trained.get('path')}"}.get(source, "the default dataset")
+        raise UsageError(f"{run_dir} was trained on {before}; --resume continues on the same data "
+                         "(omit --data-dir and --demo, or start a new run)")
+    if source == "dir" and Path(trained["path"]).is_dir():
+        from common.data import fingerprint
+
+        if fingerprint(Path(trained["path"])) != trained.get("fingerprint"):
+            raise UsageError(f"the files in {trained['path']} changed since {run_dir} was trained on them; "
+                             "--resume needs the same data (restore them, or start a new run)")
 
 
 def print_metrics(metrics):
@@ -451,24 +589,31 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
     parser = build_parser(prog, description, config_cls, commands, presets, demo)
     args = parser.parse_args(argv)
     cmd = commands[args.command]
+    ctx, created = None, False
     try:
         _resolve_run_dir(prog, args, cmd.fresh)
+        resume = getattr(args, "resume", False)
         explicit = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
-        saved = None
-        if not cmd.fresh or getattr(args, "resume", False):
-            from common.training import read_config
-
-            saved = read_config(args.run_dir)
         preset = (presets or {}).get(getattr(args, "preset", None))
+        saved = None
+        # every check of an existing run comes before anything is written into it or any data is read
+        if not cmd.fresh or resume:
+            saved = runs.read_config(args.run_dir)
+            _check_module(prog, args.command + (" --resume" if resume else ""), args.run_dir, saved)
+        if resume:
+            _check_resume(config_cls, args, {**(preset or {}), **explicit}, saved)
         config = build_config(config_cls, explicit, demo if args.demo else None, saved, preset)
+        if cmd.fresh and not resume:
+            created = _check_new_run_dir(args.run_dir)
         if cmd.trains:
             configure_devices(args.devices)
         from common.training import set_seed
 
         set_seed(config.seed)
         argv = sys.argv[1:] if argv is None else argv
-        ctx = Context(prog, args.command, args, config, argv, saved=saved)
+        ctx = Context(prog, args.command, args, config, argv, saved=saved, spec=cmd)
         result = cmd.fn(ctx)
+        ctx.finish("interrupted" if ctx.interrupted else "completed")
         if isinstance(result, dict):
             if cmd.fresh:
                 result = {**result, "run_dir": str(args.run_dir)}
@@ -477,7 +622,23 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
             print_metrics(result)
         return 130 if ctx.interrupted else 0
     except (DlsuiteError, KeyboardInterrupt) as e:
+        _record_failure(ctx, e, created, args)
         return _failed(parser.prog, args.command, e)
+    except BaseException as e:
+        _record_failure(ctx, e, created, args)
+        raise
+
+
+def _record_failure(ctx, error, created, args):
+    """Mark the run this command wrote as failed (or interrupted); remove a run folder this command
+    created and left empty."""
+    if ctx is not None:
+        interrupted = isinstance(error, KeyboardInterrupt)
+        ctx.finish("interrupted" if interrupted else "failed",
+                   None if interrupted else str(error) if isinstance(error, DlsuiteError)
+                   else f"{type(error).__name__}: {error}")
+    if created and args.run_dir.is_dir() and not any(args.run_dir.iterdir()):
+        args.run_dir.rmdir()
 
 
 def _failed(prog, command, error):

@@ -19,3 +19,7 @@ class DatasetError(DlsuiteError):
 
 class CheckpointMismatch(DlsuiteError):
     """A checkpoint's weights do not fit the model (other sizes, other architecture)."""
+
+
+class NoIntactCheckpoint(DlsuiteError):
+    """A run has no checkpoint that can be read (none written, or every one damaged)."""

@@ -57,3 +57,32 @@ def write_json(path, obj):
             json.dump(obj, f, indent=2, default=_json_default)
             f.write("\n")
     return Path(path)
+
+
+def writable_dir(path, flag="--out"):
+    """Create directory `path` (and its parents) if needed and check a file can be written in it; return it
+    as a Path. Call it before any heavy work.
+
+    Raises `DlsuiteError` (one line naming `flag` and the path) when `path`, or a folder above it, is a
+    file, or when it cannot be created or written (under /proc, read-only, no permission); the folders
+    it created for the check are removed again then.
+    """
+    from common.errors import DlsuiteError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DlsuiteError(f"{flag} {path} is a file, not a folder; name a folder (it is created if missing)")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise DlsuiteError(f"{flag} {path}: {above} is a file, not a folder; name a folder you can write to")
+    created = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise DlsuiteError(f"{flag} {path} cannot be written ({e.strerror or e}); name a folder you can write to") \
+            from None
+    return path

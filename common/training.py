@@ -19,10 +19,10 @@ import keras
 import tensorflow as tf
 
 from common.keras_compat import build_from_dataset, prepare_multi_worker
-from common.errors import CheckpointMismatch, DlsuiteError, UsageError
+from common.errors import CheckpointMismatch, DlsuiteError, NoIntactCheckpoint, UsageError
+from common import runs
 from common.files import atomic_path, write_json
-
-CHECKPOINTS = "checkpoints"
+from common.runs import CHECKPOINTS, read_config  # noqa: F401 (read_config: part of this module's API)
 
 
 def set_seed(seed):
@@ -34,13 +34,16 @@ class Run:
     """A run directory. `resume=True` requires an existing run with a checkpoint.
 
     Only the chief writes into `path`; other multi-worker replicas write their
-    (identical) checkpoints into a scratch directory that is deleted.
+    (identical) checkpoints into a scratch directory that is deleted. A resumed run writes
+    nothing until it has restored its checkpoint or trained (`commit`): a resume that fails
+    before then leaves every file of the run as it was.
     """
 
-    def __init__(self, path, resume=False, chief=True):
+    def __init__(self, path, resume=False, chief=True, keep_checkpoints=3):
         self.path = Path(path)
         self.resume = resume
         self.chief = chief
+        self.keep_checkpoints = keep_checkpoints
         if resume and self.latest_checkpoint() is None:
             raise UsageError(f"no checkpoint in {self.path / CHECKPOINTS}: train into it first "
                              "(or start a new run without --resume)")
@@ -49,8 +52,10 @@ class Run:
                 f"run directory {self.path} already holds checkpoints; pass --resume to continue it "
                 "or choose a new --run-dir"
             )
-        if chief:
+        self._deferred = {} if resume else None
+        if chief and not resume:
             self.path.mkdir(parents=True, exist_ok=True)
+            runs.write_status(self.path, "running")
         self._writer = None
         self.interrupted = False  # set by `fit` when Ctrl-C stopped the run early
 
@@ -59,8 +64,25 @@ class Run:
         """Path of a file inside the run directory."""
         return self.path / name
 
-    def write_json(self, name, obj):
+    @property
+    def committed(self):
+        """True once this command may write into the run (a new run, or a resume that restored or trained)."""
+        return self._deferred is None
+
+    def commit(self):
+        """Write what a resumed run deferred (its config.json, ...) and mark it running again."""
+        if self._deferred is None:
+            return
+        deferred, self._deferred = self._deferred, None
         if self.chief:
+            runs.write_status(self.path, "running")
+        for name, obj in deferred.items():
+            self.write_json(name, obj)
+
+    def write_json(self, name, obj):
+        if self._deferred is not None:
+            self._deferred[name] = obj
+        elif self.chief:
             write_json(self.file(name), obj)
 
     def write_config(self, config, **extra):
@@ -71,6 +93,16 @@ class Run:
     def load_config(self):
         return read_config(self.path)
 
+    def finish(self, state, **facts):
+        """Record how the command ended (`runs.STATES`); a completed run keeps only its newest
+        `keep_checkpoints` checkpoints. Nothing is recorded for a resume that never committed."""
+        if not self.committed or not self.chief:
+            return
+        if state == "completed":
+            for old in self.checkpoints()[:-self.keep_checkpoints]:
+                shutil.rmtree(old)
+        runs.write_status(self.path, state, epochs_done=runs.epochs_done(self.path), **facts)
+
     @property
     def metrics(self):
         path = self.file("metrics.json")
@@ -78,6 +110,7 @@ class Run:
 
     def log_epoch(self, logs):
         """Append one epoch's metrics to metrics.json and TensorBoard."""
+        self.commit()
         history = [m for m in self.metrics if m["epoch"] != logs["epoch"]] + [logs]
         self.write_json("metrics.json", history)
         if not self.chief:
@@ -92,23 +125,23 @@ class Run:
 
     # --- checkpoints -----------------------------------------------------------
     def checkpoints(self):
-        root = self.path / CHECKPOINTS
-        if not root.is_dir():
-            return []
-        return sorted(p for p in root.iterdir() if p.name.startswith("epoch-") and (p / "DONE").exists())
+        return runs.checkpoint_dirs(self.path)
 
     def latest_checkpoint(self):
         found = self.checkpoints()
         return found[-1] if found else None
 
-    def save_checkpoint(self, epoch, objects, keep=3):
+    def save_checkpoint(self, epoch, objects, keep=None):
         """Write `objects` (name -> Keras layer/model or trackable) as checkpoint `epoch`.
 
         Layers and models are stored as their positional `variables` (weights plus the
         state of their random `SeedGenerator`s, so dropout masks continue on resume) with a
         shape manifest; other trackables (optimizers, schedules, plain variables) through
-        TensorFlow's object graph. Keeps the newest `keep`.
+        TensorFlow's object graph. Keeps the newest `keep` (default 3; a completed run keeps its
+        newest `keep_checkpoints`, see `finish`).
         """
+        self.commit()
+        keep = max(3, self.keep_checkpoints) if keep is None else keep
         root = self.path / CHECKPOINTS if self.chief else Path(tempfile.mkdtemp(prefix="dlsuite-worker-"))
         trackables, manifest = _checkpointable(objects, "save")
         with atomic_path(root / f"epoch-{epoch:04d}", directory=True) as tmp:
@@ -131,7 +164,7 @@ class Run:
         """
         candidates = [checkpoint] if checkpoint is not None else self.checkpoints()[::-1]
         if not candidates:
-            raise DlsuiteError(f"no checkpoint in {self.path / CHECKPOINTS}; train first")
+            raise NoIntactCheckpoint(f"no checkpoint in {self.path / CHECKPOINTS}; train first")
         trackables, manifest = _checkpointable(objects, "restore")
         damaged = []
         for candidate in candidates:
@@ -146,8 +179,25 @@ class Run:
                 print(f"checkpoint {', '.join(damaged)} is damaged; restored {candidate.name} instead",
                       file=sys.stderr)
             return epoch
-        raise DlsuiteError(f"no intact checkpoint in {self.path / CHECKPOINTS}: {'; '.join(damaged)}; "
+        raise NoIntactCheckpoint(f"no intact checkpoint in {self.path / CHECKPOINTS}: {'; '.join(damaged)}; "
                            "train a new run")
+
+
+def restore_from_saved_model(model, path, reason):
+    """Set built `model`'s weights from the run's final `path` (model.keras) when no checkpoint can be read
+    (`reason`), saying so in one line on stderr; returns the epochs the run recorded (None if unknown)."""
+    try:
+        saved = keras.models.load_model(path, compile=False)
+    except Exception as e:  # a damaged .keras file raises whatever its reader meets
+        raise DlsuiteError(f"{reason}; its {path.name} cannot be read either ({type(e).__name__}); "
+                           "train a new run") from None
+    shapes = [tuple(w.shape) for w in model.weights]
+    if [tuple(w.shape) for w in saved.weights] != shapes:
+        raise CheckpointMismatch(f"{reason}; its {path.name} does not fit this model (other sizes); "
+                                 "pass the run's own hyperparameters")
+    model.set_weights(saved.get_weights())
+    print(f"no intact checkpoint in {path.parent / CHECKPOINTS}; using the final weights in {path}", file=sys.stderr)
+    return runs.read_status(path.parent).get("epochs_done")
 
 
 def _read_checkpoint(checkpoint, trackables, manifest):
@@ -167,20 +217,6 @@ def _read_checkpoint(checkpoint, trackables, manifest):
                 "was it trained with other sizes? Pass the same hyperparameters or another --run-dir")
     tf.train.Checkpoint(**trackables).read(str(checkpoint / "state")).expect_partial()
     return int((checkpoint / "DONE").read_text())
-
-
-def read_config(run_dir):
-    """The saved config.json of a run directory as a dict; one-line `DlsuiteError` if missing or corrupt."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise UsageError(f"{run_dir} is not a run directory (no config.json); pass the --run-dir of a train run")
-    try:
-        config = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DlsuiteError(f"{path} is corrupt ({e}); restore it or train a new run") from None
-    if not isinstance(config, dict):
-        raise DlsuiteError(f"{path} is corrupt (not a JSON object); restore it or train a new run")
-    return config
 
 
 class _Variables(tf.Module):
@@ -358,7 +394,7 @@ def check_finite(loss, epoch, advice):
 
 
 def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=None,
-        callbacks=(), steps_per_epoch=None, save_model=True, verbose=None):
+        callbacks=(), steps_per_epoch=None, save_model=True, verbose=None, diverged_advice="lower --lr"):
     """Train `model` for `epochs` epochs into `run`, resuming when `run.resume` is set.
 
     `train_data` is a `tf.data.Dataset` or a function `epoch -> Dataset` (so shuffles
@@ -367,7 +403,9 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
     metrics, e.g. a validation mAP), go to metrics.json and TensorBoard, and a
     checkpoint is written. Keras `callbacks` see one continuous run (EarlyStopping
     works; its stop is final). Ctrl-C finishes the current epoch, checkpoints, and
-    returns. Returns the list of per-epoch metric dicts.
+    returns. A non-finite training loss stops the run before that epoch's checkpoint with
+    one-line `DlsuiteError` naming the epoch and `diverged_advice` (the flag to change).
+    Returns the list of per-epoch metric dicts.
     """
     state = training_state(model)
     start = 0
@@ -379,6 +417,7 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
         planned = {name: obj for name, obj in state.items() if name.startswith("schedule_")}
         planned = {name: int(obj.end_step.numpy()) for name, obj in planned.items()}
         start = run.restore(state)
+        run.commit()
         print(f"resumed from epoch {start} of {run.path}", file=sys.stderr)
         for i, opt in enumerate(optimizers_of(model)):
             if f"schedule_{i}" in planned and opt._learning_rate.continue_to(int(opt.iterations),
@@ -399,6 +438,8 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
                                callbacks=[*callbacks, one_epoch], verbose=verbose, shuffle=False)
             logs = {"epoch": epoch + 1, "time_s": round(time.perf_counter() - tic, 3)}
             logs.update({k: float(v[-1]) for k, v in result.history.items()})
+            if "loss" in logs:
+                check_finite(logs["loss"], epoch, diverged_advice)
             if on_epoch_end is not None:
                 logs.update(on_epoch_end(epoch, logs) or {})
             history = [h for h in history if h["epoch"] < logs["epoch"]] + [logs]

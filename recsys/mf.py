@@ -20,6 +20,7 @@ rating scale) is computed once, at the end of `train` and by `evaluate`.
     python -m recsys.mf evaluate          # the newest run, on the data it was trained on
     python -m recsys.mf train --data-dir PATH/TO/ml-100k --preset adam   # lazy Adam, 20 epochs
 """
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 
@@ -256,9 +257,11 @@ def predict_ratings(model, users, items, scale=rdata.RATING_SCALE, batch_size=81
 
 
 def rating_rmse(model, part):
-    """RMSE of the model's clipped ratings on the interactions `part`."""
-    return float(root_mean_squared_error(part.ratings, predict_ratings(model, part.users, part.items,
-                                                                       part.rating_scale)))
+    """RMSE of the model's clipped ratings on the interactions `part` (NaN when a rating is not finite)."""
+    predicted = predict_ratings(model, part.users, part.items, part.rating_scale)
+    if not np.isfinite(predicted).all():
+        return float("nan")
+    return float(root_mean_squared_error(part.ratings, predicted))
 
 
 def _load(ctx):
@@ -272,10 +275,24 @@ def _build(config, splits):
     return build(config, fit.num_users, fit.num_items, float(fit.ratings.mean()))
 
 
+def fitted_batch_size(config, ratings, replicas=1):
+    """`config.batch_size`, or for sgd on fewer training `ratings` than a batch, the largest multiple of
+    `replicas` up to `ratings`: sgd's full batches would repeat each rating batch / ratings times in one summed
+    step (259 ratings in a batch of 8,192: each 32 times, and the default --lr diverged in epoch 7)."""
+    if config.optimizer != "sgd" or ratings >= config.batch_size:
+        return config.batch_size
+    return max(replicas, ratings // replicas * replicas)
+
+
 def train(ctx):
     cfg = ctx.config
     splits = _load(ctx)
     fit = splits.fit
+    batch_size = fitted_batch_size(cfg, len(fit), ctx.strategy.num_replicas_in_sync)
+    if batch_size != cfg.batch_size:
+        print(f"note: {len(fit)} training ratings are fewer than --batch-size {cfg.batch_size}; "
+              f"sgd takes batches of {batch_size}", file=sys.stderr)
+        cfg = dataclasses.replace(cfg, batch_size=batch_size)
     with ctx.strategy.scope():
         model = _build(cfg, splits)
     run = ctx.run()
@@ -284,12 +301,13 @@ def train(ctx):
               "--preset adam selects Adam with its own)" if cfg.optimizer == "sgd" else "lower --lr")
 
     def after_epoch(epoch, logs):
-        training.check_finite(logs["loss"], epoch, advice)
-        return {"val_rmse": rating_rmse(model, splits.val)}
+        val_rmse = rating_rmse(model, splits.val)
+        training.check_finite(val_rmse, epoch, advice)  # weights can overflow in an epoch's last steps
+        return {"val_rmse": val_rmse}
 
     groups = user_blocks(fit, cfg)
     history = training.fit(model, lambda epoch: epoch_batches(fit, cfg, epoch, groups), run, epochs=cfg.epochs,
-                           on_epoch_end=after_epoch)
+                           on_epoch_end=after_epoch, diverged_advice=advice)
     return {"loss": history[-1]["loss"], "val_rmse": history[-1]["val_rmse"], "rmse": rating_rmse(model, splits.test),
             **splits.train.stats(), "val_ratings": len(splits.val), "test_ratings": len(splits.test)}
 

@@ -92,3 +92,13 @@ def fake_worker_strategy(task_type, task_id, cluster):
 
     resolver = SimpleNamespace(task_type=task_type, task_id=task_id, cluster_spec=lambda: tf.train.ClusterSpec(cluster))
     return SimpleNamespace(cluster_resolver=resolver)
+
+
+def tree_digest(path):
+    """{relative path: SHA-1 of its bytes} of every file under `path` (what "a failed command left the run
+    byte-identical" compares)."""
+    import hashlib
+
+    root = Path(path)
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}

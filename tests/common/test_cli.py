@@ -222,10 +222,11 @@ def test_evaluate_reads_the_data_the_run_was_trained_on(tmp_path, capsys):
 
 def test_list_flags_are_parsed_once_and_saved(tmp_path, capsys):
     run_dir = tmp_path / "r"
-    assert toy.main(["train", "--epochs", "1", "--widths", "8,4,2", "--run-dir", str(run_dir)]) == 0
-    assert json.loads((run_dir / "config.json").read_text())["widths"] == [8, 4, 2]
     seen = []
-    commands = {"show": cli.Command(lambda ctx: seen.append(ctx.config.widths), "show")}
+    commands = {**toy.COMMANDS, "show": cli.Command(lambda ctx: seen.append(ctx.config.widths), "show")}
+    assert cli.main("w", toy.ToyConfig, commands, argv=["train", "--epochs", "1", "--widths", "8,4,2",
+                                                       "--run-dir", str(run_dir)]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["widths"] == [8, 4, 2]
     assert cli.main("w", toy.ToyConfig, commands, argv=["show", "--run-dir", str(run_dir)]) == 0
     assert seen == [(8, 4, 2)]
     with pytest.raises(SystemExit):

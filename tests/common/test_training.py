@@ -39,7 +39,9 @@ def test_run_directory_contents(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["hidden"] == 5 and config["epochs"] == 2 and config["replicas"] == 1
     assert config["command"].endswith("train --epochs 2 --hidden 5 --run-dir " + str(run_dir))
-    assert [c.name for c in training.Run(run_dir, resume=True).checkpoints()] == ["epoch-0001", "epoch-0002"]
+    assert [c.name for c in training.Run(run_dir, resume=True).checkpoints()] == ["epoch-0002"]  # a finished run
+    assert json.loads((run_dir / "status.json").read_text()) == {"state": "completed", "epochs_done": 2}
+    assert config["module"] == "tests.common.toy"
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     reloaded = keras.models.load_model(run_dir / "model.keras")
@@ -259,7 +261,7 @@ def _truncate(checkpoint):
 
 def test_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert toy.main(["train", "--epochs", "3", "--run-dir", str(run_dir)]) == 0
+    assert toy.main(["train", "--epochs", "3", "--keep-checkpoints", "3", "--run-dir", str(run_dir)]) == 0
     _truncate(run_dir / "checkpoints" / "epoch-0003")
     capsys.readouterr()
     assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 0
@@ -271,6 +273,18 @@ def test_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path,
     for checkpoint in (run_dir / "checkpoints").iterdir():
         _truncate(checkpoint)
     capsys.readouterr()
+    # every checkpoint damaged: evaluate takes the final model.keras, in one line
+    assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"no intact checkpoint in {run_dir / 'checkpoints'}; using the final weights in "
+                           f"{run_dir / 'model.keras'}")
+    model = keras.models.load_model(run_dir / "model.keras")
+    x, y = toy.load(None)
+    assert json.loads(out.splitlines()[-1])["mse"] == pytest.approx(float(model.evaluate(x, y, verbose=0)), rel=1e-6)
+    # ... and --resume, which needs the optimizer's state too, still refuses
+    assert toy.main(["train", "--resume", "--epochs", "5", "--run-dir", str(run_dir)]) == 1
+    assert "no intact checkpoint" in capsys.readouterr().err
+    (run_dir / "model.keras").unlink()
     assert toy.main(["evaluate", "--run-dir", str(run_dir)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no intact checkpoint" in err and "Traceback" not in err

@@ -13,6 +13,8 @@ from common.errors import DatasetError
 
 @dataclass
 class ToyConfig(cli.TrainConfig):
+    RESUME_MAY_CHANGE = ("epochs", "interrupt_at")  # a test's Ctrl-C, not a setting of the run
+
     epochs: int = 4
     batch_size: int = 16
     lr: float = 0.05

@@ -7,7 +7,7 @@ import pytest
 
 from recsys import autorec, caser, deepfm, fm, mf, neumf
 from recsys import data as rd
-from tests.cli_helpers import resume_matches_uninterrupted, run
+from tests.cli_helpers import resume_matches_uninterrupted, run, tree_digest
 
 MOVIELENS = {"mf": (mf, ["rmse"]), "autorec": (autorec, ["rmse"]), "neumf": (neumf, ["auc", "hr_at_10"]),
              "caser": (caser, ["auc", "hr_at_10"])}
@@ -39,3 +39,34 @@ def test_plain_evaluate_reads_what_train_read(name, tmp_path, capsys):
 def test_resumed_run_with_dropout_equals_uninterrupted_run(module, epochs, extra, capsys):
     assert module.Config().dropout > 0  # dropout is on by default: resuming must continue its random stream
     resume_matches_uninterrupted(module.main, ["--demo", *extra], epochs, capsys)
+
+
+def test_failed_resumes_leave_the_run_byte_identical(capsys):
+    """The issue's cases: another model's --resume, another architecture, fewer epochs than done. Each is one
+    line naming the fix, before any data is read, and the MF run stays usable."""
+    code, trained, err = run(mf.main, ["train", "--demo", "--epochs", 2, "--run-dir", "mf-run"], capsys)
+    assert code == 0, err
+    before = tree_digest("mf-run")
+    cases = [(neumf.main, ["--demo"], "mf-run was written by recsys.mf; use python -m recsys.mf train --resume "
+                                      "--run-dir mf-run"),
+             (mf.main, ["--factors", 32], "mf-run was trained with --factors 16; --resume keeps the run's settings "
+                                          "(omit --factors, or start a new run with another --run-dir)"),
+             (mf.main, ["--epochs", 1], "mf-run has trained 2 epochs already; --epochs 1 is fewer")]
+    for main, argv, message in cases:
+        code, _, err = run(main, ["train", "--resume", "--run-dir", "mf-run", *argv], capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+        assert tree_digest("mf-run") == before
+    code, evaluated, err = run(mf.main, ["evaluate", "--run-dir", "mf-run"], capsys)
+    assert code == 0 and evaluated["rmse"] == pytest.approx(trained["rmse"], abs=1e-6), err
+
+
+def test_mf_defaults_do_not_diverge_on_a_few_hundred_ratings(tmp_path, capsys):
+    """259 ratings, fewer than one default sgd batch of 8,192: full batches repeated each rating 32 times in
+    one summed step and diverged in epoch 7; batches of the training ratings train to a finite fit."""
+    path = rd.generate_movielens(tmp_path / "ml", 30, 40, (6, 12), seed=0)
+    ratings = sum(1 for _ in open(Path(path) / "u.data"))
+    assert 200 <= ratings <= 400
+    code, result, err = run(mf.main, ["train", "--data-dir", path], capsys)
+    assert code == 0, err
+    assert "sgd takes batches of" in err
+    assert result["loss"] < 1.0 and result["val_rmse"] < 1.5  # ratings 1-5: a diverged or untrained fit is far off
