@@ -291,6 +291,35 @@ def split_indices(n, fraction, seed, min_held=0):
     return np.sort(order[held:]), np.sort(order[:held])
 
 
+def checked_image_size(path, formats=None, what="image"):
+    """(width, height) of the image file at `path`, after checking that all of its data is there.
+
+    A PNG has every chunk's checksum checked (`PIL.Image.verify`, no decompression: 0.06 ms for
+    256 x 256); any other format is decoded (a JPEG at 1/8 scale, which still reads every byte:
+    under 1 ms for 500 x 375). `formats` (PIL names, e.g. {"JPEG"}) are those the caller's
+    decoder takes. A file that is empty, truncated, corrupt or of another format raises
+    `DatasetError` naming it, so the reader fails, not TensorFlow's decoder mid-epoch.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            size, kind = image.size, image.format
+            if formats is not None and kind not in formats:
+                raise DatasetError(f"{path} is a {kind} file; a {what} must be {' or '.join(sorted(formats))}")
+            if kind == "PNG":
+                image.verify()
+            else:
+                if kind == "JPEG":
+                    image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
+                image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        reason = str(e).replace(str(path), "").strip(" '") or type(e).__name__
+        raise DatasetError(f"{path} is not a readable {what} ({reason}); replace it with an intact copy") from None
+    return size
+
+
 def fingerprint(path, limit=100_000):
     """A short hex digest of the names and sizes of the files under `path` (or of one file).
 

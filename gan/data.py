@@ -67,11 +67,12 @@ def read_image_folder(root, size, background="white"):
             images.append(load_sprite(path, size, fill))
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             bad.append(path)
+    if not images:
+        raise DatasetError(f"none of the {len(files)} image files under {root} could be read (first: {bad[0]}); "
+                           "they are empty, truncated or not images")
     if bad:
         print(f"warning: skipped {len(bad)} unreadable image(s) of {len(files)} under {root} (first: {bad[0]})",
               file=sys.stderr)
-    if not images:
-        raise DatasetError(f"none of the {len(files)} image files under {root} could be read (first: {bad[0]})")
     return np.stack(images)
 
 

@@ -16,6 +16,7 @@ ceiling (the untrained generator) in `quality_reference.json`.
 """
 import json
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from PIL import Image
 from common import cli, training
 from common.distribute import per_replica_batch_size, use_xla
 from common.errors import CheckpointMismatch, DlsuiteError, UsageError
-from common.files import atomic_path
+from common.files import atomic_path, writable_dir
 from common.plots import plt, save_figure
 from gan import data, quality
 from gan.gan import GAN, gan_dataset
@@ -189,6 +190,20 @@ def load_images(ctx, cfg):
     return data.split_holdout(images, cfg.holdout, cfg.seed)
 
 
+def load_feature_net(path):
+    """The run's quality feature extractor from `path` (`FEATURE_NET`); one line naming the file when it is
+    missing or damaged (the quality scale belongs to the run, so only a new run can replace it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DlsuiteError(f"{path} not found; {path.parent} is not a DCGAN run made by train")
+    try:
+        return quality.feature_model(keras.models.load_model(path))
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DlsuiteError(f"{path} is damaged ({reason[:200]}); it defines the run's quality scale, so train a new "
+                           "run") from None
+
+
 def restore(ctx, model, checkpoint=None):
     """Restore `model` from the run's newest checkpoint (or `checkpoint`); returns its epoch.
     A checkpoint of other sizes gives one clear line."""
@@ -225,8 +240,11 @@ def train(ctx):
         model = build(cfg, replicas)
     if run.resume:
         restore(ctx, model)  # fails with one line on a checkpoint of other sizes
-        extractor = quality.feature_model(keras.models.load_model(run.file(FEATURE_NET)))
-        reference = json.loads(run.file(REFERENCE).read_text())
+        extractor = load_feature_net(run.file(FEATURE_NET))
+        try:
+            reference = json.loads(run.file(REFERENCE).read_text())
+        except (OSError, ValueError) as e:
+            raise DlsuiteError(f"{run.file(REFERENCE)} is missing or damaged ({e}); train a new run") from None
     else:
         net, accuracy = quality.train_feature_net(real, epochs=cfg.quality_epochs, seed=cfg.seed)
         if run.chief:
@@ -261,11 +279,9 @@ def train(ctx):
 
 def evaluate(ctx):
     cfg = ctx.config
-    path = Path(ctx.run_dir) / FEATURE_NET
-    if not path.exists():
-        raise DlsuiteError(f"{path} not found; {ctx.run_dir} is not a DCGAN run made by train")
+    extractor = load_feature_net(Path(ctx.run_dir) / FEATURE_NET)
     real, held_out = load_images(ctx, cfg)
-    meter = quality.QualityMeter(quality.feature_model(keras.models.load_model(path)), real, held_out)
+    meter = quality.QualityMeter(extractor, real, held_out)
     z = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
     model = build(cfg)
     ceiling = meter.score(generate_images(model, z))
@@ -276,17 +292,16 @@ def evaluate(ctx):
 
 def _generate_arguments(parser):
     parser.add_argument("--n", type=cli.positive_int, default=64, help="number of images (default: 64)")
-    parser.add_argument("--out", type=Path, required=True, help="directory to write sample_NNNN.png into")
+    parser.add_argument("--out", type=Path, help="directory to write sample_NNNN.png into (default: RUN_DIR/samples)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the noise (default: 0)")
 
 
 def generate(ctx):
     cfg = ctx.config
+    out = writable_dir(ctx.args.out or Path(ctx.run_dir) / "samples")  # before the model is built
     model = build(cfg)
     epoch = restore(ctx, model)
     images = generate_images(model, fixed_noise(ctx.args.n, cfg.latent_dim, 10_000 + ctx.args.sample_seed))
-    out = ctx.args.out
-    out.mkdir(parents=True, exist_ok=True)
     pixels = to_uint8(images)
     for i, img in enumerate(pixels):
         Image.fromarray(img).save(out / f"sample_{i:04d}.png")

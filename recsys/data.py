@@ -13,6 +13,8 @@ DeepFM read through one shared embedding table.
 import dataclasses
 import itertools
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,7 +127,8 @@ class MovieLensConfig(cli.TrainConfig):
 
 
 def _read_declared_counts(directory):
-    """`u.info` ("943 users", "1682 items") as a dict, or {} when absent."""
+    """`u.info` ("943 users", "1682 items") as a dict, or {} when absent. A `u.info` without both
+    counts (empty, binary, another file's text) raises DatasetError naming it."""
     info = Path(directory) / "u.info"
     counts = {}
     if info.exists():
@@ -133,6 +136,10 @@ def _read_declared_counts(directory):
             parts = line.split()
             if len(parts) == 2 and parts[0].isdigit():
                 counts[parts[1]] = int(parts[0])
+        missing = [k for k in ("users", "items") if counts.get(k, 0) < 1]
+        if missing:
+            raise DatasetError(f"{info} declares no '<N> {missing[0]}' line; MovieLens' u.info reads '943 users' and "
+                               "'1682 items' on lines of their own (or delete it: the counts then come from u.data)")
     return counts
 
 
@@ -197,7 +204,8 @@ def _rating_chunks(path, release):
                          names=range(width), skiprows=1 if release.header else 0, skip_blank_lines=False,
                          chunksize=CHUNK_ROWS, encoding="latin-1")
     for chunk in reader:
-        yield first_line + int(chunk.index[0]), chunk
+        if len(chunk):  # an empty (or header-only) file gives one empty chunk with names=
+            yield first_line + int(chunk.index[0]), chunk
 
 
 def _line_of_row(path, release, row):
@@ -237,8 +245,9 @@ def read_rating_columns(path, release):
     except pd.errors.EmptyDataError:
         parts = []
     if not parts or not sum(len(p[0]) for p in parts):
-        raise DatasetError(f"{path} holds no ratings; expected lines 'user{release.sep}item{release.sep}"
-                           f"rating{release.sep}timestamp'")
+        header = ", after the header line userId,movieId,rating,timestamp" if release.header else ""
+        raise DatasetError(f"{path} holds no ratings; MovieLens' {path.name} has one rating per line: "
+                           f"{_expected_fields(release)}{header}")
     users, items, ratings, timestamps = (np.concatenate([p[c] for p in parts]) for c in range(4))
     return users.astype(np.int64), items.astype(np.int64), ratings.astype(np.float32), timestamps.astype(np.int64)
 
@@ -299,8 +308,13 @@ def load_id_maps(run_dir, data):
     path = Path(run_dir) / ID_MAPS
     if not path.exists():
         return current
-    with np.load(path) as saved:
-        maps = saved["user_ids"], saved["item_ids"]
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            maps = saved["user_ids"], saved["item_ids"]
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, zipfile.BadZipFile, zlib.error) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DatasetError(f"{path} is damaged ({reason}); it maps the run's ids to the ratings file's, so train a "
+                           "new run") from None
     if any(len(a) != len(b) or np.any(a != b) for a, b in zip(maps, current)):
         raise DatasetError(f"the user/item ids in {data.source} differ from those the run was trained on "
                            f"({path}); pass the --data-dir it was trained on")

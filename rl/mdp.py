@@ -9,6 +9,8 @@ other gymnasium id), and `rollout_policy` scores a tabular policy on the real
 environment over seeded episodes.
 """
 import sys
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -174,7 +176,30 @@ def evaluate_saved_policy(ctx, filename):
     if not path.exists():
         raise DlsuiteError(f"{path} not found; is {ctx.run_dir} a run of python -m {ctx.prog}?")
     episodes = ctx.args.evaluate_episodes or config.eval_episodes
-    return policy_metrics(make_env(config), np.load(path)["policy"], episodes, EVAL_SEED + config.seed)
+    env = make_env(config)
+    return policy_metrics(env, read_policy(path, env, ctx.prog), episodes, EVAL_SEED + config.seed)
+
+
+def read_policy(path, env, prog="rl.value_iteration"):
+    """The greedy `policy` (S,) int array saved in the `.npz` file `path`, checked against `env`: one
+    action in 0..A-1 for each of its S states. An empty, truncated or foreign file, or a policy of
+    another shape, raises DlsuiteError naming the file and the way out (train the run again)."""
+    fix = f"train a new run (python -m {prog} train) or pass the --run-dir of an intact one"
+    try:
+        saved = np.load(path, allow_pickle=False)
+        if not isinstance(saved, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with saved:
+            if "policy" not in saved.files:
+                raise DlsuiteError(f"{path} holds no 'policy' array; {fix}")
+            policy = saved["policy"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DlsuiteError(f"{path} is damaged or not a saved policy ({str(e) or type(e).__name__}); {fix}") from None
+    n_states, n_actions = env.observation_space.n, env.action_space.n
+    if policy.shape != (n_states,) or policy.dtype.kind not in "iu" or not np.all((policy >= 0) & (policy < n_actions)):
+        raise DlsuiteError(f"{path} holds a policy of shape {policy.shape} ({policy.dtype}); this environment needs "
+                           f"one action in 0..{n_actions - 1} for each of its {n_states} states; {fix}")
+    return policy
 
 
 def evaluate_arguments(parser):

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFilter
 
-from common.data import demo_cache_dir, resolve_dataset
+from common.data import checked_image_size, demo_cache_dir, resolve_dataset
 from common.errors import DatasetError
 from common.files import atomic_path
 
@@ -33,6 +33,7 @@ GENERATOR_VERSION = 1
 SPLITS = {"train": "bananas_train", "val": "bananas_val"}
 COLUMNS = ["img_name", "label", "xmin", "ymin", "xmax", "ymax"]
 REQUIRED = [f"{d}/label.csv" for d in SPLITS.values()]
+IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}  # what tf.io.decode_image reads
 
 
 # --- reader ----------------------------------------------------------------------------
@@ -42,16 +43,21 @@ def read_bananas(root, split):
     Returns `(paths, labels, sizes)`: image paths in first-appearance order, labels
     `(images, max_objects, 5)` float32 `(class, xmin, ymin, xmax, ymax)` divided by the
     image width/height, padded with -1 rows, and `(images, 2)` int (width, height).
-    Raises `DatasetError` naming the file (and line) for a missing `label.csv`, a
-    missing column, a non-numeric value, a missing image, or a box outside its image.
+    Raises `DatasetError` naming the file (and line) for a missing, empty or binary `label.csv`, a
+    missing column, a non-numeric value, a missing, corrupt or truncated image (every image is
+    checked whole, `checked_image_size`), or a box outside its image.
     """
     split_dir = Path(root) / SPLITS[split]
     label_file = split_dir / "label.csv"
     if not label_file.is_file():
         raise DatasetError(f"{label_file} not found; the banana-detection layout needs "
                            f"{SPLITS[split]}/label.csv and {SPLITS[split]}/images/")
-    with open(label_file, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(label_file, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DatasetError(f"{label_file} is not a CSV text file ({e}); it must start with the header "
+                           f"{','.join(COLUMNS)}") from None
     if not rows or [c.strip() for c in rows[0]] != COLUMNS:
         got = ",".join(rows[0]) if rows else "nothing"
         raise DatasetError(f"{label_file}: header must be {','.join(COLUMNS)}, got {got}")
@@ -72,11 +78,7 @@ def read_bananas(root, split):
             image = split_dir / "images" / name
             if not image.is_file():
                 raise DatasetError(f"{label_file} line {line}: image {image} not found")
-            try:
-                with Image.open(image) as im:
-                    sizes[name] = im.size
-            except OSError as e:
-                raise DatasetError(f"{image} is not a readable image ({e})") from None
+            sizes[name] = checked_image_size(image, IMAGE_FORMATS, "banana image")
         width, height = sizes[name]
         xmin, ymin, xmax, ymax = box
         if not (0 <= xmin < xmax <= width and 0 <= ymin < ymax <= height):

@@ -26,6 +26,7 @@ from PIL import Image
 from common import cli, training
 from common.distribute import per_replica_batch_size, use_xla
 from common.errors import DatasetError, UsageError
+from common.files import writable_dir
 from vision import photo_segmentation, voc
 from vision.resnet import BACKBONES, FEATURE_STRIDE, build_backbone
 from vision.segmentation_metrics import confusion_matrix, iou_by_name, mean_iou, pixel_accuracy, trimap_labels
@@ -360,19 +361,20 @@ def overlay(image, classes, alpha=0.6):
 
 def predict(ctx):
     paths = [Path(p) for p in ctx.args.images]
-    for p in paths:
+    images = []
+    for p in paths:  # every input and the output folder are checked before the model is built
         if not p.is_file():
             raise DatasetError(f"{p} not found")
-    out = Path(ctx.args.out) if ctx.args.out else Path(ctx.run_dir) / "predictions"
-    model = restore(ctx)
-    out.mkdir(parents=True, exist_ok=True)
-    tic = time.perf_counter()
-    for p in paths:
         try:
             with Image.open(p) as img:
-                image = np.asarray(img.convert("RGB"))
-        except OSError as e:
-            raise DatasetError(f"{p}: cannot read the image ({e})") from None
+                images.append(np.asarray(img.convert("RGB")))
+        except (OSError, ValueError, SyntaxError) as e:
+            reason = str(e).replace(str(p), "").strip(" '") or type(e).__name__
+            raise DatasetError(f"{p}: cannot read the image ({reason}); pass PNG or JPEG files") from None
+    out = writable_dir(ctx.args.out or Path(ctx.run_dir) / "predictions")
+    model = restore(ctx)
+    tic = time.perf_counter()
+    for p, image in zip(paths, images):
         classes = segment(model, image)
         Image.fromarray(overlay(image, classes)).save(out / f"{p.stem}_overlay.png")
         voc.write_label(out / f"{p.stem}_classes.png", classes)

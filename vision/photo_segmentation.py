@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from common.data import demo_cache_dir
+from common.errors import DlsuiteError
+from common.files import writable_dir
 from vision import voc
 
 HEIGHT, WIDTH = (330, 375), (450, 500)
@@ -139,6 +141,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.train < 1 or args.val < 1:
         parser.error("--train and --val must be at least 1")
+    try:
+        writable_dir(args.out)  # before the photographs are loaded
+    except DlsuiteError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
     root = generate_photo_voc(args.out, args.train, args.val, args.seed)
     print(f"wrote {args.train}+{args.val} images to {root}; train with: python -m vision.fcn train --data-dir {args.out}")
     return 0

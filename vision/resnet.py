@@ -12,14 +12,17 @@ on any machine (torch needed, not torchvision):
     python -m vision.fcn train --width 64 --backbone-weights resnet18_imagenet.weights.h5
 """
 import argparse
+import pickle
 import socket
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from common import cli
 from common.errors import DlsuiteError, UsageError
+from common.files import writable_dir
 
 BACKBONES = ("resnet18", "resnet50")
 FEATURE_STRIDE = 32
@@ -209,10 +212,20 @@ def _convert(args):
     from common.extras import require
 
     torch = require("torch", "gp")
+    out = Path(args.out)
+    if out.is_dir():
+        raise DlsuiteError(f"{out} is a folder; name the .weights.h5 file to write")
+    writable_dir(out.parent, "the output folder")  # before the checkpoint is read
     try:
         state_dict = torch.load(args.source, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as e:
-        raise DlsuiteError(f"cannot read {args.source} ({(str(e) or type(e).__name__).splitlines()[0]})") from None
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        reason = "not a tensor-only PyTorch checkpoint" if isinstance(e, pickle.UnpicklingError) else \
+            (str(e) or type(e).__name__).splitlines()[0]
+        raise DlsuiteError(f"cannot read {args.source} ({reason}); "
+                           "download https://download.pytorch.org/models/resnet18-f37072fd.pth") from None
+    if not isinstance(state_dict, dict):
+        raise DlsuiteError(f"{args.source} holds a {type(state_dict).__name__}, not a state dict; "
+                           "download https://download.pytorch.org/models/resnet18-f37072fd.pth")
     convert_torchvision_resnet18(state_dict, args.out)
     return {"out": args.out, "use": f"python -m vision.fcn train --width 64 --backbone-weights {args.out}"}
 

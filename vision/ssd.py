@@ -39,7 +39,7 @@ from common import cli, training
 from common.data import epoch_seed
 from common.distribute import per_replica_batch_size, scale_loss, use_xla
 from common.errors import DatasetError, UsageError
-from common.files import atomic_path
+from common.files import atomic_path, writable_dir
 from vision import banana
 from vision.boxes import multibox_prior, multibox_target, top_detections
 from vision.detection_eval import bbox_abs_errors, class_errors, coco_map
@@ -408,13 +408,12 @@ def predict(ctx):
     if not 0 <= args.threshold <= 1:
         raise UsageError(f"--threshold must be in [0, 1], got {args.threshold}")
     originals, batch = read_images(args.images, cfg.image_size)
+    out = writable_dir(args.out or Path(ctx.run_dir) / "predictions")  # before the model is built
     detector = make_detector(restore(ctx), cfg.nms_threshold)
     tic = time.perf_counter()
     dets = np.concatenate([detector(tf.constant(batch[i:i + cfg.batch_size])).numpy()
                            for i in range(0, len(batch), cfg.batch_size)])
     seconds = time.perf_counter() - tic
-    out = args.out or Path(ctx.run_dir) / "predictions"
-    out.mkdir(parents=True, exist_ok=True)
     found = 0
     below = 0
     for path, im, d in zip(args.images, originals, dets):

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from common.data import demo_cache_dir, epoch_seed, resolve_dataset
+from common.data import checked_image_size, demo_cache_dir, epoch_seed, resolve_dataset
 from common.errors import DatasetError
 from common.files import atomic_path
 
@@ -125,9 +125,13 @@ def read_split(root, split):
     listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not listing.exists():
         raise DatasetError(f"{listing} not found; a VOC2012 devkit lists its {split} images there")
-    names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    try:
+        names = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{listing} is not a text file ({e}); it must list one image name per line, "
+                           "without extension") from None
     if not names:
-        raise DatasetError(f"{listing} lists no images")
+        raise DatasetError(f"{listing} lists no images; it must list one image name per line, without extension")
     images = [root / "JPEGImages" / f"{n}.jpg" for n in names]
     labels = [root / "SegmentationClass" / f"{n}.png" for n in names]
     for path in (*images, *labels):
@@ -138,12 +142,12 @@ def read_split(root, split):
 
 def _check_pair(pair, num_classes=NUM_CLASSES, names_file=None):
     image, label = pair
+    size = checked_image_size(image, {"JPEG"}, "VOC image")
     try:
-        with Image.open(image) as img:
-            size = img.size
         values = read_label(label)
-    except OSError as e:
-        raise DatasetError(f"cannot read {image} / {label} ({e}); the file is corrupt") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        reason = str(e).replace(str(label), "").strip(" '") or type(e).__name__
+        raise DatasetError(f"{label} is not a readable label PNG ({reason}); replace it with an intact copy") from None
     if values.shape != (size[1], size[0]):
         raise DatasetError(f"{label} is {values.shape[1]}x{values.shape[0]} but {image} is {size[0]}x{size[1]}")
     bad = np.unique(values[(values >= num_classes) & (values != IGNORE_INDEX)])
@@ -161,7 +165,8 @@ def _check_pair(pair, num_classes=NUM_CLASSES, names_file=None):
 
 
 def check_split(images, labels, workers=4, num_classes=NUM_CLASSES, names_file=None):
-    """Check every label decodes, matches its image's size and holds only 0..`num_classes` - 1 and 255.
+    """Check every image and label decodes whole (`checked_image_size`: the images are JPEG, what the
+    pipeline's decoder reads), each label matches its image's size and holds only 0..`num_classes` - 1 and 255.
 
     `num_classes` is the number of names of the set (`class_names`), and `names_file` the
     class-names file they came from, if any (named in the error). Returns the (H, W) of each
