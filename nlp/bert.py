@@ -45,6 +45,7 @@ from common.extras import require
 from common.files import atomic_path
 from nlp import wikitext
 from nlp.classify import VOCAB_FILE, load_tokens, save_tokens
+from nlp.text import warn_no_basis
 
 RESERVED_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PRESET_DIR = "preset"
@@ -113,6 +114,18 @@ def tokenize(tokenizer, texts, batch_size=4096):
         return tf.ragged.constant([], dtype=tf.int32, ragged_rank=1)
     parts = list(tf.data.Dataset.from_tensor_slices(texts).batch(batch_size).map(tokenizer))
     return tf.cast(tf.concat(parts, axis=0), tf.int32)
+
+
+def coverage(tokenizer, texts):
+    """How much of `texts` (strings) the WordPiece vocabulary knows, as `nlp.text.coverage`:
+    `{"words", "unknown_words", "known_fraction"}`. The words are what the tokenizer splits the
+    texts into (on whitespace and punctuation: a piece not starting with `##` begins one); a word
+    no run of pieces matches becomes one `[UNK]`, an unknown word."""
+    pieces = [tokenizer.id_to_token(int(i)) for t in texts for i in tokenize(tokenizer, [t])[0].numpy()]
+    words = sum(1 for p in pieces if not p.startswith("##"))
+    unknown = pieces.count("[UNK]")
+    return {"words": words, "unknown_words": unknown,
+            "known_fraction": round((words - unknown) / words, 4) if words else 0.0}
 
 
 def pack_pairs(tokenizer, first, second, seq_len):
@@ -437,7 +450,7 @@ def _load_vocabulary(run_dir):
     `vocab.txt` is missing (a newly learned vocabulary would not match the checkpoint's token embedding rows)."""
     return load_tokens(run_dir, missing="{path} is missing: the run's checkpoints need the vocabulary they were "
                                         "trained with (a new one would not match their embedding rows); restore it "
-                                        "or train a new run")
+                                        "or train a new run", required=RESERVED_TOKENS)
 
 
 def _split_off(paragraphs, ratio, seed):
@@ -522,9 +535,13 @@ def _encode_arguments(parser):
 
 
 def encode_texts(backbone, tokenizer, texts, max_len):
-    """Encode one text or a pair (unpadded): the word pieces and BERT's outputs' shapes and [CLS] vector."""
+    """Encode one text or a pair (unpadded): the word pieces and BERT's outputs' shapes and [CLS] vector,
+    and the vocabulary's `coverage` of the texts (a one-line warning on stderr when it knows no word)."""
     if not 1 <= len(texts) <= 2:
         raise UsageError(f"encode takes one text or two (a pair), got {len(texts)}")
+    known = coverage(tokenizer, texts)
+    if known["words"] and known["unknown_words"] == known["words"]:
+        warn_no_basis("the text", known["words"], tokenizer.vocabulary_size())
     pieces = [tokenize(tokenizer, [t]) for t in texts]
     length = min(max_len, sum(int(p.row_lengths()[0]) for p in pieces) + 1 + len(texts))
     x = pack_pairs(tokenizer, pieces[0], pieces[1] if len(pieces) > 1 else None, length)
@@ -533,7 +550,7 @@ def encode_texts(backbone, tokenizer, texts, max_len):
     return {"tokens": tokens, "token_ids_shape": list(x["token_ids"].shape),
             "sequence_output_shape": list(out["sequence_output"].shape),
             "pooled_output_shape": list(out["pooled_output"].shape),
-            "cls": [round(float(v), 4) for v in np.asarray(out["sequence_output"][0, 0])]}
+            "cls": [round(float(v), 4) for v in np.asarray(out["sequence_output"][0, 0])], **known}
 
 
 def encode(ctx):

@@ -6,8 +6,11 @@ frequent adjacent pair of symbols (counted with the word frequencies; ties go to
 first), adding it to the symbols. Segmenting is the book's greedy longest match from the left
 over the symbol set, `[UNK]` for what nothing matches.
 
-    python -m nlp.bpe learn --data-dir ../shared/data/ptb --merges 200 --out merges.txt
-    python -m nlp.bpe segment tallest fatter --merges-file merges.txt
+    python -m nlp.bpe learn --data-dir ../shared/data/ptb --merges 200 --out merges.json
+    python -m nlp.bpe segment tallest fatter --merges-file merges.json
+
+`--out` (and `--merges-file`) must be named: the tool has no run directory, and a default file
+name would land in whatever folder the command runs from.
 """
 import collections
 import json
@@ -15,7 +18,8 @@ import sys
 from pathlib import Path
 
 from common import cli
-from common.errors import DatasetError
+from common.errors import DatasetError, DlsuiteError
+from nlp.text import check_text
 
 END = "_"
 UNK = "[UNK]"
@@ -96,19 +100,37 @@ def save_merges(path, merges, symbols):
 
 
 def load_merges(path):
+    """`(merges, symbols)` of a file `save_merges` wrote; one-line `DatasetError` naming the file
+    when it is missing, a folder, empty, binary or other JSON."""
+    fix = "make one with python -m nlp.bpe learn --out FILE"
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"merges file {path} does not exist; make one with python -m nlp.bpe learn")
+    if not path.exists():
+        raise DatasetError(f"merges file {path} does not exist; {fix}")
+    check_text(path, "merges file", fix)
     try:
-        data = json.loads(path.read_text())
-        return [tuple(m) for m in data["merges"]], list(data["symbols"])
+        data = json.loads(path.read_text(encoding="utf-8"))
+        merges, symbols = [tuple(m) for m in data["merges"]], list(data["symbols"])
     except (ValueError, KeyError, TypeError):
-        raise DatasetError(f"{path} is not a merges file written by python -m nlp.bpe learn") from None
+        merges = symbols = None
+    if not symbols or not all(isinstance(s, str) for s in symbols) or \
+            not all(len(m) == 2 and all(isinstance(s, str) for s in m) for m in merges):
+        raise DatasetError(f"{path} is not a merges file written by python -m nlp.bpe learn; {fix}")
+    return merges, symbols
+
+
+def _check_out(out):
+    """`DlsuiteError` before any work when `--out` names a folder or a place that cannot be written."""
+    from common.files import writable_dir
+
+    if out.is_dir():
+        raise DlsuiteError(f"--out {out} is a folder; name the merges file to write, e.g. {out / 'merges.json'}")
+    writable_dir(out.parent, "--out")
 
 
 def _learn(args):
     from nlp import data as ndata
 
+    _check_out(args.out)
     path = args.corpus or ndata.corpus_path(args.data_dir, args.demo)
     merges, symbols = learn(word_frequencies(ndata.read_sentences(path)), args.merges)
     save_merges(args.out, merges, symbols)
@@ -127,12 +149,12 @@ def _learn_arguments(p):
     source.add_argument("--corpus", type=Path, metavar="FILE", help="any text file, one sentence a line")
     source.add_argument("--demo", action="store_true", help="the generated demo corpus")
     p.add_argument("--merges", type=cli.positive_int, default=200, help="number of merges (default 200)")
-    p.add_argument("--out", type=Path, default=Path("merges.json"), help="output file (default merges.json)")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the merges file to write (JSON)")
 
 
 def _segment_arguments(p):
     p.add_argument("words", nargs="+", help="words to segment (the end mark _ is added)")
-    p.add_argument("--merges-file", type=Path, default=Path("merges.json"), help="from learn (default merges.json)")
+    p.add_argument("--merges-file", type=Path, required=True, metavar="FILE", help="the file learn --out wrote")
 
 
 TOOLS = {"learn": cli.Tool(_learn, "learn merges from a corpus's word frequencies", _learn_arguments),

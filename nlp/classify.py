@@ -11,6 +11,7 @@
   validation accuracy (`fit`), restoring a trained run (`restore`), and batch-wise class
   probabilities (`class_probabilities`).
 """
+import collections
 import sys
 from dataclasses import field
 from pathlib import Path
@@ -22,10 +23,10 @@ from keras import ops
 
 from common import cli, training
 from common.data import epoch_dataset, split_indices
-from common.errors import DlsuiteError
+from common.errors import DatasetError, DlsuiteError
 from common.files import atomic_path
 from nlp import pretrained
-from nlp.text import Vocab
+from nlp.text import UNK, Vocab, read_lines
 
 VOCAB_FILE = "vocab.txt"
 PAD = pretrained.PAD
@@ -70,13 +71,28 @@ def save_tokens(run, tokens):
             tmp.write_text("".join(f"{t}\n" for t in tokens), encoding="utf-8")
 
 
-def load_tokens(run_dir, missing="{run_dir} holds no vocab.txt; train into it first"):
+def load_tokens(run_dir, missing="{run_dir} holds no vocab.txt; train into it first", required=()):
     """The token list a run's `vocab.txt` holds, in order; one-line `DlsuiteError` with `missing`
-    (formatted with `run_dir` and the file's `path`) when the file is absent."""
+    (formatted with `run_dir` and the file's `path`) when the file is absent, and `DatasetError`
+    when it is binary, empty, repeats a token or lacks one of the `required` tokens (a damaged
+    vocabulary would silently give the checkpoint's rows to other words)."""
     path = Path(run_dir) / VOCAB_FILE
     if not path.is_file():
         raise DlsuiteError(missing.format(run_dir=run_dir, path=path))
-    return path.read_text(encoding="utf-8").splitlines()
+    fix = "restore the run's own vocab.txt or train a new run"
+    tokens = read_lines(path, "vocabulary", fix)
+    if not tokens:
+        raise DatasetError(f"{path} is empty; {fix}")
+    counts = collections.Counter(tokens)
+    repeated = next((t for t, n in counts.items() if n > 1), None)
+    if repeated is not None:
+        raise DatasetError(f"{path} lists {repeated!r} {counts[repeated]} times, so it is not a vocabulary train "
+                           f"wrote; {fix}")
+    absent = [t for t in required if t not in counts]
+    if absent:
+        raise DatasetError(f"{path} lacks the reserved token(s) {' '.join(absent)}, so it is not a vocabulary "
+                           f"train wrote; {fix}")
+    return tokens
 
 
 def save_vocab(run, vocab):
@@ -85,8 +101,13 @@ def save_vocab(run, vocab):
 
 
 def load_vocab(run_dir):
-    """The `Vocab` a run saved; one-line `DlsuiteError` when its `vocab.txt` is missing."""
-    return Vocab.from_tokens(load_tokens(run_dir))
+    """The `Vocab` a run saved (`<unk>` first, `<pad>` in it); one-line `DlsuiteError` when its
+    `vocab.txt` is missing or damaged (`load_tokens`)."""
+    tokens = load_tokens(run_dir, required=(UNK, PAD))
+    if tokens[0] != UNK:
+        raise DatasetError(f"{Path(run_dir) / VOCAB_FILE} starts with {tokens[0]!r}, not {UNK}, so it is not a "
+                           "vocabulary train wrote; restore the run's own vocab.txt or train a new run")
+    return Vocab.from_tokens(tokens)
 
 
 def initial_embeddings(config, vocab):

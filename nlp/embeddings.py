@@ -27,6 +27,7 @@ import numpy as np
 from common import cli
 from common import data as cdata
 from common.errors import DatasetError, DlsuiteError, UsageError
+from nlp.text import check_text, is_reserved, read_lines
 
 PRETRAINED = {
     "glove.6b.50d": ("http://d2l-data.s3-accelerate.amazonaws.com/glove.6B.50d.zip",
@@ -42,7 +43,8 @@ class WordVectors:
 
     `oov` (optional) maps an unknown word to a vector or None (word2vec's subword model gives
     one from its character n-grams). Lookups are case-insensitive when `lowercase=True` (the
-    first occurrence of a word wins over later case variants).
+    first occurrence of a word wins over later case variants). Reserved tokens (`<unk>`, `<pad>`,
+    `[CLS]`, ...: `nlp.text.is_reserved`) are never neighbours nor analogy answers, nor queries.
     """
 
     def __init__(self, words, matrix, oov=None, lowercase=True):
@@ -55,6 +57,7 @@ class WordVectors:
             self.index.setdefault(self._key(w), i)
         norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
         self.unit = self.matrix / np.maximum(norms, 1e-12)
+        self.reserved = np.flatnonzero([is_reserved(w) for w in self.words]).astype(np.int64)
 
     def _key(self, word):
         return word.lower() if self.lowercase else word
@@ -77,6 +80,9 @@ class WordVectors:
         return self.oov(word) if self.oov is not None else None
 
     def _unit(self, word):
+        if is_reserved(word):
+            raise UsageError(f"{word!r} is a reserved token (padding, unknown or a sequence mark), not a word; "
+                             "ask about a word")
         v = self.vector(word)
         if v is None:
             raise UsageError(f"{word!r} is not in the vocabulary ({len(self)} words); try another word")
@@ -84,10 +90,15 @@ class WordVectors:
 
     def nearest(self, query, k=10, exclude=()):
         """The `k` words with the highest cosine similarity to the vector `query`, skipping the
-        indices in `exclude`: list of (word, cosine)."""
+        indices in `exclude` and the reserved tokens: list of (word, cosine); `k` >= 1."""
+        if k < 1:
+            raise UsageError(f"-k must be at least 1, got {k}")
         scores = self.unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
-        scores[list(exclude)] = -np.inf
-        k = min(k, len(self) - len(set(exclude)))
+        skip = set(exclude) | set(self.reserved.tolist())
+        scores[list(skip)] = -np.inf
+        k = min(k, len(self) - len(skip))
+        if k < 1:
+            return []
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.lexsort((top, -scores[top]))]
         return [(self.words[i], float(scores[i])) for i in top[:k]]
@@ -129,9 +140,8 @@ def load_vectors(path, limit=None, lowercase=True):
     `DatasetError` with the line number for a line whose dimension differs from the first
     vector's or that holds a non-numeric value, and for an empty file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"vectors file {path} does not exist")
+    path = check_text(path, "vectors file", "pass vectors in GloVe or word2vec text format (convert word2vec's "
+                                            "binary .bin format to text first)")
     words, rows, dim, declared = [], [], None, None
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
@@ -186,11 +196,9 @@ def pretrained(name):
 # --- evaluation ----------------------------------------------------------------------------------
 def read_similarity(path):
     """(word1, word2, score) triples of a WordSim-style file (tab-separated, `#` lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"similarity file {path} does not exist")
+    lines = read_lines(path, "similarity file", "pass word1<TAB>word2<TAB>score lines such as wordsim353.tsv")
     triples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split("\t")
@@ -198,18 +206,17 @@ def read_similarity(path):
             raise DatasetError(f"{path} line {number}: expected 'word1<TAB>word2<TAB>score', got {line!r}")
         triples.append((parts[0].strip(), parts[1].strip(), float(parts[2])))
     if not triples:
-        raise DatasetError(f"{path} holds no word pairs")
+        raise DatasetError(f"{path} holds no word pairs; expected word1<TAB>word2<TAB>score lines")
     return triples
 
 
 def read_analogies(path):
     """Google analogy questions: list of (section, a, b, c, d) from `: section` headers and
     `a b c d` lines."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"analogy file {path} does not exist")
+    lines = read_lines(path, "analogy file", "pass Google analogy questions ('a b c d' lines) such as "
+                                             "questions-words.txt")
     section, questions = "", []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         if line.startswith(":"):
@@ -220,7 +227,7 @@ def read_analogies(path):
             raise DatasetError(f"{path} line {number}: expected four words 'a b c d', got {line!r}")
         questions.append((section, *parts))
     if not questions:
-        raise DatasetError(f"{path} holds no analogy questions")
+        raise DatasetError(f"{path} holds no analogy questions; expected 'a b c d' lines under ': section' headers")
     return questions
 
 
@@ -259,7 +266,7 @@ def evaluate_similarity(vectors, triples):
 
 def evaluate_analogies(vectors, questions, batch=1024):
     """3CosAdd accuracy over the questions whose four words are in the vocabulary (the three
-    query words excluded from the answers), vectorised in batches of questions. Returns
+    query words and the reserved tokens excluded from the answers), vectorised in batches of questions. Returns
     `analogy_acc`, `analogy_questions`, `analogy_coverage` and `analogy_sections`."""
     keys = [[vectors._key(w) for w in q[1:]] for q in questions]
     known = [all(k in vectors.index for k in q) for q in keys]
@@ -272,6 +279,7 @@ def evaluate_analogies(vectors, questions, batch=1024):
         scores = query @ vectors.unit.T
         rows = np.arange(len(part))[:, None]
         scores[rows, part[:, :3]] = -np.inf
+        scores[:, vectors.reserved] = -np.inf
         correct[start:start + batch] = scores.argmax(axis=1) == part[:, 3]
     per_section = {}
     for name in dict.fromkeys(q[0] for q in questions):
@@ -332,12 +340,26 @@ def load_run(run_dir):
     path = run_dir / VECTORS_FILE
     if not path.is_file():
         raise DlsuiteError(f"{run_dir} holds no {VECTORS_FILE}; train into it first (or pass --vectors FILE)")
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    config = _run_config(run_dir)
     if config.get("subwords"):
         from nlp import word2vec
 
         return word2vec.run_vectors(run_dir)
     return load_vectors(path)
+
+
+def _run_config(run_dir):
+    """The run's config.json as a dict ({} when absent); one-line `DatasetError` when corrupt."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        config = None
+    if not isinstance(config, dict):
+        raise DatasetError(f"{path} is corrupt (not a JSON object); restore it or train a new run")
+    return config
 
 
 def _neighbours(pairs):
@@ -370,13 +392,13 @@ def _evaluate(vectors, args, demo=False):
 
 def _similar_arguments(p):
     p.add_argument("word", help="the query word")
-    p.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    p.add_argument("-k", type=cli.positive_int, default=10, help="how many neighbours, at least 1 (default 10)")
 
 
 def _analogy_arguments(p):
     for name, text in (("a", "a in a : b :: c : ?"), ("b", "b"), ("c", "c")):
         p.add_argument(name, help=text)
-    p.add_argument("-k", type=int, default=1, help="how many answers (default 1)")
+    p.add_argument("-k", type=cli.positive_int, default=1, help="how many answers, at least 1 (default 1)")
 
 
 def _evaluate_arguments(p):
@@ -407,7 +429,7 @@ def _vectors_arguments(p):
     source.add_argument("--vectors", type=Path, metavar="FILE", help="GloVe or word2vec text format file")
     source.add_argument("--pretrained", choices=sorted(PRETRAINED), help="the book's GloVe vectors (downloaded)")
     source.add_argument("--run-dir", type=Path, help="a word2vec or GloVe run directory")
-    p.add_argument("--limit", type=int, help="read only the first LIMIT vectors")
+    p.add_argument("--limit", type=cli.positive_int, help="read only the first LIMIT vectors (at least 1)")
 
 
 def _over_vectors(fn, help, add_arguments):

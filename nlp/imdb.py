@@ -4,7 +4,7 @@ Layout (as in the canonical `aclImdb_v1.tar.gz`): `aclImdb/{train,test}/{pos,neg
 review a file. `--data-dir` may point at `aclImdb/` or at the folder holding it; without it the
 archive is downloaded (SHA-1 checked) into the dataset cache. Reviews are lower-cased, the
 `<br />` line breaks removed, and split into runs of letters and digits plus `!` and `?`.
-An empty review file is a one-line `DatasetError` naming it.
+An empty or binary review file is a one-line `DatasetError` naming it.
 
 `generate_demo` writes reviews in the same layout whose label follows from their sentiment
 words (see its docstring), for `--demo` and the fast tests.
@@ -18,6 +18,7 @@ import numpy as np
 from common import data as cdata
 from common.errors import DatasetError
 from common.files import atomic_path
+from nlp.text import read_lines
 
 IMDB_URL = "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SHA1 = "01ada507287d82875905620988597833ad4e0903"
@@ -66,11 +67,7 @@ def read_imdb(directory, split):
         if not files:
             raise DatasetError(f"no reviews in {Path(directory) / split / folder}; expected *.txt files")
         for path in files:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as e:
-                raise DatasetError(f"review {path} is not UTF-8 text (byte {e.start})") from None
-            words = tokenize_review(text)
+            words = tokenize_review("\n".join(read_lines(path, "review", "remove it or restore its text")))
             if not words:
                 raise DatasetError(f"review {path} is empty; remove it or restore its text")
             tokens.append(words)

@@ -36,7 +36,7 @@ from common import cli
 from common.errors import DlsuiteError, UsageError
 from nlp import classify, snli
 from nlp.classify import PAD, class_probabilities, compile_classifier
-from nlp.text import Vocab, encode_padded
+from nlp.text import Vocab, coverage, encode_padded, warn_no_basis
 
 
 COMPARE_FEATURES = ("concat", "match")
@@ -239,6 +239,9 @@ def evaluate(ctx):
 
 
 def predict(ctx):
+    """The label and probabilities of one pair, with the vocabulary's coverage of the words the model
+    reads (`words`, `unknown_words`, `known_fraction`; one warning line on stderr for a sentence of
+    which it knows no word: the label then has no basis)."""
     premise, hypothesis = ctx.args.premise.lower().split(), ctx.args.hypothesis.lower().split()
     if not premise or not hypothesis:
         raise UsageError("--premise and --hypothesis must each hold at least one word")
@@ -246,11 +249,24 @@ def predict(ctx):
     if ctx.config.model == "bert":
         model, tokenizer, seq_len = restore_bert(ctx)
         probabilities = class_probabilities(model, encode_bert(tokenizer, pairs, seq_len))[0]
+        sides = [_bert().coverage(tokenizer, [" ".join(s)]) for s in (premise, hypothesis)]
+        vocabulary = tokenizer.vocabulary_size()
     else:
         model, vocab = restore(ctx)
         probabilities = class_probabilities(model, encode(vocab, pairs, ctx.config.max_len))[0]
+        sides = [coverage(vocab, s[:ctx.config.max_len]) for s in (premise, hypothesis)]
+        vocabulary = len(vocab)
+    blind = [(name, side["words"]) for name, side in zip(("premise", "hypothesis"), sides)
+             if side["unknown_words"] == side["words"]]
+    if blind:
+        warn_no_basis(" and ".join(f"the {name}" for name, _ in blind),
+                      sum(n for _, n in blind), vocabulary)
+    words = sides[0]["words"] + sides[1]["words"]
+    unknown = sides[0]["unknown_words"] + sides[1]["unknown_words"]
     return {"label": snli.LABELS[int(np.argmax(probabilities))],
-            "probabilities": {n: round(float(p), 4) for n, p in zip(snli.LABELS, probabilities)}}
+            "probabilities": {n: round(float(p), 4) for n, p in zip(snli.LABELS, probabilities)},
+            "words": words, "unknown_words": unknown,
+            "known_fraction": round((words - unknown) / words, 4) if words else 0.0}
 
 
 # --- --model bert: fine-tune a pretrained BERT (nlp.bert) with an MLP on [CLS] ----------------------

@@ -30,7 +30,7 @@ from common import cli
 from common.errors import UsageError
 from nlp import classify, imdb
 from nlp.classify import PAD, class_probabilities, compile_classifier, holdout_indices
-from nlp.text import Vocab, encode_padded
+from nlp.text import Vocab, coverage, encode_padded, warn_no_basis
 
 
 @dataclass
@@ -161,6 +161,7 @@ def _data(ctx):
 def train(ctx):
     cfg = ctx.config
     directory, reviews = _data(ctx)
+    test = imdb.read_imdb(directory, "test")  # a damaged test review stops the run before it trains
     fit_idx, val_idx = holdout_indices(len(reviews), cfg.val_ratio, cfg.seed)
     fit, val = reviews.subset(fit_idx), reviews.subset(val_idx)
     vocab = Vocab(fit.tokens, min_freq=cfg.min_freq, reserved_tokens=[PAD])
@@ -172,7 +173,6 @@ def train(ctx):
     pad = vocab[PAD]
     fitted = classify.fit(model, run, cfg, encode_padded(vocab, fit.tokens, cfg.max_len, pad), fit.labels,
                           encode_padded(vocab, val.tokens, cfg.max_len, pad), val.labels)
-    test = imdb.read_imdb(directory, "test")
     return {**fitted, "accuracy": test_accuracy(model, vocab, test, cfg.max_len), "test_reviews": len(test),
             "train_reviews": len(fit), "vocabulary": len(vocab), **classify.embeddings_report(initial)}
 
@@ -196,14 +196,19 @@ def evaluate(ctx):
 
 
 def predict(ctx):
+    """The label and probability of one review, with the vocabulary's coverage of the words the model
+    reads (`words`, `unknown_words`, `known_fraction`; one warning line on stderr when it knows none)."""
     tokens = imdb.tokenize_review(ctx.args.text)
     if not tokens:
         raise UsageError("the text holds no words")
     model, vocab = restore(ctx)
     p = class_probabilities(model, encode_padded(vocab, [tokens], ctx.config.max_len, vocab[PAD]))[0]
+    known = coverage(vocab, tokens[:ctx.config.max_len])
+    if known["unknown_words"] == known["words"]:
+        warn_no_basis("the review", known["words"], len(vocab))
     label = int(np.argmax(p))
     return {"label": imdb.LABELS[label], "probability": round(float(p[label]), 4),
-            "positive_probability": round(float(p[1]), 4)}
+            "positive_probability": round(float(p[1]), 4), **known}
 
 
 def _predict_arguments(parser):

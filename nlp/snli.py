@@ -86,7 +86,8 @@ def read_official(path):
     `gold_label`, `sentence1_binary_parse`, `sentence2_binary_parse`)."""
     lines = read_lines(path, "SNLI file", "pass the snli_1.0 files as distributed")
     if not lines:
-        raise DatasetError(f"{path} is empty")
+        raise DatasetError(f"{path} is empty; pass the snli_1.0 files as distributed (a header row, then one "
+                           "pair a line)")
     header = lines[0].split("\t")
     columns = ("gold_label", "sentence1_binary_parse", "sentence2_binary_parse")
     missing = [c for c in columns if c not in header]
@@ -94,6 +95,8 @@ def read_official(path):
         raise DatasetError(f"{path}: the header row has no {', '.join(missing)} column; is it an snli_1.0 file?")
     label_at, first_at, second_at = (header.index(c) for c in columns)
     rows = [line.split("\t") for line in lines[1:] if line.strip()]
+    if not rows:
+        raise DatasetError(f"{path} holds its header row but no pair; pass the snli_1.0 files as distributed")
     short = next((i for i, r in enumerate(rows) if len(r) <= max(label_at, first_at, second_at)), None)
     if short is not None:
         raise DatasetError(f"{path} line {short + 2}: {len(rows[short])} columns where the header has {len(header)}")
@@ -108,6 +111,8 @@ def read_tokenised(directory, split):
     files = [directory / f"{stem}.{split}" for stem in ("s1", "s2", "labels")]
     premises, hypotheses, labels = (read_lines(f, "SNLI file", "pass the s1/s2/labels files as distributed")
                                     for f in files)
+    if not premises:
+        raise DatasetError(f"{files[0]} is empty; pass the s1/s2/labels files as distributed (one pair a line)")
     for other, lines in ((files[1], hypotheses), (files[2], labels)):
         if len(lines) != len(premises):
             raise DatasetError(f"{files[0].name} has {len(premises)} lines but {other.name} has {len(lines)}; "
@@ -179,11 +184,15 @@ def _training_name(readers, directory):
     return name
 
 
-def _read_training(read, name, directory):
-    full = read()
-    if len(full) == 0:
-        raise DatasetError(f"the {name} split in {directory} holds no labelled pairs")
-    return full
+def _read_split(read, name, directory):
+    """The pairs `read()` gives for split `name`; one-line `DatasetError` when it holds none."""
+    pairs = read()
+    if len(pairs) == 0 and name == HOLDOUT:
+        raise UsageError("--holdout holds back no pair of this small training split; raise it")
+    if len(pairs) == 0:
+        raise DatasetError(f"the {name} split in {directory} holds no labelled pairs (every label is '-'); "
+                           "pass a split with labelled pairs")
+    return pairs
 
 
 def _evaluation_name(readers, train_name, holdout, directory):
@@ -208,15 +217,15 @@ def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
     """
     readers = find_splits(directory)
     train_name = _training_name(readers, directory)
-    full = _read_training(readers[train_name], train_name, directory)
+    full = _read_split(readers[train_name], train_name, directory)
     kept, held = holdout_indices(len(full), holdout, seed)  # (all, none) when holdout is 0
     if holdout > 0:
         readers = {**readers, HOLDOUT: lambda: full.subset(held)}
     evaluation_name = _evaluation_name(readers, train_name, holdout, directory)
     rest = full.subset(kept)
     fit, val = holdout_indices(len(rest), val_ratio, seed + 1)
-    return Splits(rest.subset(fit), rest.subset(val), readers[evaluation_name](),
-                  evaluation_name, train_name, readers)
+    evaluation = _read_split(readers[evaluation_name], evaluation_name, directory)  # before any training
+    return Splits(rest.subset(fit), rest.subset(val), evaluation, evaluation_name, train_name, readers)
 
 
 def read_evaluation(directory, name=None, holdout=0.0, seed=0):
@@ -227,13 +236,13 @@ def read_evaluation(directory, name=None, holdout=0.0, seed=0):
     train_name = _training_name(readers, directory)
     if holdout > 0:
         def held_back(read_train=readers[train_name]):
-            full = _read_training(read_train, train_name, directory)
+            full = _read_split(read_train, train_name, directory)
             return full.subset(holdout_indices(len(full), holdout, seed)[1])
         readers = {**readers, HOLDOUT: held_back}
     name = name or _evaluation_name(readers, train_name, holdout, directory)
     if name not in readers:
         raise UsageError(f"no split {name!r} here; choose one of {', '.join(sorted(readers))}")
-    return name, readers[name]()
+    return name, _read_split(readers[name], name, directory)
 
 
 # --- the demo generator ------------------------------------------------------------------------

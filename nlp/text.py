@@ -9,6 +9,7 @@ subsampling and negative sampling need.
 """
 import collections
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,15 @@ import numpy as np
 from common.errors import DatasetError
 
 UNK = "<unk>"
+# Tokens that stand for no word (padding, unknown, sequence marks, BERT's specials): never a
+# neighbour, an analogy answer or a word the model "knows". Compared lower-cased.
+RESERVED_TOKENS = frozenset({UNK, "<pad>", "<bos>", "<eos>", "<s>", "</s>", "<mask>", "<cls>", "<sep>",
+                             "[pad]", "[unk]", "[cls]", "[sep]", "[mask]"})
+
+
+def is_reserved(token):
+    """Whether `token` is a reserved token of `RESERVED_TOKENS` (any case): `<unk>`, `[CLS]`, ..."""
+    return token.lower() in RESERVED_TOKENS
 
 
 def tokenize(lines, token="word"):
@@ -111,13 +121,59 @@ def encode_padded(vocab, token_lists, length, pad_id):
     return out
 
 
-def read_lines(path, what="text file", hint="pass a plain UTF-8 text file"):
-    """The lines of a UTF-8 text file; `DatasetError` (one line naming `what` and `hint`) when
-    it is missing or not UTF-8."""
+def coverage(vocab, tokens):
+    """How much of `tokens` (a flat token list) the vocabulary `vocab` (a `Vocab`) knows:
+    `{"words", "unknown_words", "known_fraction"}`, a token being known when it is in `vocab`
+    and not reserved (`is_reserved`). `known_fraction` is 0.0 for no tokens."""
+    known = sum(1 for t in tokens if t in vocab and not is_reserved(t))
+    return {"words": len(tokens), "unknown_words": len(tokens) - known,
+            "known_fraction": round(known / len(tokens), 4) if tokens else 0.0}
+
+
+def warn_no_basis(what, words, vocabulary):
+    """One line on stderr: none of the `words` words of `what` (e.g. "the review") is among the
+    `vocabulary` words the model was trained on, so its answer has no basis."""
+    print(f"warning: no word of {what} ({words} {'word' if words == 1 else 'words'}) is in the model's vocabulary "
+          f"({vocabulary} tokens), so the answer has no basis; check the spelling and the language, or train on "
+          "text like it", file=sys.stderr)
+
+
+def _existing_file(path, what, hint):
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{what} {path} is a folder, not a file; {hint}")
     if not path.is_file():
         raise DatasetError(f"{what} {path} does not exist")
+    return path
+
+
+def _check_bytes(path, data, hint, partial=False):
+    """`DatasetError` unless `data` (a file's bytes, or with `partial` its first bytes, where a
+    character cut at the end is fine) is UTF-8 without NUL bytes."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DatasetError(f"{path} is binary, not text (a NUL byte at byte {nul}); {hint}")
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start}); {hint}") from None
+        if not (partial and e.reason == "unexpected end of data"):
+            raise DatasetError(f"{path} is not UTF-8 text (byte {e.start}); {hint}") from None
+
+
+def check_text(path, what="text file", hint="pass a plain UTF-8 text file", head=1 << 16):
+    """`path` as a Path after checking that its first `head` bytes are text: one-line
+    `DatasetError` (naming `what`, the byte and `hint`) when the file is missing, a folder, or
+    binary there (not UTF-8, or a NUL byte). For files too large to read twice (word vectors)."""
+    path = _existing_file(path, what, hint)
+    with open(path, "rb") as f:
+        _check_bytes(path, f.read(head), hint, partial=True)
+    return path
+
+
+def read_lines(path, what="text file", hint="pass a plain UTF-8 text file"):
+    """The lines of a UTF-8 text file; `DatasetError` (one line naming `what` and `hint`) when
+    it is missing, a folder or binary (not UTF-8, or holding a NUL byte)."""
+    path = _existing_file(path, what, hint)
+    data = path.read_bytes()
+    _check_bytes(path, data, hint)
+    return data.decode("utf-8").splitlines()

@@ -64,7 +64,7 @@ def read_paragraphs(path):
     paragraphs = paragraphs_of(read_lines(path, "WikiText file", "pass WikiText's .tokens files"))
     if not paragraphs:
         raise DatasetError(f"{path} holds no paragraph of two or more sentences (' . '-separated): "
-                           "the corpus is empty for BERT pretraining")
+                           "the corpus is empty for BERT pretraining; pass WikiText's .tokens files (a paragraph a line)")
     return paragraphs
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nlp import bert
-from tests.cli_helpers import one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, run, tree_digest
 
 VOCAB = bert.RESERVED_TOKENS + ["the", "cat", "sat", "on", "mat", "dog", "##s", "a", ".", "yes", "no", "maybe"]
 ID = {t: i for i, t in enumerate(VOCAB)}
@@ -167,11 +167,12 @@ def test_pretrain_demo_learns_and_the_run_is_usable(capsys):
     assert seq_len == 32 and tokenizer.vocabulary_size() == single["vocabulary_size"]
 
     epochs = bert.DEMO["epochs"]
-    # another sequence length or vocabulary than the checkpoint's: one line
+    # another sequence length or vocabulary than the checkpoint's: one line, before anything is written
+    before = tree_digest("single")
     code, _, err = run(bert.main, ["pretrain", "--resume", "--run-dir", "single", "--epochs", epochs + 1,
                                    "--max-len", 48], capsys)
-    assert code == 1 and "was trained with sequence length 32, but --max-len gives 48" in err
-    assert len(err.strip().splitlines()) == 1
+    assert code == 2 and "single was trained with --max-len 32; --resume keeps the run's settings" in err
+    assert len(err.strip().splitlines()) == 1 and tree_digest("single") == before
     vocab = Path("single") / "vocab.txt"
     vocab.write_text(vocab.read_text() + "extra\n")
     code, _, err = run(bert.main, ["evaluate", "--run-dir", "single"], capsys)

@@ -37,6 +37,7 @@ def test_attention_learns_demo_and_two_replicas_match_one(capsys, monkeypatch):
     code, out, _ = run(nli.main, ["predict", "--run-dir", "single", "--premise", "a red dog is swimming near a river .",
                                   "--hypothesis", "the animal is swimming ."], capsys)
     assert code == 0 and out["label"] == "entailment"
+    assert (out["words"], out["unknown_words"], out["known_fraction"]) == (14, 0, 1.0)  # all demo words
     assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     code, out, _ = run(nli.main, ["predict", "--run-dir", "single", "--premise", "a red dog is swimming near a river .",
                                   "--hypothesis", "the dog is sleeping ."], capsys)
@@ -135,3 +136,4 @@ def test_bert_fine_tunes_from_a_local_preset(tmp_path, capsys):
     code, out, _ = run(nli.main, ["predict", "--run-dir", "bert", "--premise", "a dog is running .",
                                   "--hypothesis", "the dog is running for a prize ."], capsys)
     assert code == 0 and set(out["probabilities"]) == set(snli.LABELS)
+    assert out["unknown_words"] == 0 and out["known_fraction"] == 1.0 and out["words"] >= 12

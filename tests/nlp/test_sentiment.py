@@ -20,6 +20,7 @@ def test_textcnn_learns_demo_and_two_replicas_match_one(capsys, monkeypatch):
     code, out, _ = run(sentiment.main, ["predict", "--run-dir", "single", "the movie was brilliant, a masterpiece. "
                                         "wonderful acting, i loved it"], capsys)
     assert code == 0 and out["label"] == "positive" and out["probability"] > 0.5
+    assert (out["words"], out["unknown_words"], out["known_fraction"]) == (11, 0, 1.0)  # all demo words
     code, out, _ = run(sentiment.main, ["predict", "--run-dir", "single", "boring and stupid, the worst plot"], capsys)
     assert code == 0 and out["label"] == "negative"
 

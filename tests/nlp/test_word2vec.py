@@ -81,7 +81,7 @@ def test_counter_uniform_is_lowbias32_and_the_same_under_xla():
 
 
 def test_resume_repeats_the_uninterrupted_run(capsys):
-    code, whole, err = run(word2vec.main, ["train", "--demo", "--run-dir", "whole"], capsys)
+    code, whole, err = run(word2vec.main, ["train", "--demo", "--keep-checkpoints", 2, "--run-dir", "whole"], capsys)
     assert code == 0, err
     # An interruption after epoch 1: the same run without its epoch-2 checkpoint.
     shutil.copytree("whole", "parts")
