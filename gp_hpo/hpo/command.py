@@ -11,28 +11,49 @@ file (unless `--storage` names another), results.csv (one row per trial: state,
 worker, seed, epochs used, error, start/end seconds, parameters), incumbent.png (best
 validation error against wall time and against cumulative epochs) and summary.json; the
 last line of stdout is the summary JSON (`best_config`, `best_error`, `total_epochs`,
-`wall_seconds`, `trials`, `failed_trials`, ...). The same command with the same
-`--storage URL --study NAME` on another machine joins the study; `--resume` continues
-the newest (or `--study-dir`) study without re-running finished trials.
+`wall_seconds`, `trials`, `failed_trials`, ...), and each finished trial prints one line
+on stderr. The same command with the same `--storage URL --study NAME` on another
+machine joins the study; `--resume` continues the newest (or `--study-dir`) study with
+its saved settings without re-running finished trials.
+
+A failed command never changes an existing study: every check (the study directory,
+the objective and space, the settings of the study already in the storage, the flags
+`--resume` would change) runs before the first write into it. A study where every trial
+failed exits 1 with the first error (tracebacks in `errors/trial-N.txt`); Ctrl-C marks
+the running trials failed ("interrupted"), queues their retries and exits 130 with the
+`--resume` command that continues.
 """
 import argparse
+import dataclasses
 import math
 import os
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import cli
-from common.errors import UsageError
-from common.training import Run, write_json
+from common.errors import DlsuiteError, UsageError
+from common.files import writable_dir, write_json
 from gp_hpo.hpo import objectives
 from gp_hpo.hpo.schedulers import SCHEDULERS, halving_round, rung_levels
 from gp_hpo.hpo.searchers import OPTUNA_SAMPLERS, SEARCHERS
 from gp_hpo.hpo.space import ConfigSpace
-from gp_hpo.hpo.tuner import JOURNAL, StudySettings, Tuner
+from gp_hpo.hpo.tuner import ERRORS, JOURNAL, StudySettings, Tuner, find_study, settings_differ
+
+
+class Interrupted(DlsuiteError):
+    """Ctrl-C stopped the study; its running trials are failed and queued for retry (exit 130)."""
+
+    exit_code = 130
 
 @dataclass
 class Config(cli.Config):
+    # the per-worker flags `--resume` accepts with new values (more --trials, other --workers, ...); every
+    # other flag names or defines the study and keeps its saved value
+    RESUME_MAY_CHANGE: typing.ClassVar[tuple] = ("workers", "trials", "max_wall_seconds", "initial_random",
+                                                 "heartbeat_seconds", "grace_seconds", "max_retry")
+
     searcher: str = field(default="random", metadata={
         "choices": [*SEARCHERS, *OPTUNA_SAMPLERS],
         "help": "how configurations are proposed (tpe, optuna-gp: Optuna's samplers, for comparison)"})
@@ -106,18 +127,83 @@ def settings_from(config, study_dir):
         max_retry=config.max_retry)
 
 
+def _flag_value(name, value):
+    return f"--{name.replace('_', '-')} {value}"
+
+
+def check_resume_flags(ctx):
+    """`--resume` keeps the study's settings: a flag outside `Config.RESUME_MAY_CHANGE` given with another
+    value than the study's config.json is a UsageError."""
+    changed = [f.name for f in dataclasses.fields(ctx.config) if f.name not in ctx.config.RESUME_MAY_CHANGE
+               and hasattr(ctx.args, f.name) and f.name in ctx.saved and getattr(ctx.args, f.name) != ctx.saved[f.name]]
+    if changed:
+        given = ", ".join(f"{_flag_value(k, getattr(ctx.args, k))} (the study has {ctx.saved[k]!r})" for k in changed)
+        raise UsageError(f"--resume keeps the study's settings: {given}; omit {'it' if len(changed) == 1 else 'them'}, "
+                         f"or start a new study with another --study-dir")
+
+
+def check_existing_study(settings, study_dir, resume):
+    """Before anything is written: the study in the storage (`--resume` needs one) was made with these
+    settings (STUDY_KEYS), else one UsageError line."""
+    study = find_study(settings)
+    if study is None:
+        if resume:
+            raise UsageError(f"--resume: {settings.storage} holds no study {settings.study!r}; pass the "
+                             "--study-dir of an earlier run (or start a new one without --resume)")
+        return
+    differ = settings_differ(study, settings)
+    if not differ:
+        return
+    saved = study.user_attrs["settings"]
+    made = ", ".join(_flag_value(k, saved.get(k)) for k in differ if k != "space")
+    made = f"; it was made with {made}" if made else ""
+    if resume:
+        raise UsageError(f"--resume: study {settings.study!r} in {settings.storage} was made with other settings "
+                         f"({', '.join(differ)}) than {study_dir}/config.json now gives{made} (was its --space file "
+                         f"or --objective changed?); restore them, or start a new study with another --study-dir")
+    raise UsageError(f"study {settings.study!r} already exists with other settings ({', '.join(differ)}){made}; "
+                     "use the same flags, another --study, or --resume to take its settings")
+
+
+def check_outcome(summary, tuner, study_dir):
+    """A study whose every trial failed is a failed run: one line with the number of failed trials and the
+    first error."""
+    if summary["trials"] and summary["failed_trials"] == summary["trials"]:
+        first = next(r for r in tuner.records if r["state"] == "failed")
+        path = study_dir / ERRORS / f"trial-{first['trial']}.txt"
+        where = f" (traceback in {path})" if path.is_file() else ""
+        raise DlsuiteError(f"all {summary['failed_trials']} trials failed; the first, trial {first['trial']}: "
+                           f"{first['message']}{where}; fix the objective and start a new --study-dir")
+
+
 def run(ctx):
-    """Create (or join, or resume) the study, run the workers, write results.csv and incumbent.png."""
-    config, study_dir = ctx.config, Path(ctx.run_dir)
-    if ctx.args.resume and not config.storage and not (study_dir / JOURNAL).exists():
-        raise UsageError(f"--resume: {study_dir} holds no {JOURNAL}; pass the --study-dir of an earlier run")
+    """Create (or join, or resume) the study, run the workers, write results.csv and incumbent.png.
+
+    Every check runs before the first write into the study directory (see the module docstring).
+    """
+    config, study_dir, resume = ctx.config, Path(ctx.run_dir), ctx.args.resume
+    if resume:
+        check_resume_flags(ctx)
+        if not config.storage and not (study_dir / JOURNAL).exists():
+            raise UsageError(f"--resume: {study_dir} holds no {JOURNAL}; pass the --study-dir of an earlier run")
     if ctx.data_dir is not None:
         os.environ[objectives.DATA_DIR_ENV] = str(Path(ctx.data_dir).resolve())
     settings = settings_from(config, study_dir)
-    Run(study_dir).write_config(config, command=" ".join(["python -m", ctx.prog, *ctx.argv]))
-    summary = Tuner(settings).run(config.workers, study_dir=study_dir)
+    check_existing_study(settings, study_dir, resume)
+    writable_dir(study_dir, "--study-dir")
+    write_json(study_dir / "config.json", {**dataclasses.asdict(config), "module": ctx.prog,
+                                           "command": " ".join(["python -m", ctx.prog, *ctx.argv])})
+    tuner = Tuner(settings)
+    try:
+        summary = tuner.run(config.workers, study_dir=study_dir)
+    except KeyboardInterrupt:
+        stopped = (f"trial{'s' * (len(tuner.interrupted) > 1)} {', '.join(map(str, tuner.interrupted))} marked failed "
+                   "and queued for retry; " if tuner.interrupted else "")
+        raise Interrupted(f"interrupted: {stopped}continue with: python -m {ctx.prog} run --resume "
+                          f"--study-dir {study_dir}") from None
     summary.update(study_dir=str(study_dir), storage=settings.storage, study=settings.study)
     write_json(study_dir / "summary.json", summary)
+    check_outcome(summary, tuner, study_dir)
     return summary
 
 

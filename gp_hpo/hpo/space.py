@@ -154,6 +154,8 @@ class ConfigSpace:
             text = path.read_text()
         except OSError as e:
             raise UsageError(f"--space {path}: cannot read ({e.strerror})") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--space {path}: not valid JSON (not UTF-8 text)") from None
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as e:

@@ -15,23 +15,33 @@ the trial ended. Optuna's journal storage has no heartbeat of its own, so the wo
 keeps one for every storage: a thread refreshes the running trial's system attribute
 `heartbeat`; a RUNNING trial whose heartbeat is older than `grace_seconds` is marked
 FAIL and queued again with Optuna's `RetryHeartbeatStaleTrialCallback` (same
-parameters, system attribute `failed_trial`). A trial that raises is FAIL with its
-error line in the user attribute `error`; the study goes on.
+parameters and seed, system attribute `failed_trial`; the failed attempt's error,
+traceback and worker are not copied). Ctrl-C marks the running trial FAIL
+("interrupted") and queues its retry at once, so a resumed study need not wait for
+its heartbeat to go stale. A trial that raises is FAIL with its error line in the
+user attribute `error` and its traceback in `traceback` (and in
+`STUDY_DIR/errors/trial-N.txt`); the study goes on. Each finished trial prints one
+line on stderr: its number, state, error, epochs, configuration, the best error so
+far and the trials left.
 
 The budget `trials` counts first attempts (retries run on top, never twice), and the
 study is done when that many have finished. A trial asked beyond the budget (several
 workers asking at once) is closed at once as FAIL with the user attribute `surplus`
 and left out of every count.
 """
+import contextlib
+import copy
 import csv
 import dataclasses
 import math
 import multiprocessing
 import os
 import socket
+import signal
 import sys
 import threading
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +50,7 @@ import numpy as np
 import optuna
 
 from common.errors import DlsuiteError, UsageError
+from common.files import atomic_path
 from gp_hpo.hpo.objectives import load_objective
 from gp_hpo.hpo.schedulers import make_scheduler
 from gp_hpo.hpo.searchers import make_sampler, trial_error
@@ -50,6 +61,11 @@ TrialState = optuna.trial.TrialState
 JOURNAL = "journal.log"
 # settings a joining worker must share with the study (the others are per-worker)
 STUDY_KEYS = ("objective", "space", "searcher", "scheduler", "min_epochs", "max_epochs", "eta", "seed")
+ERRORS = "errors"  # STUDY_DIR/errors/trial-N.txt: the traceback of each trial that raised
+INTERRUPTED = "interrupted (Ctrl-C)"
+# user attributes of a failed attempt that its retry must not inherit (the retry keeps `seed` and the
+# successive-halving slot attributes)
+ATTEMPT_ATTRS = ("error", "traceback", "epochs", "worker")
 
 
 @dataclass
@@ -89,6 +105,9 @@ class NonFiniteError(DlsuiteError):
 
 def make_storage(url):
     """An Optuna storage: a URL with `://` is a database (RDBStorage), anything else a journal file path."""
+    if "://" not in url and Path(url).is_dir():
+        raise UsageError(f"--storage {url} is a folder; name a journal file (or a database URL)")
+    existing_journal = "://" not in url and Path(url).is_file()
     try:
         if "://" in url:
             kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
@@ -100,7 +119,30 @@ def make_storage(url):
         raise DlsuiteError(f"--storage {url}: the database driver is missing ({e}); install it, "
                            "e.g. pip install \"psycopg[binary]\" for postgresql://") from None
     except Exception as e:  # noqa: BLE001 - connection failures come in many classes
-        raise DlsuiteError(f"--storage {url}: cannot open ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+        if existing_journal:
+            raise DlsuiteError(f"{url}: the study journal is damaged ({reason}); restore it from a copy, "
+                               "or start a new study with another --study-dir") from None
+        raise DlsuiteError(f"--storage {url}: cannot open ({reason})") from None
+
+
+def find_study(settings):
+    """The existing study `settings.study` in `settings.storage`, or None; creates nothing (a journal
+    file that does not exist yet holds no study, and is not created)."""
+    if "://" not in settings.storage and not Path(settings.storage).exists():
+        return None
+    storage = make_storage(settings.storage)
+    names = {s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
+    return optuna.load_study(study_name=settings.study, storage=storage) if settings.study in names else None
+
+
+def settings_differ(study, settings):
+    """The STUDY_KEYS whose value in `settings` differs from what `study` was made with; UsageError for a
+    study that gp_hpo.hpo did not make (no saved settings)."""
+    saved = study.user_attrs.get("settings")
+    if saved is None:
+        raise UsageError(f"study {settings.study!r} in {settings.storage} was not made by gp_hpo.hpo (no settings)")
+    return [k for k in STUDY_KEYS if saved.get(k) != settings.to_dict().get(k)]
 
 
 def open_study(settings, create=True):
@@ -116,10 +158,7 @@ def open_study(settings, create=True):
             study.set_user_attr("settings", settings.to_dict())
             study.set_user_attr("t0", time.time())
     study = optuna.load_study(study_name=settings.study, storage=storage)
-    saved = study.user_attrs.get("settings")
-    if saved is None:
-        raise UsageError(f"study {settings.study!r} in {settings.storage} was not made by gp_hpo.hpo (no settings)")
-    differ = [k for k in STUDY_KEYS if saved.get(k) != settings.to_dict().get(k)]
+    differ = settings_differ(study, settings)
     if differ:
         raise UsageError(f"study {settings.study!r} already exists with other settings ({', '.join(differ)}); "
                          f"use the same flags, another --study, or --resume to take its settings")
@@ -157,7 +196,43 @@ class _Heartbeat:
         self.thread.join()
 
 
-def fail_stale_trials(study, grace_seconds, max_retry):
+def queue_retry(study, frozen, max_retry):
+    """Queue a WAITING copy of the failed trial `frozen` (same parameters and seed) with Optuna's
+    `RetryHeartbeatStaleTrialCallback`, at most `max_retry` times per original trial; the attempt's own
+    user attributes (`ATTEMPT_ATTRS`) and its heartbeat are not copied. Returns the retry's number or None."""
+    clean = copy.deepcopy(frozen)
+    clean.user_attrs = {k: v for k, v in frozen.user_attrs.items() if k not in ATTEMPT_ATTRS}
+    clean.system_attrs = {k: v for k, v in frozen.system_attrs.items() if k != "heartbeat"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry)
+    retry(study, clean)
+    queued = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+              if frozen.number in t.system_attrs.get("retry_history", ())]
+    return queued[0] if queued else None
+
+
+def fail_and_retry(study, trial_id, message, max_retry, settings=None):
+    """Mark a RUNNING trial FAIL with the user attribute `error` = `message`, queue its retry and print its
+    progress line; False when it was no longer RUNNING (finished or failed by another worker meanwhile)."""
+    storage = study._storage
+    try:
+        frozen = storage.get_trial(trial_id)
+        if frozen.state != TrialState.RUNNING:
+            return False
+        storage.set_trial_user_attr(trial_id, "error", message)
+        storage.set_trial_user_attr(trial_id, "epochs", frozen.last_step or 0)
+        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            return False
+    except Exception:  # noqa: BLE001 - finished or failed by another worker meanwhile
+        return False
+    retry = queue_retry(study, storage.get_trial(trial_id), max_retry)
+    print_progress(study, trial_id, settings, message + (f"; retry queued as trial {retry}" if retry is not None
+                                                         else "; no retry left (--max-retry)"))
+    return True
+
+
+def fail_stale_trials(study, grace_seconds, max_retry, settings=None):
     """Mark RUNNING trials whose heartbeat is older than `grace_seconds` as FAIL and queue their retry.
 
     Returns the numbers of the trials this call failed (another worker may fail some first).
@@ -167,19 +242,79 @@ def fail_stale_trials(study, grace_seconds, max_retry):
         beat = t.system_attrs.get("heartbeat", t.datetime_start.timestamp() if t.datetime_start else now)
         if now - beat <= grace_seconds:
             continue
-        try:
-            study._storage.set_trial_user_attr(t._trial_id, "error", f"heartbeat stale for {now - beat:.0f} s "
-                                                                       "(worker killed?)")
-            if not study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                continue
-        except Exception:  # noqa: BLE001 - finished or failed by another worker meanwhile
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry)
-        retry(study, study._storage.get_trial(t._trial_id))
-        failed.append(t.number)
+        if fail_and_retry(study, t._trial_id, f"heartbeat stale for {now - beat:.0f} s (worker killed?)",
+                          max_retry, settings):
+            failed.append(t.number)
     return failed
+
+
+def interrupt_trial(study, trial_id, max_retry, settings=None):
+    """Ctrl-C: mark the trial FAIL ("interrupted") and queue its retry now (SIGINT ignored meanwhile, so a
+    second Ctrl-C cannot leave it half done); True when it was still RUNNING."""
+    with _sigint_ignored():
+        return fail_and_retry(study, trial_id, INTERRUPTED, max_retry, settings)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT inside the block (only the main thread can; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+
+
+def _format_config(params):
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def best_so_far(trials):
+    """(best error, its trial number) over finished COMPLETE/PRUNED trials (as in the summary), or None."""
+    scored = [(trial_error(t), t.number) for t in trials
+              if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not t.user_attrs.get("skipped")
+              and not t.user_attrs.get("surplus") and trial_error(t) is not None]
+    return min(scored) if scored else None
+
+
+def trials_left(trials, budget):
+    """First attempts of the budget not finished yet, plus the retries queued."""
+    finished = sum(_counted(t) and t.state.is_finished() for t in trials)
+    retries = sum(t.state == TrialState.WAITING and "failed_trial" in t.system_attrs for t in trials)
+    return max(0, budget - finished) + retries
+
+
+def print_progress(study, trial_id, settings, detail):
+    """One line on stderr for a finished trial, as Optuna logs one: "gp_hpo.hpo: trial N STATE: DETAIL;
+    E epochs, CONFIG; best B (trial M); L trials left" (DETAIL: the error, or the failure's message)."""
+    trial = study._storage.get_trial(trial_id)
+    trials = study.get_trials(deepcopy=False)
+    state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(trial.state, "failed")
+    if trial.user_attrs.get("skipped"):
+        state = "skipped"
+    epochs = trial.user_attrs.get("epochs", trial.last_step or 0)
+    best = best_so_far(trials)
+    line = (f"gp_hpo.hpo: trial {trial.number} {state}: {detail}; {epochs} epoch{'s' * (epochs != 1)}, "
+            f"{{{_format_config(trial.params)}}}; "
+            + (f"best {best[0]:.6g} (trial {best[1]})" if best else "no error yet"))
+    if settings is not None:
+        line += f"; {trials_left(trials, settings.trials)} trials left"
+    print(line, file=sys.stderr, flush=True)
+
+
+def write_traceback(study_dir, number, text):
+    """Write a failed trial's traceback to STUDY_DIR/errors/trial-N.txt; return the path (None if it cannot
+    be written: the traceback is in the trial's user attributes all the same)."""
+    path = Path(study_dir) / ERRORS / f"trial-{number}.txt"
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    except OSError:
+        return None
+    return path
 
 
 def _counted(t):
@@ -200,23 +335,26 @@ def budget_state(study, limit_number=None):
     return started, retries, running
 
 
-def run_trial(study, trial, scheduler, objective, settings, worker):
-    """Run one asked trial to its end (COMPLETE, PRUNED or FAIL) and return its state.
+def run_trial(study, trial, scheduler, objective, settings, worker, study_dir=None):
+    """Run one asked trial to its end (COMPLETE, PRUNED or FAIL), print its progress line, return its state.
 
     The heartbeat runs from the start, so a successive-halving slot waiting for its rung
-    is not taken for a dead one.
+    is not taken for a dead one. A trial that raises gets its traceback in the user attribute
+    `traceback` and, with `study_dir`, in `study_dir/errors/trial-N.txt`.
     """
     with _Heartbeat(study._storage, trial._trial_id, settings.heartbeat_seconds):
-        return _run_trial(study, trial, scheduler, objective, settings, worker)
+        state, detail = _run_trial(study, trial, scheduler, objective, settings, worker, study_dir)
+    print_progress(study, trial._trial_id, settings, detail)
+    return state
 
 
-def _run_trial(study, trial, scheduler, objective, settings, worker):
+def _run_trial(study, trial, scheduler, objective, settings, worker, study_dir):
     trial.set_user_attr("worker", worker)
     config = scheduler.suggest(study, trial)
     if config is None:
         trial.set_user_attr("skipped", True)
         study.tell(trial, state=TrialState.PRUNED)
-        return TrialState.PRUNED
+        return TrialState.PRUNED, "nothing to promote from the rung below"
     seed = trial.user_attrs.get("seed")
     if seed is None:
         seed = trial_seed(settings.seed, trial.number)
@@ -247,23 +385,30 @@ def _run_trial(study, trial, scheduler, objective, settings, worker):
             raise DlsuiteError("the objective neither reported nor returned an error")
     except Exception as e:  # noqa: BLE001 - a failing trial must not stop the study
         message = (f"{type(e).__name__}: {e}".splitlines() or [""])[0][:500]
+        text = traceback.format_exc()
         trial.set_user_attr("error", message)
+        trial.set_user_attr("traceback", text)
         trial.set_user_attr("epochs", last["epoch"])
         study.tell(trial, state=TrialState.FAIL)
-        print(f"gp_hpo.hpo: trial {trial.number} failed: {message}", file=sys.stderr, flush=True)
-        return TrialState.FAIL
+        path = write_traceback(study_dir, trial.number, text) if study_dir is not None else None
+        return TrialState.FAIL, message + (f" (traceback in {path})" if path else "")
     trial.set_user_attr("epochs", last["epoch"])
     if last["stopped"] is not None:
         trial.set_user_attr("stopped", last["stopped"])
         study.tell(trial, state=TrialState.PRUNED)
-        return TrialState.PRUNED
+        return TrialState.PRUNED, f"error {last['error']:.6g}, stopped" + (
+            " at the deadline" if last["stopped"] == "deadline" else "")
     study.tell(trial, last["error"])
     scheduler.update(study, trial, last["error"])
-    return TrialState.COMPLETE
+    return TrialState.COMPLETE, f"error {last['error']:.6g}"
 
 
-def work(settings, worker=None, poll_seconds=0.2):
-    """One worker: run trials of the study until `settings.trials` first attempts finished (or the deadline)."""
+def work(settings, worker=None, poll_seconds=0.2, study_dir=None):
+    """One worker: run trials of the study until `settings.trials` first attempts finished (or the deadline).
+
+    Ctrl-C (KeyboardInterrupt) marks the trial this worker holds as failed ("interrupted"), queues its
+    retry, and is raised again. `study_dir`: where tracebacks of failing trials are written (errors/).
+    """
     if isinstance(settings, dict):
         settings = StudySettings.from_dict(settings)
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
@@ -273,29 +418,35 @@ def work(settings, worker=None, poll_seconds=0.2):
     study = open_study(settings, create=False)
     study.sampler = make_sampler(settings.searcher, space, settings.seed, settings.initial_random)
     study.pruner = scheduler.pruner()
-    ran = 0
-    while time.time() < settings.deadline:
-        fail_stale_trials(study, settings.grace_seconds, settings.max_retry)
-        started, retries, running = budget_state(study)
-        if started >= settings.trials and not retries:
-            if not running:
-                break
-            time.sleep(poll_seconds)  # wait: a running trial may still go stale and need a retry
-            continue
-        trial = study.ask()
-        frozen = study._storage.get_trial(trial._trial_id)
-        if _counted(frozen) and budget_state(study, trial.number)[0] >= settings.trials:
-            trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
-            continue
-        run_trial(study, trial, scheduler, objective, settings, worker)
-        ran += 1
+    ran, trial = 0, None
+    try:
+        while time.time() < settings.deadline:
+            trial = None
+            fail_stale_trials(study, settings.grace_seconds, settings.max_retry, settings)
+            started, retries, running = budget_state(study)
+            if started >= settings.trials and not retries:
+                if not running:
+                    break
+                time.sleep(poll_seconds)  # wait: a running trial may still go stale and need a retry
+                continue
+            trial = study.ask()
+            frozen = study._storage.get_trial(trial._trial_id)
+            if _counted(frozen) and budget_state(study, trial.number)[0] >= settings.trials:
+                trial.set_user_attr("surplus", True)
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            run_trial(study, trial, scheduler, objective, settings, worker, study_dir)
+            ran += 1
+    except KeyboardInterrupt:
+        if trial is not None:
+            interrupt_trial(study, trial._trial_id, settings.max_retry, settings)
+        raise
     return ran
 
 
-def _worker_process(settings, worker):
+def _worker_process(settings, worker, study_dir=None):
     try:
-        work(settings, worker)
+        work(settings, worker, study_dir=study_dir)
     except DlsuiteError as e:
         print(f"gp_hpo.hpo worker {worker}: error: {e}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
@@ -303,27 +454,47 @@ def _worker_process(settings, worker):
         sys.exit(130)
 
 
-def run_workers(settings, workers, in_process=True):
+def run_workers(settings, workers, in_process=True, study_dir=None, interrupt_wait=15.0):
     """Run `workers` workers on the study (one in this process when `in_process` and workers == 1).
 
     Worker processes are started with the spawn method (TensorFlow does not survive a fork).
-    Returns the exit codes of the processes (empty when run in process).
+    Returns the exit codes of the processes (empty when run in process). On Ctrl-C the workers
+    (which get the terminal's SIGINT too; it is sent on to those that did not) mark their trials
+    interrupted and exit; one still alive after `interrupt_wait` seconds is terminated.
     """
     if workers == 1 and in_process:
-        work(settings, "w0")
+        work(settings, "w0", study_dir=study_dir)
         return []
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_process, args=(settings.to_dict(), f"w{i}")) for i in range(workers)]
+    study_dir = None if study_dir is None else str(study_dir)
+    procs = [ctx.Process(target=_worker_process, args=(settings.to_dict(), f"w{i}", study_dir))
+             for i in range(workers)]
     for p in procs:
         p.start()
     try:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
+        with _sigint_ignored():
+            _stop_workers(procs, interrupt_wait)
         raise
     return [p.exitcode for p in procs]
+
+
+def _stop_workers(procs, wait):
+    """After Ctrl-C: give the workers a second to react to the terminal's SIGINT, send it to those still
+    running, wait up to `wait` seconds for them to mark their trials and exit, then terminate the rest."""
+    deadline = time.time() + wait
+    for p in procs:
+        p.join(max(0.0, min(1.0, deadline - time.time())))
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)
+    for p in procs:
+        p.join(max(0.0, deadline - time.time()))
+        if p.is_alive():
+            p.terminate()
+            p.join()
 
 
 # ---------------------------------------------------------------- results
@@ -438,15 +609,23 @@ class Tuner:
     def __init__(self, settings):
         self.settings = settings
         self.records = []
+        self.interrupted = []  # numbers of the trials Ctrl-C stopped (failed and queued for retry)
 
     def run(self, workers=1, study_dir=None, in_process=True):
         """Run the workers; returns the summary (results.csv and incumbent.png written into
-        `study_dir` when given, also when Ctrl-C stops the run)."""
+        `study_dir` when given, also when Ctrl-C stops the run; KeyboardInterrupt is then raised
+        again with `interrupted` set). Tracebacks of failing trials go to `study_dir/errors/`."""
         study = open_study(self.settings, create=True)
         s = self.settings
         make_scheduler(s.scheduler, ConfigSpace(s.space), s.min_epochs, s.max_epochs, s.eta).prime(study)
+        started = time.time()
         try:
-            run_workers(self.settings, workers, in_process)
+            run_workers(self.settings, workers, in_process, study_dir=study_dir)
+        except KeyboardInterrupt:
+            self.interrupted = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                                if t.user_attrs.get("error") == INTERRUPTED
+                                and t.datetime_complete.timestamp() >= started]
+            raise
         finally:
             self.records = trial_records(study)
             if study_dir is not None:

@@ -1,5 +1,3 @@
-import math
-
 import optuna
 import pytest
 
@@ -92,7 +90,28 @@ def test_asha_on_the_tuner_follows_the_rule(tmp_path):
 def test_hyperband_runs_its_brackets(tmp_path):
     summary, rows = tune(tmp_path, "hyperband", trials=21, min_epochs=1, max_epochs=9, eta=3)
     assert [r["epochs"] for r in rows] == [1] * 9 + [3] * 3 + [9] + [3] * 5 + [9] + [9, 9]
-    assert math.isfinite(summary["best_error"])
+    # Li et al.'s plan for r_min 1, r_max 9, eta 3 (K = 2) by hand: bracket s starts n = ceil(3 / (s + 1) 3^s)
+    # configurations at 9 / 3^s epochs and keeps floor(n / 3^i) at rung i: s = 2: 9 x 1, 3 x 3, 1 x 9;
+    # s = 1: 5 x 3, 1 x 9; s = 0: 3 x 9 (the budget of 21 trials stops it after 2)
+    brackets = [(range(0, 13), [(1, 9), (3, 3), (9, 1)]), (range(13, 19), [(3, 5), (9, 1)]), (range(19, 21), [(9, 2)])]
+    assert all(r["state"] == "complete" for r in rows) and len(rows) == 21
+    for numbers, plan in brackets:
+        bracket = [rows[n] for n in numbers]
+        rungs, start = [], 0
+        for epochs, n in plan:
+            rungs.append(bracket[start:start + n])
+            start += n
+            assert [r["epochs"] for r in rungs[-1]] == [epochs] * n
+        assert all(r["promoted_from"] == "" for r in rungs[0])  # fresh configurations, none drawn twice
+        assert len({r["param_x"] for r in rungs[0]}) == len(rungs[0])
+        for below, rung in zip(rungs, rungs[1:]):  # each rung retrains the best of the rung below, best first
+            best = sorted(below, key=lambda r: (r["error"], r["trial"]))[:len(rung)]
+            assert [r["promoted_from"] for r in rung] == [r["trial"] for r in best]
+            assert [(r["param_x"], r["seed"]) for r in rung] == [(r["param_x"], r["seed"]) for r in best]
+    for r in rows:
+        assert r["error"] == pytest.approx(r["param_x"] + 1 / r["epochs"])
+    assert summary["trials"] == 21 and summary["total_epochs"] == 9 * 1 + 3 * 3 + 9 + 5 * 3 + 9 + 2 * 9 == 69
+    assert summary["best_error"] == pytest.approx(min(r["param_x"] + 1 / r["epochs"] for r in rows))
 
 
 def test_successive_halving_queues_rounds_once():

@@ -3,7 +3,11 @@ import json
 import math
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -57,6 +61,29 @@ def flaky(config, report):
         raise ValueError(f"x too big: {config['x']:.3f}\nsecond line")
     for epoch in range(1, config["max_epochs"] + 1):
         report(epoch, math.nan if config["x"] < 0.2 and epoch == 2 else config["x"])
+
+
+def always_fails(config, report):
+    report(1, config["x"])
+    raise RuntimeError(f"out of memory at x={config['x']:.3f}")
+
+
+always_fails.space = SPACE
+
+
+def interrupted_once(config, report):
+    """Ctrl-C in epoch 2 of the first trial (a marker file in $HPO_TEST_CALLS's folder says it happened)."""
+    marker = os.path.join(os.path.dirname(os.environ[LOG_ENV]), "interrupted")
+    _log_call(config)
+    for epoch in range(1, config["max_epochs"] + 1):
+        if epoch == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+            time.sleep(5)  # interrupted by the KeyboardInterrupt
+        report(epoch, config["x"])
+
+
+interrupted_once.space = SPACE
 
 
 def calls(path):
@@ -128,7 +155,10 @@ def test_resume_does_not_rerun_finished_trials(tmp_path, monkeypatch, capsys):
     after = {r["trial"]: r for r in trial_records(study)}
     for n in range(4):
         assert after[n] == before[n]  # finished trials untouched
-    assert after[4]["state"] == "retried"
+    assert after[4]["state"] == "retried" and after[4]["message"].startswith("heartbeat stale")
+    retry = [r for r in after.values() if r["retry_of"] == 4]
+    # the retry that finished does not keep the killed attempt's error text
+    assert len(retry) == 1 and retry[0]["state"] == "complete" and retry[0]["message"] == ""
     with open(d / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 7
 
@@ -180,23 +210,6 @@ def _space_file(tmp_path, spec=None):
     return path
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--objective", "no_such_pkg.mod:fn"], "--objective no_such_pkg.mod:fn: cannot import no_such_pkg.mod"),
-    (["--objective", "gp_hpo.hpo.objectives:nope"], "has no function 'nope'"),
-    (["--objective", "gp_hpo.hpo.objectives"], "expected package.module:function"),
-    (["--objective", f"{HERE}:sleepy"], "has no default space; pass --space FILE.json"),
-    (["--objective", f"{HERE}:sleepy", "--space", "EMPTY"], "the configuration space is empty"),
-    (["--min-epochs", "5", "--max-epochs", "3"], "--min-epochs (5) must not exceed --max-epochs (3)"),
-    (["--scheduler", "sh", "--trials", "12", "--max-epochs", "27"],
-     "--trials 12 fills at most the first rung of a round (27 configurations; rungs 1, 3, 9, 27 epochs with eta 3)"),
-    (["--scheduler", "sh", "--trials", "9"], "pass --trials 13 (one full round)"),
-])
-def test_bad_input_is_one_line(tmp_path, capsys, flags, message):
-    flags = [str(_space_file(tmp_path, {})) if f == "EMPTY" else f for f in flags]
-    code, _, err = cli(*flags, "--study-dir", str(tmp_path / "s"), capsys=capsys)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
-
-
 def test_joining_a_study_with_other_settings_is_refused(tmp_path, capsys):
     storage = str(tmp_path / "shared.log")
     base = ["--objective", f"{HERE}:counting", "--storage", storage, "--trials", "2", "--max-epochs", "2"]
@@ -217,3 +230,127 @@ def test_max_wall_seconds_stops_the_study(tmp_path):
     # the trial running at the deadline stops at its next report (unless the deadline fell between trials)
     assert (tuner.records[-1]["state"], tuner.records[-1]["message"]) in (("pruned", "deadline"), ("complete", ""))
     assert all(r["state"] == "complete" and r["epochs"] == 3 for r in tuner.records[:-1])
+
+
+def test_a_study_where_every_trial_failed_exits_1_with_the_first_error(tmp_path, capsys):
+    d = tmp_path / "s"
+    code, out, err = cli("--objective", f"{HERE}:always_fails", "--trials", "3", "--max-epochs", "2",
+                         "--study-dir", str(d), capsys=capsys)
+    last = err.strip().splitlines()[-1]
+    study = optuna.load_study(study_name="hpo", storage=tuner.make_storage(str(d / "journal.log")))
+    first_x = study.trials[0].params["x"]
+    assert code == 1 and not out
+    assert last == (f"python -m gp_hpo.hpo run: error: all 3 trials failed; the first, trial 0: RuntimeError: out of "
+                    f"memory at x={first_x:.3f} (traceback in {d}/errors/trial-0.txt); fix the objective and start a "
+                    "new --study-dir")
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["failed_trials"] == summary["trials"] == 3 and summary["best_config"] is None
+
+
+def test_a_failing_trial_keeps_its_traceback(tmp_path, capsys):
+    d = tmp_path / "s"
+    code, _, err = cli("--objective", f"{HERE}:flaky", "--space", str(_space_file(tmp_path)), "--trials", "12",
+                       "--max-epochs", "3", "--study-dir", str(d), capsys=capsys)
+    assert code == 0
+    study = optuna.load_study(study_name="hpo", storage=tuner.make_storage(str(d / "journal.log")))
+    big = [t for t in study.trials if t.params["x"] > 0.6]
+    nan = [t for t in study.trials if t.params["x"] < 0.2]
+    assert big and nan
+    for t in big + nan:
+        text = t.user_attrs["traceback"]
+        assert text.startswith("Traceback (most recent call last):") and (d / "errors" / f"trial-{t.number}.txt"
+                                                                          ).read_text() == text
+        assert f"gp_hpo.hpo: trial {t.number} failed: {t.user_attrs['error']} (traceback in {d}/errors/" \
+               f"trial-{t.number}.txt); " in err
+    for t in big:  # the whole message (both lines) and where it was raised
+        assert t.user_attrs["traceback"].rstrip().endswith(f"ValueError: x too big: {t.params['x']:.3f}\nsecond line")
+        assert ", in flaky\n" in t.user_attrs["traceback"]
+    for t in nan:
+        assert "NonFiniteError: reported a non-finite error (nan) at epoch 2" in t.user_attrs["traceback"]
+    assert sorted(p.name for p in (d / "errors").iterdir()) == sorted(f"trial-{t.number}.txt" for t in big + nan)
+
+
+def test_each_finished_trial_prints_one_progress_line(tmp_path, capsys):
+    d = tmp_path / "s"
+    code, out, err = cli("--objective", f"{HERE}:counting", "--trials", "4", "--max-epochs", "2", "--study-dir",
+                         str(d), capsys=capsys)
+    assert code == 0
+    with open(d / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and len(rows) == 4
+    best = (math.inf, None)
+    for n, (line, row) in enumerate(zip(lines, rows)):
+        x = float(row["param_x"])
+        best = min(best, (x + 0.5, n))
+        assert line == (f"gp_hpo.hpo: trial {n} complete: error {x + 0.5:.6g}; 2 epochs, {{x={x:.4g}}}; "
+                        f"best {best[0]:.6g} (trial {best[1]}); {3 - n} trials left")
+
+
+def test_ctrl_c_fails_the_running_trial_at_once_and_queues_its_retry(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(LOG_ENV, str(tmp_path / "calls.jsonl"))
+    d = tmp_path / "s"
+    flags = ["--objective", f"{HERE}:interrupted_once", "--trials", "3", "--max-epochs", "3", "--study-dir", str(d)]
+    code, out, err = cli(*flags, capsys=capsys)
+    assert code == 130 and not out
+    assert err.strip().splitlines()[-1] == (
+        "python -m gp_hpo.hpo run: error: interrupted: trial 0 marked failed and queued for retry; continue with: "
+        f"python -m gp_hpo.hpo run --resume --study-dir {d}")
+    study = optuna.load_study(study_name="hpo", storage=tuner.make_storage(str(d / "journal.log")))
+    TS = optuna.trial.TrialState
+    first, retry = study.trials
+    assert first.state == TS.FAIL and first.user_attrs["error"] == "interrupted (Ctrl-C)"
+    assert first.user_attrs["epochs"] == 1 and first.intermediate_values == {1: first.params["x"]}
+    assert retry.state == TS.WAITING and retry.system_attrs["failed_trial"] == 0
+    assert retry.params == first.params and retry.user_attrs == {"seed": first.user_attrs["seed"]}
+    assert "heartbeat" not in retry.system_attrs
+    # the default grace period (20 s) is not waited for: nothing is left RUNNING
+    code, out, err = cli("--resume", "--study-dir", str(d), capsys=capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["complete_trials"] == 3 and summary["retried_trials"] == 1 and summary["failed_trials"] == 0
+    rows = {r["trial"]: r for r in trial_records(study)}
+    assert rows[0]["state"] == "retried" and rows[0]["message"] == "interrupted (Ctrl-C)"
+    assert rows[1]["retry_of"] == 0 and rows[1]["state"] == "complete" and rows[1]["message"] == ""
+    assert rows[1]["param_x"] == rows[0]["param_x"] and rows[1]["seed"] == rows[0]["seed"] and rows[1]["epochs"] == 3
+    assert len(calls(tmp_path / "calls.jsonl")) == 4  # the interrupted trial ran again, the others once
+
+
+@pytest.mark.slow  # about 35 s: the command and its two worker processes each import TensorFlow
+def test_ctrl_c_on_two_worker_processes(tmp_path):
+    """The terminal's SIGINT reaches the command and both workers: each marks its trial interrupted and queues
+    its retry, the command exits 130 with the --resume hint, and nothing is left RUNNING."""
+    d = tmp_path / "s"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "gp_hpo.hpo", "run", "--objective", f"{HERE}:slow_epochs",
+                             "--space", str(_space_file(tmp_path)), "--workers", "2", "--trials", "6",
+                             "--max-epochs", "30", "--study-dir", str(d)],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    TS = optuna.trial.TrialState
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:  # both workers one epoch into a trial
+            if (d / "journal.log").exists():
+                study = optuna.load_study(study_name="hpo", storage=tuner.make_storage(str(d / "journal.log")))
+                running = [t for t in study.get_trials(states=(TS.RUNNING,)) if t.intermediate_values]
+                if len(running) == 2:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the workers never ran two trials at once: {proc.communicate()}")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    numbers = sorted(t.number for t in running)
+    assert proc.returncode == 130 and not out.strip()
+    assert err.strip().splitlines()[-1] == (
+        f"python -m gp_hpo.hpo run: error: interrupted: trials {numbers[0]}, {numbers[1]} marked failed and queued "
+        f"for retry; continue with: python -m gp_hpo.hpo run --resume --study-dir {d}")
+    study = optuna.load_study(study_name="hpo", storage=tuner.make_storage(str(d / "journal.log")))
+    assert not study.get_trials(states=(TS.RUNNING,))
+    for n in numbers:
+        assert study.trials[n].state == TS.FAIL and study.trials[n].user_attrs["error"] == "interrupted (Ctrl-C)"
+    retries = study.get_trials(states=(TS.WAITING,))
+    assert sorted(t.system_attrs["failed_trial"] for t in retries) == numbers
