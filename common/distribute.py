@@ -4,12 +4,13 @@
 on a machine without GPUs it splits the CPU into N logical devices so that
 MirroredStrategy really runs N replicas. `make_strategy` then picks the strategy
 from a flag value and `TF_CONFIG`. Batch sizes given on the command line are
-global (summed over replicas); `per_replica_batch_size` and `worker_shard` are the
+global (summed over replicas); `per_replica_batch_size` and `distribute_own_input` are the
 places that divide them.
 """
 import functools
 import json
 import os
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -105,6 +106,12 @@ def make_strategy(name="auto", devices=None):
         json.loads(os.environ["TF_CONFIG"])
     except ValueError:
         raise UsageError("TF_CONFIG is not valid JSON") from None
+    return _multi_worker(os.environ["TF_CONFIG"])
+
+
+@functools.lru_cache(maxsize=None)
+def _multi_worker(tf_config):
+    # One instance per cluster and process, for the same reason as `_mirrored`.
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -133,20 +140,45 @@ def per_replica_batch_size(global_batch, strategy):
     return _split_batch(global_batch, strategy.num_replicas_in_sync, "replicas")
 
 
-def worker_shard(strategy, global_batch):
-    """(this worker's index, number of workers, this worker's batch size) for an input pipeline in
-    which every worker reads its own shard. Under MultiWorkerMirroredStrategy the chief counts
-    first, then the workers in order; elsewhere it is (0, 1, global_batch). The global batch
-    (`--batch-size`) must split evenly over the workers: `UsageError` otherwise.
+class InputShard(NamedTuple):
+    """What one input pipeline feeds: replicas `first .. first + count - 1` of `total`, `replica_batch`
+    examples each a step. Its dataset yields, for every step, `count` batches (one per replica, in
+    order): pieces `first .. first + count - 1` of the `total` equal pieces of that step's global batch."""
+
+    first: int
+    count: int
+    total: int
+    replica_batch: int
+
+
+def distribute_own_input(strategy, global_batch, dataset_fn):
+    """A dataset for `model.fit` from an input that the trainer shards itself (every worker reading only
+    its part, no tf.data auto-sharding): `dataset_fn(InputShard) -> tf.data.Dataset`.
+
+    Built on `strategy.distribute_datasets_from_function`: each input pipeline (one per worker) gets its
+    replicas and `InputContext.get_per_replica_batch_size(global_batch)`, so a step trains on the global
+    batch `global_batch` (`--batch-size`) over any number of workers and replicas, and the steps per
+    epoch are those of one replica. Under the default strategy it is `dataset_fn(InputShard(0, 1, 1,
+    global_batch))` itself. The global batch must split evenly over the replicas (`UsageError`).
     """
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return 0, 1, global_batch
-    spec = resolver.cluster_spec().as_dict()
-    chiefs = len(spec.get("chief", []))
-    workers = chiefs + len(spec.get("worker", []))
-    index = resolver.task_id + (chiefs if resolver.task_type == "worker" else 0)
-    return index, workers, _split_batch(global_batch, workers, "workers")
+    per_replica_batch_size(global_batch, strategy)
+    local_replicas = []
+
+    def pipeline(context):
+        count = context.num_replicas_in_sync // context.num_input_pipelines
+        local_replicas.append(count)
+        return dataset_fn(InputShard(context.input_pipeline_id * count, count, context.num_replicas_in_sync,
+                                     context.get_per_replica_batch_size(global_batch)))
+
+    data = strategy.distribute_datasets_from_function(pipeline)
+    # Keras 3.15's fit reads a distributed dataset's `cardinality` as its steps per epoch, but TensorFlow's
+    # DistributedDatasetsFromFunction reports its pipeline's batches, one per local replica and step
+    # (with 2 local replicas fit expected twice the steps, warned that the input ran out of data and ran
+    # 33 optimizer steps an epoch where the data holds 32).
+    steps = getattr(data, "_cardinality", -1)
+    if local_replicas and local_replicas[0] > 1 and steps > 0:
+        data._cardinality = steps // local_replicas[0]
+    return data
 
 
 def scale_loss(loss):

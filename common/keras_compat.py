@@ -33,19 +33,29 @@ def _reduce_per_replica(values, strategy, reduction):
 _tf_trainer.reduce_per_replica = _reduce_per_replica
 
 
+def _local_spec(dataset):
+    """The element spec of one replica's batch of `dataset` (a `tf.data.Dataset` or a distributed one)."""
+    return tf.nest.map_structure(lambda spec: getattr(spec, "_value_specs", [spec])[0], dataset.element_spec)
+
+
 def build_from_dataset(model, dataset):
-    """Build `model` (its variables, compiled metrics) from one local batch of `dataset`."""
+    """Build `model` (its variables, compiled metrics) from one local batch of `dataset`
+    (of a distributed dataset: from its per-replica element spec, as `prepare_multi_worker`)."""
+    batch = _local_spec(dataset) if isinstance(dataset, tf.distribute.DistributedDataset) else next(iter(dataset))
     with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=next(iter(dataset)))
+        model._symbolic_build(data_batch=batch)
 
 
 def prepare_multi_worker(model, dataset):
-    """Build `model` from one local batch of `dataset` before `fit` under multi-worker.
+    """Build `model` from the per-replica element spec of `dataset` before `fit` under multi-worker.
 
     Keras would all-reduce a distributed batch only to learn shapes, which fails for
-    multi-worker collectives; building from a local batch gives the same variables.
+    multi-worker collectives; building from the shapes and dtypes of one replica's batch gives
+    the same variables without reading the dataset (a batch read here would start the epoch's
+    input pipeline a second time).
     """
     if not _is_multi_worker(model.distribute_strategy) or "_maybe_symbolic_build" in vars(model):
         return
-    build_from_dataset(model, dataset)
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=_local_spec(dataset))
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

@@ -16,7 +16,7 @@ streaming CSV reader (memory is bounded by the chunk, not the file):
 Everything is written into a temporary directory renamed into place, so an interrupted pass
 leaves nothing a later run could take for a complete cache. `block_dataset` reads a part
 back with bounded memory: blocks of rows in a seeded order, each shuffled in NumPy and cut
-into batches, and `shard` splits the blocks among multi-worker replicas.
+into batches, and `replicas` gives each multi-worker replica its piece of every batch.
 """
 import contextlib
 import hashlib
@@ -127,6 +127,9 @@ def _read_batches(path):
 
     with open(path, "rb") as f:
         head = f.readline()
+    if not head:
+        raise DatasetError(f"{path} is empty; expected tab-separated lines of a label, 13 integer and 26 "
+                           "categorical fields (Criteo's train.txt)")
     csv = head.startswith(b"label,")
     invalid = {}
 
@@ -379,49 +382,64 @@ def clear_cache(cache_dir=None):
 
 
 # --------------------------------------------------------------------------- reading back
-def block_dataset(part, batch_size, seed, epoch, block_rows=1 << 16, shard=(0, 1)):
+def block_dataset(part, batch_size, seed, epoch, block_rows=1 << 16, replicas=(0, 1, 1)):
     """tf.data batches of a memory-mapped `CTRData` part with bounded memory.
 
     The rows are cut into blocks of `block_rows`; each epoch visits the blocks in an order
-    drawn from `epoch_rng(seed, epoch)`, shuffles each block in NumPy and yields
-    `batch_size` batches (`((batch, 39) int32, (batch,) float32)`; rows left over at a block's
-    end are carried into the next). `shard=(index, count)` keeps every count-th block
-    starting at index (each multi-worker worker its own blocks, `batch_size` then being the
-    worker's share of the global batch); every shard then stops after the number of batches
-    the smallest shard has, so the workers' collective steps stay in step (the few rows past
-    it are skipped this epoch, other rows another epoch). Memory: two blocks (`read_rows`).
+    drawn from `epoch_rng(seed, epoch)`, shuffles each block in NumPy and cuts the stream into
+    global batches of `batch_size` (`((batch, 39) int32, (batch,) float32)`; rows left over at a
+    block's end are carried into the next, the last batch is short). Iterating the dataset again
+    replays the epoch (the generator is drawn afresh from the seed).
+
+    `replicas=(first, count, total)`: the batches of one input pipeline of a multi-replica strategy
+    (`common.distribute.distribute_own_input`). Every global batch is cut into `total` equal pieces
+    (the short last batch as evenly as possible, left out when it has fewer rows than `total`) and
+    this pipeline yields pieces `first .. first + count - 1` of each, so the replicas together train on
+    exactly the global batches of one replica, in the same order. Each pipeline reads every block but
+    gathers only its own rows. Memory: two blocks (`read_rows`).
     """
     import tensorflow as tf
 
+    first, count, total = replicas
+    if batch_size % total:
+        raise ValueError(f"a batch of {batch_size} does not split into {total} equal pieces")
+    piece = batch_size // total
     n = len(part.labels)
-    if shard[1] > 1:  # at least 4 blocks per shard, so no worker is left without rows
-        block_rows = max(1, min(block_rows, -(-n // (4 * shard[1]))))
     blocks = np.arange(0, n, block_rows)
-    rng = epoch_rng(seed, epoch)
-    permutation = rng.permutation(len(blocks))
-    order = permutation[shard[0]::shard[1]]
     fields = part.features.shape[1]
+    # this pipeline's rows of a run of full batches: offsets within each global batch
+    mine = np.arange(first * piece, (first + count) * piece)
 
     def batches():
+        rng = epoch_rng(seed, epoch)  # here, not outside: every iteration replays the same epoch
         carry_x, carry_y = np.zeros((0, fields), np.int32), np.zeros(0, np.float32)
-        for b in order:
+        for b in rng.permutation(len(blocks)):
             start = blocks[b]
             x = read_rows(part.features, start, start + block_rows)
             y = read_rows(part.labels, start, start + block_rows)
             shuffle = rng.permutation(len(y))
-            x, y = np.concatenate([carry_x, x[shuffle]]), np.concatenate([carry_y, y[shuffle]])
-            full = len(y) - len(y) % batch_size
-            for i in range(0, full, batch_size):
-                yield x[i:i + batch_size], y[i:i + batch_size]
-            carry_x, carry_y = x[full:], y[full:]
-        if len(carry_y):
-            yield carry_x, carry_y
+            c = len(carry_y)
+            full = (c + len(y)) // batch_size * batch_size
+            # positions in the stream carry + shuffled block that are this pipeline's, in full batches
+            take = (np.arange(0, full, batch_size)[:, None] + mine[None, :]).reshape(-1)
+            from_carry, from_block = take[take < c], shuffle[take[take >= c] - c]
+            xs = np.concatenate([carry_x[from_carry], x[from_block]])
+            ys = np.concatenate([carry_y[from_carry], y[from_block]])
+            for i in range(0, len(ys), piece):
+                yield xs[i:i + piece], ys[i:i + piece]
+            rest = shuffle[max(full - c, 0):]
+            carry_x = np.concatenate([carry_x[full:], x[rest]])
+            carry_y = np.concatenate([carry_y[full:], y[rest]])
+        r = len(carry_y)
+        if r >= total:  # the short last batch, as `total` nearly equal pieces
+            bounds = np.arange(total + 1) * (r // total) + np.minimum(np.arange(total + 1), r % total)
+            for j in range(first, first + count):
+                yield carry_x[bounds[j]:bounds[j + 1]], carry_y[bounds[j]:bounds[j + 1]]
 
     signature = (tf.TensorSpec((None, fields), tf.int32), tf.TensorSpec((None,), tf.float32))
-    steps = min(-(-int(sum(min(block_rows, n - blocks[b]) for b in permutation[i::shard[1]])) // batch_size)
-                for i in range(shard[1]))  # full batches plus the last partial one, of the smallest shard
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature).take(steps)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+    steps = n // batch_size + (n % batch_size >= total)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps * count)).prefetch(tf.data.AUTOTUNE)
 
 
 def read_rows(array, start, stop):

@@ -164,18 +164,15 @@ def load(ctx):
 
 def dataset(config, fit, epoch, strategy=None):
     """The epoch's training batches: in memory (`epoch_dataset`) or, for memory-mapped Criteo parts,
-    `criteo.block_dataset` (blocks of rows, bounded memory). Under MultiWorkerMirroredStrategy each
-    worker reads its own blocks (tf.data's auto-sharding off) in batches of its share of
-    `--batch-size`."""
+    `criteo.block_dataset` (blocks of rows, bounded memory) through `distribute.distribute_own_input`:
+    over several replicas or workers each trains on its piece of every global batch of `--batch-size`,
+    the same batches in the same order as on one replica."""
     if not isinstance(fit.features, np.memmap):
         return epoch_dataset((fit.features, fit.labels), config.batch_size, config.seed, epoch)
-    index, workers, batch_size = distribute.worker_shard(strategy, config.batch_size)
-    data = criteo.block_dataset(fit, batch_size, config.seed, epoch, shard=(index, workers))
-    if workers > 1:
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        data = data.with_options(options)
-    return data
+    return distribute.distribute_own_input(
+        strategy or tf.distribute.get_strategy(), config.batch_size,
+        lambda shard: criteo.block_dataset(fit, config.batch_size, config.seed, epoch,
+                                           replicas=(shard.first, shard.count, shard.total)))
 
 
 def click_probabilities(model, features):

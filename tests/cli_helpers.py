@@ -87,7 +87,7 @@ def run_workers(argv_of, workers=2, timeout=300):
 def fake_worker_strategy(task_type, task_id, cluster):
     """A stand-in for a MultiWorkerMirroredStrategy as task `task_type` `task_id` of `cluster` (job name ->
     addresses, e.g. {"worker": ["a:1", "b:2"]}) sees it: only the `cluster_resolver` (`task_type`,
-    `task_id`, `cluster_spec()`) that `common.distribute.is_chief` and `worker_shard` read."""
+    `task_id`, `cluster_spec()`) that `common.distribute.is_chief` reads."""
     import tensorflow as tf
 
     resolver = SimpleNamespace(task_type=task_type, task_id=task_id, cluster_spec=lambda: tf.train.ClusterSpec(cluster))

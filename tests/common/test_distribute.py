@@ -1,5 +1,6 @@
 """common.distribute: strategies, logical CPU replicas, batch splitting, loss scaling."""
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -124,13 +125,55 @@ def test_chief_election(task_type, task_id, cluster, expected):
     assert distribute.is_chief(tf.distribute.get_strategy()) is True
 
 
-def test_worker_shard_counts_the_chief_first_and_splits_the_batch():
-    workers = {"worker": ["a:1", "b:2"]}
-    assert distribute.worker_shard(fake_worker_strategy("worker", 1, workers), 512) == (1, 2, 256)
-    with_chief = {"chief": ["a:1"], "worker": ["b:2", "c:3"]}
-    assert distribute.worker_shard(fake_worker_strategy("chief", 0, with_chief), 33) == (0, 3, 11)
-    assert distribute.worker_shard(fake_worker_strategy("worker", 1, with_chief), 33) == (2, 3, 11)
-    assert distribute.worker_shard(tf.distribute.get_strategy(), 33) == (0, 1, 33)
-    with pytest.raises(UsageError) as err:  # 513 // 2 would silently drop a row from every global batch
-        distribute.worker_shard(fake_worker_strategy("worker", 0, workers), 513)
-    assert str(err.value) == "--batch-size 513 does not split evenly over 2 workers; use a multiple of 2"
+def _pieces_of(x, batch_size, shard):
+    """`shard`'s pieces of every global batch of `batch_size` rows of `x`, one dataset element each."""
+    rows = [x[start + (shard.first + r) * shard.replica_batch:][:shard.replica_batch]
+            for start in range(0, len(x), batch_size) for r in range(shard.count)]
+    return tf.data.Dataset.from_tensor_slices(np.stack(rows))
+
+
+def test_own_input_feeds_each_replica_its_piece_of_the_global_batch():
+    x = np.arange(64, dtype=np.float32).reshape(32, 2)
+    shards = []
+    one = distribute.distribute_own_input(tf.distribute.get_strategy(), 8,
+                                          lambda shard: shards.append(shard) or _pieces_of(x, 8, shard))
+    assert shards == [distribute.InputShard(0, 1, 1, 8)] and isinstance(one, tf.data.Dataset)
+    steps = [b.numpy() for b in one]
+    assert len(steps) == 4 and all(b.shape == (8, 2) for b in steps)
+    two = distribute.make_strategy("mirrored", devices=2)
+    mirrored = distribute.distribute_own_input(two, 8, lambda shard: shards.append(shard) or _pieces_of(x, 8, shard))
+    assert shards[1:] == [distribute.InputShard(0, 2, 2, 4)]
+    assert mirrored.cardinality == 4  # Keras reads it as the steps per epoch (TensorFlow said 8)
+    both = [np.concatenate([t.numpy() for t in two.experimental_local_results(b)]) for b in mirrored]
+    assert len(both) == 4
+    for a, b in zip(both, steps):  # the same global batches as one replica
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(UsageError) as err:
+        distribute.distribute_own_input(two, 33, lambda shard: _pieces_of(x, 33, shard))
+    assert str(err.value) == "--batch-size 33 does not split evenly over 2 replicas; use a multiple of 2"
+
+
+def test_fit_on_own_input_takes_the_steps_of_one_replica():
+    x, y = toy.load(None)
+    data = np.concatenate([x, y], axis=1)
+
+    def fit(strategy):
+        training.set_seed(0)
+        with strategy.scope():
+            model = toy.build(toy.ToyConfig())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for epoch in range(2):
+                own = distribute.distribute_own_input(
+                    strategy, 16, lambda shard: _pieces_of(data, 16, shard).map(lambda b: (b[:, :4], b[:, 4:])))
+                history = model.fit(own, verbose=0)
+        assert not [w for w in caught if "ran out of data" in str(w.message)]
+        return model, history
+
+    (m1, h1), (m2, h2) = fit(tf.distribute.get_strategy()), fit(distribute.make_strategy("mirrored", devices=2))
+    # 128 rows, --batch-size 16: 8 steps an epoch on one replica and on two (Keras warned that the input ran
+    # out of data when it took the cardinality of TensorFlow's distributed dataset, 16, for the steps)
+    assert int(m1.optimizer.iterations.numpy()) == int(m2.optimizer.iterations.numpy()) == 16
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-5)

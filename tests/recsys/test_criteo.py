@@ -104,23 +104,69 @@ def values_at_least(column, threshold):
     return values[n >= threshold].tolist()
 
 
-def test_block_dataset_visits_every_row_once_seeded_and_sharded(tmp_path):
+def numbered_part(tmp_path):
+    """A memory-mapped part of 1000 rows whose first feature is the row's number."""
     features = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.int32, (1000, 2))
     features[:, 0] = np.arange(1000)
     labels = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.float32, (1000,))
-    part = criteo.rdata.CTRData(features, labels, [1000, 1])
+    return criteo.rdata.CTRData(features, labels, [1000, 1])
 
-    def rows(epoch, shard=(0, 1)):
-        batches = list(criteo.block_dataset(part, 64, seed=3, epoch=epoch, block_rows=128, shard=shard))
-        assert all(int(x.shape[0]) == 64 for x, _ in batches[:-1])
+
+def test_block_dataset_visits_every_row_once_seeded_and_sharded(tmp_path):
+    part = numbered_part(tmp_path)
+
+    def rows(epoch, replicas=(0, 1, 1)):
+        batches = list(criteo.block_dataset(part, 64, seed=3, epoch=epoch, block_rows=128, replicas=replicas))
+        assert all(int(x.shape[0]) == 64 // replicas[2] for x, _ in batches[:-replicas[1]])
         return np.concatenate([x.numpy()[:, 0] for x, _ in batches])
 
     first = rows(0)
     assert sorted(first.tolist()) == list(range(1000))
     np.testing.assert_array_equal(rows(0), first)
     assert not np.array_equal(rows(1), first)
-    a, b = rows(0, (0, 2)), rows(0, (1, 2))
+    a, b = rows(0, (0, 1, 2)), rows(0, (1, 1, 2))
     assert not set(a) & set(b) and sorted(np.concatenate([a, b]).tolist()) == list(range(1000))
+
+
+def test_replicas_train_on_pieces_of_the_global_batches_of_one_replica(tmp_path):
+    # 1000 rows, batches of 64: 15 full batches and one of 40, as on one replica; over 4 replicas each step
+    # is 4 pieces of 16 (the last 4 of 10), pipeline (2, 2, 4) yields the third and fourth of each
+    part = numbered_part(tmp_path)
+
+    def batches(replicas, batch_size=64, rows=part):
+        data = criteo.block_dataset(rows, batch_size, seed=3, epoch=0, block_rows=100, replicas=replicas)
+        out = [x.numpy()[:, 0] for x, _ in data]
+        assert int(data.cardinality()) == len(out)
+        return out
+
+    one = batches((0, 1, 1))
+    assert [len(b) for b in one] == [64] * 15 + [40]
+    pieces = [batches((r, 1, 4)) for r in range(4)]
+    assert [len(b) for b in pieces[0]] == [16] * 15 + [10]
+    for step, batch in enumerate(one):
+        np.testing.assert_array_equal(np.concatenate([p[step] for p in pieces]), batch)
+    two = batches((2, 2, 4))
+    assert len(two) == 2 * 16 and all(np.array_equal(two[2 * s + i], pieces[2 + i][s])
+                                      for s in range(16) for i in range(2))
+    # a last batch of 3 rows cannot feed 4 replicas: it is left out for all of them (999 = 3 x 332 + 3)
+    short = criteo.rdata.CTRData(part.features[:999], part.labels[:999], [1000, 1])
+    assert [len(b) for b in batches((0, 1, 4), batch_size=332, rows=short)] == [83] * 3
+    assert [len(b) for b in batches((0, 1, 1), batch_size=332, rows=short)] == [332] * 3 + [3]
+    with pytest.raises(ValueError, match="does not split into 3 equal pieces"):
+        batches((0, 1, 3))
+
+
+def test_iterating_a_block_dataset_again_replays_its_epoch(tmp_path):
+    # Keras iterates an epoch's dataset once more under MirroredStrategy (to build), as the multi-worker
+    # build did: a generator sharing one random generator across iterations shuffled differently then
+    part = numbered_part(tmp_path)
+    for replicas in ((0, 1, 1), (1, 1, 2)):
+        data = criteo.block_dataset(part, 64, seed=3, epoch=2, block_rows=128, replicas=replicas)
+        next(iter(data))
+        first, again = ([x.numpy()[:, 0] for x, _ in data] for _ in range(2))
+        assert len(first) == len(again) == 16
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_read_rows_reads_a_memory_maps_rows_from_its_file(tmp_path):

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
+from common import distribute
 from common.errors import UsageError
 from recsys import data as rd
 from recsys import fm
-from tests.cli_helpers import fake_worker_strategy, one_replica_vs_two, run
+from tests.cli_helpers import one_replica_vs_two, run
 from tests.recsys._fm import randomised_fm
 
 
@@ -72,12 +73,12 @@ def test_fm_bad_input_is_one_line(tmp_path, capsys):
 
 
 
-def test_each_worker_reads_its_share_of_the_batch_which_must_divide(tmp_path):
+def test_each_replica_reads_its_share_of_the_batch_which_must_divide(tmp_path):
     features = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.int32, (4096, 39))
     labels = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.float32, (4096,))
     part = rd.CTRData(features, labels, [1] * 39)
-    worker = fake_worker_strategy("worker", 1, {"worker": ["a:1", "b:2"]})
-    batches = fm.dataset(fm.Config(batch_size=512), part, 0, worker)
-    assert {int(x.shape[0]) for x, _ in batches} == {256}
-    with pytest.raises(UsageError, match="--batch-size 513 does not split evenly over 2 workers"):
-        fm.dataset(fm.Config(batch_size=513), part, 0, worker)  # was 256 rows a worker, 512 a step
+    two = distribute.make_strategy("mirrored", devices=2)
+    batches = fm.dataset(fm.Config(batch_size=512), part, 0, two)
+    assert [[int(x.shape[0]) for x in two.experimental_local_results(y)] for _, y in batches] == [[256, 256]] * 8
+    with pytest.raises(UsageError, match="--batch-size 513 does not split evenly over 2 replicas"):
+        fm.dataset(fm.Config(batch_size=513), part, 0, two)  # was 256 rows a worker, 512 a step
