@@ -12,14 +12,14 @@ import json
 import os
 from typing import NamedTuple
 
-import tensorflow as tf
-
 from common.errors import UsageError
 
 STRATEGIES = ("auto", "default", "one-device", "mirrored", "multi-worker")
 
 
 def _gpus():
+    import tensorflow as tf
+
     return tf.config.list_physical_devices("GPU")
 
 
@@ -31,6 +31,8 @@ def configure_devices(devices=None):
     least that many logical CPUs already exist; raises `UsageError` (one line) when
     TensorFlow's runtime is already initialised with fewer.
     """
+    import tensorflow as tf
+
     if devices is None:
         return
     if devices < 1:
@@ -61,6 +63,8 @@ def configure_devices(devices=None):
 
 
 def _local_devices(devices):
+    import tensorflow as tf
+
     gpus = tf.config.list_logical_devices("GPU")
     pool = gpus or tf.config.list_logical_devices("CPU")
     n = devices or len(pool)
@@ -71,6 +75,8 @@ def _local_devices(devices):
 
 @functools.lru_cache(maxsize=None)
 def _mirrored(devices):
+    import tensorflow as tf
+
     # One instance per device set and process: separate MirroredStrategy objects
     # reuse collective instance keys and then abort on each other's shapes.
     return tf.distribute.MirroredStrategy(list(devices))
@@ -84,6 +90,8 @@ def make_strategy(name="auto", devices=None):
     default: no distribution. one-device: the first device. mirrored: N local
     devices (all GPUs, or N logical CPUs). multi-worker: from `TF_CONFIG`.
     """
+    import tensorflow as tf
+
     if name not in STRATEGIES:
         raise UsageError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     configure_devices(devices)
@@ -111,6 +119,8 @@ def make_strategy(name="auto", devices=None):
 
 @functools.lru_cache(maxsize=None)
 def _multi_worker(tf_config):
+    import tensorflow as tf
+
     # One instance per cluster and process, for the same reason as `_mirrored`.
     return tf.distribute.MultiWorkerMirroredStrategy()
 
@@ -161,6 +171,8 @@ def distribute_own_input(strategy, global_batch, dataset_fn):
     epoch are those of one replica. Under the default strategy it is `dataset_fn(InputShard(0, 1, 1,
     global_batch))` itself. The global batch must split evenly over the replicas (`UsageError`).
     """
+    import tensorflow as tf
+
     per_replica_batch_size(global_batch, strategy)
     local_replicas = []
 
@@ -187,6 +199,8 @@ def scale_loss(loss):
     Gradients are summed over replicas; dividing by the number of replicas makes the
     update equal to the single-replica one. Keras `Loss` objects already do this.
     """
+    import tensorflow as tf
+
     return loss / tf.distribute.get_replica_context().num_replicas_in_sync
 
 
@@ -197,6 +211,8 @@ def use_xla():
     models here (DCGAN trains at 0.52x and FCN at 0.59x the speed with XLA), while Keras'
     default `jit_compile="auto"` turns XLA on.
     """
+    import tensorflow as tf
+
     return bool(tf.config.list_physical_devices("GPU"))
 
 
@@ -205,6 +221,8 @@ def sparse_step_xla():
     `recsys.mf`'s sgd): on one replica, where XLA fuses their dispatch away (word2vec: 1.4 ms
     against 2 ms a step on PTB); not under a multi-replica strategy, where Keras 3.15's XLA train
     step fails on the `IndexedSlices` gradients."""
+    import tensorflow as tf
+
     return tf.distribute.get_strategy().num_replicas_in_sync == 1
 
 
@@ -212,4 +230,6 @@ def sparse_steps_per_execution(steps=32):
     """Train steps per call into the graph for such small steps: `steps` on one replica (Python
     overhead would dominate otherwise), 1 under a multi-replica strategy (Keras 3.15's multi-step
     loop fails there with an unfed placeholder)."""
+    import tensorflow as tf
+
     return steps if tf.distribute.get_strategy().num_replicas_in_sync == 1 else 1

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from recsys import mf
+from recsys import mf, mf_model
 from tests.cli_helpers import one_replica_vs_two, resume_matches_uninterrupted, run
 
 
@@ -79,8 +79,8 @@ def test_user_blocks_cut_consecutive_users_and_spread_heavy_ones(monkeypatch):
     counts[5] = 500
     part = _ratings(counts)
     assert mf.user_blocks(part, config) is None  # a 1,600-byte table stays cached: the plain shuffle
-    monkeypatch.setattr(mf, "BLOCKED_TABLE_BYTES", 1_000)
-    monkeypatch.setattr(mf, "BLOCK_BYTES", 160)  # 10 users a block, 10 blocks
+    monkeypatch.setattr(mf_model, "BLOCKED_TABLE_BYTES", 1_000)
+    monkeypatch.setattr(mf_model, "BLOCK_BYTES", 160)  # 10 users a block, 10 blocks
     members = mf.user_blocks(part, config)
     groups = np.empty(len(part), np.int64)  # each rating's block
     for block, ratings in enumerate(members):
@@ -99,8 +99,8 @@ def test_blocked_sgd_learns_as_the_plain_shuffle_and_two_replicas_match_one(monk
     argv = ["--demo", "--epochs", 3]
     code, plain, err = run(mf.main, ["train", *argv, "--run-dir", "plain"], capsys)
     assert code == 0, err
-    monkeypatch.setattr(mf, "BLOCKED_TABLE_BYTES", 0)
-    monkeypatch.setattr(mf, "BLOCK_BYTES", 68 * 50)  # the demo's 16 factors: 50 users a block
+    monkeypatch.setattr(mf_model, "BLOCKED_TABLE_BYTES", 0)
+    monkeypatch.setattr(mf_model, "BLOCK_BYTES", 68 * 50)  # the demo's 16 factors: 50 users a block
     single, mirrored = one_replica_vs_two(mf.main, argv, capsys)
     assert mirrored["rmse"] == pytest.approx(single["rmse"], abs=1e-4)
     assert single["rmse"] == pytest.approx(plain["rmse"], abs=0.01) and single["rmse"] != plain["rmse"]
