@@ -1,10 +1,15 @@
 """Code shared by two or more dlsuite domains: strategy, runs, datasets, CLI, plots.
 
-Importing this package imports TensorFlow with its start-up log lines silenced
-(`TF_CPP_MIN_LOG_LEVEL=2` by default; TF 2.21 prints some lines before that takes
-effect, so the import runs with native stderr captured). Set `DLSUITE_TF_LOGS=1`
-to see everything. oneDNN stays enabled: disabling it halves CPU speed.
+Importing this package does not import TensorFlow: argument parsing, `--help` and usage errors
+answer at once, and TensorFlow loads where a command builds a model or a dataset. When anything
+then imports it, it loads with its start-up log lines silenced (`TF_CPP_MIN_LOG_LEVEL=2` by
+default; TF 2.21 prints some lines before that takes effect, so the import runs with native
+stderr captured, replayed if the import fails). Set `DLSUITE_TF_LOGS=1` to see everything.
+oneDNN stays enabled: disabling it halves CPU speed.
 """
+import importlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
@@ -12,24 +17,43 @@ import tempfile
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+class _Loaded(importlib.abc.Loader):
+    """Hands the import system a module that is already loaded."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def create_module(self, spec):
+        return self.module
+
+    def exec_module(self, module):
+        pass
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """On the first `import tensorflow` (direct, or through Keras), import it with native stderr captured."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        module = _import_tensorflow_quietly()
+        return importlib.util.spec_from_loader(name, _Loaded(module), origin=module.__spec__.origin)
+
+
 def _import_tensorflow_quietly():
-    """Import TensorFlow and list its devices with native stderr sent to a scratch file.
+    """Import TensorFlow and list its devices with native stderr sent to a scratch file; return the module.
 
     The scratch output is replayed if the import fails, so real errors stay visible.
     """
-    if os.environ.get("DLSUITE_TF_LOGS"):
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules:
-        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as scratch:
         os.dup2(scratch.fileno(), 2)
         try:
-            import tensorflow as tf
-
+            tf = importlib.import_module("tensorflow")
             tf.config.list_physical_devices()
+            return tf
         except BaseException:
             os.dup2(saved, 2)
             scratch.seek(0)
@@ -40,4 +64,7 @@ def _import_tensorflow_quietly():
             os.close(saved)
 
 
-_import_tensorflow_quietly()
+if not os.environ.get("DLSUITE_TF_LOGS") and "tensorflow" not in sys.modules:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlow())

@@ -452,7 +452,8 @@ def build_parser(prog, description, config_cls, commands, presets=None, demo=Non
 
 def _resolve_run_dir(prog, args, fresh):
     """Fill in `args.run_dir`: a new runs/<model>/<time> for a fresh run, else the newest completed run
-    (named in one line on stderr). A failed or unfinished run is used only when named, with a warning."""
+    (returns the line naming it, which `main` prints when the command succeeds, so that an error stays one
+    line). A failed or unfinished run is used only when named, with a warning."""
     resume = getattr(args, "resume", False)
     if args.run_dir is not None:
         if not fresh:
@@ -476,7 +477,7 @@ def _resolve_run_dir(prog, args, fresh):
         raise UsageError(f"{what}; train first or pass --run-dir")
     args.run_dir = found
     note = f"; skipped {len(skipped)} newer failed or unfinished" if skipped and not resume else ""
-    print(f"using {found}, the newest {'run' if resume else 'completed run'}{note}", file=sys.stderr)
+    return f"using {found}, the newest {'run' if resume else 'completed run'}{note}"
 
 
 def _is_chief_task():
@@ -591,7 +592,7 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
     cmd = commands[args.command]
     ctx, created = None, False
     try:
-        _resolve_run_dir(prog, args, cmd.fresh)
+        picked = _resolve_run_dir(prog, args, cmd.fresh)
         resume = getattr(args, "resume", False)
         explicit = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
         preset = (presets or {}).get(getattr(args, "preset", None))
@@ -600,7 +601,7 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
         if not cmd.fresh or resume:
             saved = runs.read_config(args.run_dir)
             _check_module(prog, args.command + (" --resume" if resume else ""), args.run_dir, saved)
-        if resume:
+        if resume and cmd.trains:  # gp_hpo.hpo's studies check their own --resume
             _check_resume(config_cls, args, {**(preset or {}), **explicit}, saved)
         config = build_config(config_cls, explicit, demo if args.demo else None, saved, preset)
         if cmd.fresh and not resume:
@@ -614,6 +615,8 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
         ctx = Context(prog, args.command, args, config, argv, saved=saved, spec=cmd)
         result = cmd.fn(ctx)
         ctx.finish("interrupted" if ctx.interrupted else "completed")
+        if picked:
+            print(picked, file=sys.stderr)
         if isinstance(result, dict):
             if cmd.fresh:
                 result = {**result, "run_dir": str(args.run_dir)}
