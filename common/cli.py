@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy, per_replica_batch_size
-from common import runs
+from common import runs, seeding
 from common.errors import DlsuiteError, NoIntactCheckpoint, UsageError
 from common.files import writable_dir
 
@@ -358,7 +358,7 @@ class Context:
     def run(self):
         """The Run of a train/configurable command, with config.json written (every
         hyperparameter, the command line, the replicas and the data source)."""
-        from common.training import Run
+        from common.runs import Run
 
         trains = hasattr(self.args, "strategy")
         chief = is_chief(self.strategy) if trains else True
@@ -378,7 +378,7 @@ class Context:
         When no checkpoint is intact, a command that only reads the run (evaluate, predict, ...)
         takes a lone model's weights from the run's final model.keras instead, saying so in one line.
         """
-        from common.training import Run, restore_from_saved_model
+        from common.runs import Run
 
         objects = objects if isinstance(objects, dict) else {"model": objects}
         try:
@@ -390,6 +390,8 @@ class Context:
             trains = self.spec is not None and self.spec.fresh
             if trains or checkpoint is not None or list(objects) != ["model"] or not saved_model.exists():
                 raise
+            from common.training import restore_from_saved_model
+
             epoch = restore_from_saved_model(objects["model"], saved_model, reason=str(e))
         if self._run is not None:
             self._run.commit()
@@ -608,9 +610,7 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
             created = _check_new_run_dir(args.run_dir)
         if cmd.trains:
             configure_devices(args.devices)
-        from common.training import set_seed
-
-        set_seed(config.seed)
+        seeding.set_seed(config.seed)
         argv = sys.argv[1:] if argv is None else argv
         ctx = Context(prog, args.command, args, config, argv, saved=saved, spec=cmd)
         result = cmd.fn(ctx)

@@ -31,10 +31,10 @@ def configure_devices(devices=None):
     least that many logical CPUs already exist; raises `UsageError` (one line) when
     TensorFlow's runtime is already initialised with fewer.
     """
-    import tensorflow as tf
-
     if devices is None:
         return
+    import tensorflow as tf
+
     if devices < 1:
         raise UsageError(f"--devices must be at least 1, got {devices}")
     gpus = _gpus()
