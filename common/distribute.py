@@ -121,6 +121,9 @@ def make_strategy(name="auto", devices=None):
 def _multi_worker(tf_config):
     import tensorflow as tf
 
+    from common.keras_compat import patch_multi_worker_reduce
+
+    patch_multi_worker_reduce()  # keras-team/keras#20585: fit's scalar logs under several workers
     # One instance per cluster and process, for the same reason as `_mirrored`.
     return tf.distribute.MultiWorkerMirroredStrategy()
 

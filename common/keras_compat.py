@@ -2,8 +2,10 @@
 
 keras-team/keras#20585: `Model.fit` under MultiWorkerMirroredStrategy fails twice,
 (1) building the model by all-reducing a distributed batch, and (2) reducing scalar
-step logs with `axis=0`. Both only touch multi-worker runs; remove this module once
-Keras fixes the issue (keras is pinned in pyproject.toml). `build_from_dataset` is the one
+step logs with `axis=0`. Both only touch multi-worker runs: `patch_multi_worker_reduce` is
+applied when `common.distribute` makes a MultiWorkerMirroredStrategy, and acts only where
+Keras's own multi-worker branch runs; tests/common/test_keras_compat.py fails once a Keras
+upgrade makes it unnecessary (keras is pinned in pyproject.toml). `build_from_dataset` is the one
 place the spine builds a model from a batch (Keras' private `_symbolic_build`), used here
 and when resuming a lazily-built model.
 """
@@ -17,8 +19,11 @@ def _is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def _reduce_per_replica(values, strategy, reduction):
-    if not _is_multi_worker(strategy) or reduction not in ("auto", "mean"):
+def reduce_per_replica(values, strategy, reduction):
+    """Keras's `reduce_per_replica`, except where Keras takes its multi-worker branch (a collective
+    all-reduce over several workers) with `mean`/`auto`: there a scalar is reduced without an axis
+    (Keras passes `axis=0`, which fails on the scalar step logs) and a tensor along axis 0, as Keras does."""
+    if not _tf_trainer._collective_all_reduce_multi_worker(strategy) or reduction not in ("auto", "mean"):
         return _original_reduce_per_replica(values, strategy, reduction)
 
     def reduce(value):
@@ -30,7 +35,9 @@ def _reduce_per_replica(values, strategy, reduction):
     return tf.nest.map_structure(reduce, values)
 
 
-_tf_trainer.reduce_per_replica = _reduce_per_replica
+def patch_multi_worker_reduce():
+    """Make Keras's trainer use `reduce_per_replica` (idempotent); called for a multi-worker strategy."""
+    _tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def _local_spec(dataset):

@@ -42,20 +42,3 @@ def learning_curves(history, path, keys=None):
         ax.set_title(key)
         ax.legend()
     return save_figure(fig, path)
-
-
-def image_grid(images, path, ncols=8, titles=None):
-    """Save a grid of images (N, H, W, C) with values in [0, 1] (or uint8) as one PNG."""
-    images = np.asarray(images)
-    n = len(images)
-    ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.5 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if i < n:
-            img = images[i]
-            ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=7)
-    return save_figure(fig, path)

@@ -182,49 +182,10 @@ class StopOnInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-class _AcrossEpochs(keras.callbacks.Callback):
-    """Lets a Keras callback see the whole run although `fit` calls `model.fit` per epoch:
-    `on_train_begin` reaches it once, `on_train_end` once at the end (EarlyStopping and
-    ReduceLROnPlateau keep their state across epochs); every other hook is forwarded."""
-
-    _FORWARDED = ("on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
-                  "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-        self.started = False
-        for name in self._FORWARDED:
-            setattr(self, name, getattr(inner, name))
-
-    def set_model(self, model):
-        super().set_model(model)
-        self.inner.set_model(model)
-
-    def set_params(self, params):
-        super().set_params(params)
-        self.inner.set_params(params)
-
-    def on_train_begin(self, logs=None):
-        if not self.started:
-            self.started = True
-            self.inner.on_train_begin(logs)
-
-    def finish(self, logs=None):
-        if self.started:
-            self.inner.on_train_end(logs)
-
-
 class _OneEpoch(keras.callbacks.Callback):
-    """Ends `model.fit` after one epoch (so Keras shows "Epoch k/N"), remembering whether
-    another callback (e.g. EarlyStopping) asked to stop for good."""
-
-    def __init__(self):
-        super().__init__()
-        self.stop_requested = False
+    """Ends `model.fit` after one epoch (so Keras shows "Epoch k/N")."""
 
     def on_epoch_end(self, epoch, logs=None):
-        self.stop_requested = bool(self.model.stop_training)
         self.model.stop_training = True
 
 
@@ -240,15 +201,14 @@ def check_finite(loss, epoch, advice):
 
 
 def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=None,
-        callbacks=(), steps_per_epoch=None, save_model=True, verbose=None, diverged_advice="lower --lr"):
+        steps_per_epoch=None, save_model=True, verbose=None, diverged_advice="lower --lr"):
     """Train `model` for `epochs` epochs into `run`, resuming when `run.resume` is set.
 
     `train_data` is a `tf.data.Dataset` or a function `epoch -> Dataset` (so shuffles
     can be seeded per epoch and a resumed run sees the same batches). After every
     epoch the logs, plus whatever `on_epoch_end(epoch, logs)` returns (a dict of extra
     metrics, e.g. a validation mAP), go to metrics.json and TensorBoard, and a
-    checkpoint is written. Keras `callbacks` see one continuous run (EarlyStopping
-    works; its stop is final). Ctrl-C finishes the current epoch, checkpoints, and
+    checkpoint is written. Ctrl-C finishes the current epoch, checkpoints, and
     returns. A non-finite training loss stops the run before that epoch's checkpoint with
     one-line `DlsuiteError` naming the epoch and `diverged_advice` (the flag to change).
     Returns the list of per-epoch metric dicts.
@@ -273,7 +233,6 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
                       file=sys.stderr)
     verbose = _verbose() if verbose is None else verbose
     one_epoch = _OneEpoch()
-    callbacks = [_AcrossEpochs(c) for c in callbacks]
     with StopOnInterrupt() as interrupt:
         for epoch in range(start, epochs):
             tic = time.perf_counter()
@@ -281,7 +240,7 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
             prepare_multi_worker(model, data)
             result = model.fit(data, epochs=epochs, initial_epoch=epoch,
                                validation_data=validation_data, steps_per_epoch=steps_per_epoch,
-                               callbacks=[*callbacks, one_epoch], verbose=verbose, shuffle=False)
+                               callbacks=[one_epoch], verbose=verbose, shuffle=False)
             logs = {"epoch": epoch + 1, "time_s": round(time.perf_counter() - tic, 3)}
             logs.update({k: float(v[-1]) for k, v in result.history.items()})
             if "loss" in logs:
@@ -291,13 +250,11 @@ def fit(model, train_data, run, *, epochs, validation_data=None, on_epoch_end=No
             history = [h for h in history if h["epoch"] < logs["epoch"]] + [logs]
             run.log_epoch(logs)
             run.save_checkpoint(epoch + 1, state)
-            if interrupt.requested or one_epoch.stop_requested:
-                run.interrupted = interrupt.requested
+            if interrupt.requested:
+                run.interrupted = True
                 print(f"stopped after epoch {epoch + 1}; continue with --resume --run-dir {run.path}",
                       file=sys.stderr)
                 break
-    for callback in callbacks:
-        callback.finish(history[-1] if history else None)
     if save_model and run.chief and history:
         save_keras_model(model, run.file("model.keras"))
         from common.plots import learning_curves

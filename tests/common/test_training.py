@@ -115,27 +115,6 @@ def test_run_refuses_to_overwrite_or_resume_nothing(tmp_path):
         training.Run(tmp_path / "run")
 
 
-def test_keras_callbacks_see_one_run_across_epochs(tmp_path):
-    x, y = toy.load(None)
-    model = toy.build(toy.ToyConfig())
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    # No epoch improves the loss by 100, so patience 1 stops after the second epoch.
-    stop = keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=100)
-    history = training.fit(model, data, training.Run(tmp_path / "r"), epochs=6, callbacks=[stop], verbose=0)
-    assert [h["epoch"] for h in history] == [1, 2] and stop.stopped_epoch == 1
-    # The learning-rate schedule matches one plain model.fit with the same callback.
-    rates = []
-    for runner in ("spine", "plain"):
-        halve = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=100)
-        model = toy.build(toy.ToyConfig(lr=0.04))
-        if runner == "spine":
-            training.fit(model, data, training.Run(tmp_path / "r2"), epochs=4, callbacks=[halve], verbose=0)
-        else:
-            model.fit(data, epochs=4, callbacks=[halve], verbose=0)
-        rates.append(float(model.optimizer.learning_rate))
-    assert rates[0] == rates[1] == pytest.approx(0.04 / 8)
-
-
 class ListMLP(keras.Model):
     """Hidden layers kept in a Python list: TensorFlow's object graph does not see them."""
 
