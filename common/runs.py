@@ -227,10 +227,10 @@ class Run:
         keep = max(3, self.keep_checkpoints) if keep is None else keep
         import tensorflow as tf
 
-        from common.training import _checkpointable
+        from common.checkpoints import checkpointable
 
         root = self.path / CHECKPOINTS if self.chief else Path(tempfile.mkdtemp(prefix="dlsuite-worker-"))
-        trackables, manifest = _checkpointable(objects, "save")
+        trackables, manifest = checkpointable(objects, "save")
         with atomic_path(root / f"epoch-{epoch:04d}", directory=True) as tmp:
             tf.train.Checkpoint(**trackables).write(str(tmp / "state"))
             write_json(tmp / "weights.json", manifest)
@@ -254,13 +254,13 @@ class Run:
             raise NoIntactCheckpoint(f"no checkpoint in {self.path / CHECKPOINTS}; train first")
         import tensorflow as tf
 
-        from common.training import _checkpointable, _read_checkpoint
+        from common.checkpoints import checkpointable, read_checkpoint
 
-        trackables, manifest = _checkpointable(objects, "restore")
+        trackables, manifest = checkpointable(objects, "restore")
         damaged = []
         for candidate in candidates:
             try:
-                epoch = _read_checkpoint(candidate, trackables, manifest)
+                epoch = read_checkpoint(candidate, trackables, manifest)
             except CheckpointMismatch:
                 raise
             except (tf.errors.OpError, ValueError, IndexError, KeyError, OSError) as e:
