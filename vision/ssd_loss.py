@@ -20,9 +20,6 @@ import tensorflow as tf
 
 from vision.boxes import box_iou
 
-CLASS_LOSSES = ("focal", "hard_negative", "mean")
-
-
 def offset_loss(bbox_preds, bbox_labels, bbox_masks, kind="l1"):
     """Masked per-offset loss `(batch, anchors * 4)`: |d| (`"l1"`) or smooth-L1 (`"smooth_l1"`)."""
     diff = (bbox_preds - bbox_labels) * bbox_masks

@@ -14,14 +14,15 @@ is absent (a real VOCdevkit has none).
 
 Training uses the book's random crops (not resizing): images smaller than the crop are
 dropped, and the number dropped is reported; or, with `scale`, random resized crops
-(scale augmentation, padding small images) and optional colour jitter.
+(scale augmentation, padding small images) and optional colour jitter. The pipelines import
+TensorFlow when they are built, so the reader and the generators (`python -m
+vision.photo_segmentation`) load without it.
 """
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from common.data import checked_image_size, demo_cache_dir, epoch_seed, resolve_dataset
@@ -190,6 +191,8 @@ def filter_by_size(images, labels, sizes, crop, split="train"):
 
 
 def _load_pair(image_path, label_path):
+    import tensorflow as tf
+
     image = tf.image.decode_jpeg(tf.io.read_file(image_path), channels=3)
     label = tf.numpy_function(lambda p: read_label(p.decode()), [label_path], tf.uint8, stateful=False)
     label = tf.reshape(label, tf.shape(image)[:2])
@@ -199,6 +202,8 @@ def _load_pair(image_path, label_path):
 def _colour_jitter(image, strength, key):
     """Brightness, contrast and saturation each scaled by a factor in [1 - strength, 1 + strength]
     (in that order, stateless from `key`), on float pixels 0-255; clipped to 0-255."""
+    import tensorflow as tf
+
     factor = lambda k: tf.random.stateless_uniform((), seed=key + k, minval=1 - strength, maxval=1 + strength)
     image = image * factor(3)
     grey = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
@@ -210,6 +215,8 @@ def _colour_jitter(image, strength, key):
 def _rescale(image, label, scale, crop, key):
     """`image` and `label` resized by a log-uniform factor in `scale` = (low, high) (bilinear pixels,
     nearest labels), then padded at the bottom/right (pixels 0, labels 255) to at least `crop`."""
+    import tensorflow as tf
+
     low, high = np.log(scale[0]), np.log(scale[1])
     factor = tf.exp(tf.random.stateless_uniform((), seed=key + 2, minval=low, maxval=high))
     size = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * factor), tf.int32)
@@ -231,6 +238,8 @@ def train_dataset(images, labels, crop, batch_size, seed=0, epoch=0, scale=None,
     so an epoch is identical however it is parallelised and when resumed. The last partial
     batch is dropped.
     """
+    import tensorflow as tf
+
     h, w = crop
     n = len(images)
     ds = tf.data.Dataset.from_tensor_slices(([str(p) for p in images], [str(p) for p in labels]))
@@ -269,6 +278,8 @@ def eval_dataset(images, labels, batch_size, pad_to, label_pad=IGNORE_INDEX):
 
     Yields (images (B, H, W, 3) float32, labels (B, H, W) int32), in listing order.
     """
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices(([str(p) for p in images], [str(p) for p in labels]))
     ds = ds.map(lambda i, l: _load_pair(i, l), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda i, l: (tf.cast(i, tf.float32), tf.cast(l, tf.int32)))

@@ -13,7 +13,7 @@ from PIL import Image
 from common.data import checked_image_size
 from common.errors import DatasetError
 from tests.cli_helpers import run, tree_digest
-from vision import banana, fcn, photo_segmentation, ssd, voc
+from vision import banana, fcn, fcn_model, photo_segmentation, ssd, ssd_model, voc
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 BANANA_HEADER = b"img_name,label,xmin,ymin,xmax,ymax\n"
@@ -232,7 +232,7 @@ def _predict_case(tmp_path, target, image_source):
 def test_ssd_predict_out(ssd_run, bananas, tmp_path, capsys, monkeypatch, target):
     out, image, needle = _predict_case(tmp_path, target, bananas / "bananas_val" / "images" / "0.png")
     before = tree_digest(ssd_run)
-    monkeypatch.setattr(ssd, "restore", lambda ctx: pytest.fail("the model was restored before the check"))
+    monkeypatch.setattr(ssd_model, "restore", lambda ctx: pytest.fail("the model was restored before the check"))
     code, _, err = run(ssd.main, ["predict", image, "--out", out, "--run-dir", ssd_run], capsys)
     assert code == 1
     one_line(err, needle)
@@ -252,7 +252,7 @@ def test_ssd_predict_default_out_is_the_run_directory(ssd_run, bananas, tmp_path
 def test_fcn_predict_out(fcn_run, shapes, tmp_path, capsys, monkeypatch, target):
     out, image, needle = _predict_case(tmp_path, target, _voc(shapes) / "JPEGImages" / "shapes_000004.jpg")
     before = tree_digest(fcn_run)
-    monkeypatch.setattr(fcn, "restore", lambda ctx: pytest.fail("the model was restored before the check"))
+    monkeypatch.setattr(fcn_model, "restore", lambda ctx: pytest.fail("the model was restored before the check"))
     code, _, err = run(fcn.main, ["predict", image, "--out", out, "--run-dir", fcn_run], capsys)
     assert code == 1
     one_line(err, needle)

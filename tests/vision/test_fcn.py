@@ -1,4 +1,4 @@
-"""FCN: bilinear transposed convolution, masked loss, metrics, training, CLI."""
+"""FCN: bilinear transposed convolution, masked loss, training, CLI (its metrics: test_segmentation_metrics.py)."""
 import json
 import shutil
 import types
@@ -15,8 +15,7 @@ from common.errors import DlsuiteError
 from common.training import CosineSchedule, Run, fit, set_seed
 from tests.vision._resume import check_cosine_resume
 from vision import fcn, resnet, voc
-from vision.segmentation_metrics import (confusion_matrix, iou_by_name, iou_per_class, mean_iou, pixel_accuracy,
-                                         trimap_labels)
+from vision.segmentation_metrics import confusion_matrix, mean_iou, trimap_labels
 
 # A tiny setting that still goes through the real reader, pipeline and model.
 TINY = ["--width", "8", "--crop", "96x96", "--shapes-train", "48", "--shapes-val", "8", "--shapes-size", "96-112",
@@ -151,7 +150,7 @@ def test_fcn8s_beats_fcn32s_on_boundary_pixels():
     assert scores["fcn8s"] > 0.6
 
 
-# --- loss and metrics ------------------------------------------------------------
+# --- loss ------------------------------------------------------------------------
 def test_masked_cross_entropy_ignores_255_and_averages_over_all_pixels():
     logits = np.array([[[[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], [[1.0, 3.0, 0.0], [5.0, -5.0, 0.0]]]], np.float32)
     labels = np.array([[[0, 255], [1, 2]]])
@@ -163,66 +162,6 @@ def test_masked_cross_entropy_ignores_255_and_averages_over_all_pixels():
     model = keras.Sequential([keras.Input((2, 2, 3)), keras.layers.Identity()])
     model.compile(loss=fcn.masked_cross_entropy)
     np.testing.assert_allclose(model.evaluate(logits, labels, verbose=0), expected, rtol=1e-5)
-
-
-def test_confusion_matrix_scores_by_hand():
-    labels = np.array([[0, 0, 1, 1], [2, 255, 2, 1]])
-    preds = np.array([[0, 1, 1, 1], [2, 0, 0, 1]])
-    cm = confusion_matrix(labels, preds, 3).numpy()
-    np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 3, 0], [1, 0, 1]])
-    assert pixel_accuracy(cm) == pytest.approx(5 / 7)
-    # IoU: class 0: 1/(2+2-1)=1/3, class 1: 3/(3+4-3)=3/4, class 2: 1/(2+1-1)=1/2.
-    np.testing.assert_allclose(iou_per_class(cm), [1 / 3, 3 / 4, 1 / 2])
-    assert mean_iou(cm) == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
-    # Classes absent from both labels and predictions do not count.
-    assert mean_iou(confusion_matrix(labels, preds, 21).numpy()) == pytest.approx(mean_iou(cm))
-    # By name, only the classes that occur; an index past the names is class_<index>.
-    assert iou_by_name(cm, ("background", "circle", "square")) == {"background": 0.3333, "circle": 0.75, "square": 0.5}
-    assert iou_by_name(cm, ("background", "circle")) == {"background": 0.3333, "circle": 0.75, "class_2": 0.5}
-
-
-def test_confusion_matrix_matches_keras_mean_iou():
-    rng = np.random.default_rng(1)
-    labels = rng.integers(0, 6, (4, 33, 17))
-    labels[rng.random(labels.shape) < 0.1] = 255
-    preds = np.where(rng.random(labels.shape) < 0.6, np.where(labels == 255, 0, labels), rng.integers(0, 6, labels.shape))
-    cm = confusion_matrix(labels, preds, 21).numpy()
-    reference = keras.metrics.MeanIoU(num_classes=21, ignore_class=255)
-    reference.update_state(labels, preds)
-    valid = labels != 255
-    assert cm.sum() == valid.sum()
-    # Keras also averages over the classes that occur.
-    assert mean_iou(cm) == pytest.approx(float(reference.result()), rel=1e-5)
-    assert pixel_accuracy(cm) == pytest.approx((labels == preds)[valid].mean())
-
-
-def test_trimap_keeps_labelled_pixels_near_void_by_hand():
-    labels = np.array([[[0, 0, 0, 0, 0, 0, 0],
-                        [0, 0, 0, 0, 0, 0, 0],
-                        [0, 0, 255, 255, 255, 0, 0],
-                        [0, 0, 255, 1, 255, 0, 0],
-                        [0, 0, 255, 255, 255, 0, 0],
-                        [0, 0, 0, 0, 0, 0, 254],
-                        [0, 0, 0, 0, 0, 0, 254]]])
-    x = 255
-    # Width 1: the ring around the void square and its centre; the rest (and the 254 padding) is dropped.
-    np.testing.assert_array_equal(trimap_labels(labels, 1, outside_index=254).numpy(), [[
-        [x, x, x, x, x, x, x],
-        [x, 0, 0, 0, 0, 0, x],
-        [x, 0, x, x, x, 0, x],
-        [x, 0, x, 1, x, 0, x],
-        [x, 0, x, x, x, 0, x],
-        [x, 0, 0, 0, 0, 0, x],
-        [x, x, x, x, x, x, x]]])
-    band2 = trimap_labels(labels, 2, outside_index=254).numpy()
-    # Width 2 reaches every corner of the 7x7 (Chebyshev distance 2 from the void square): all but void and padding.
-    np.testing.assert_array_equal(band2 == x, (labels == 255) | (labels == 254))
-    assert trimap_labels(np.pad(labels, ((0, 0), (0, 0), (0, 1))), 2).numpy()[0, 0, 7] == x  # 3 px away: dropped
-    # Scored: predicting the centre pixel wrong costs class 1 its whole trimap IoU.
-    predicted = np.zeros((1, 7, 7), np.int64)
-    band_cm = confusion_matrix(trimap_labels(labels, 1), predicted, 2).numpy()
-    np.testing.assert_array_equal(band_cm, [[16, 0], [1, 0]])
-    assert mean_iou(band_cm) == pytest.approx((16 / 17 + 0) / 2)
 
 
 # --- backbones -----------------------------------------------------------------------

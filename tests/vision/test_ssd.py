@@ -1,4 +1,4 @@
-"""vision.ssd (TinySSD through the spine) and vision.detection_eval (mAP, class_err, bbox_mae)."""
+"""vision.ssd (TinySSD through the spine); its metrics are tests/vision/test_detection_eval.py."""
 import json
 import types
 from pathlib import Path
@@ -15,7 +15,7 @@ from vision import banana, ssd
 from tests.cli_helpers import run
 from tests.vision._resume import check_cosine_resume
 from vision.boxes import box_iou, multibox_target
-from vision.detection_eval import bbox_abs_errors, class_errors, coco_map
+from vision.detection_eval import coco_map
 from vision.ssd_loss import ssd_loss
 
 TINY = ["--image-size", "64", "--batch-size", "8", "--train-images", "16", "--val-images", "8", "--eval-every", "1"]
@@ -23,36 +23,6 @@ TINY = ["--image-size", "64", "--batch-size", "8", "--train-images", "16", "--va
 
 def last_json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
-
-# --- metrics -------------------------------------------------------------------------------
-def test_coco_map_hand_values():
-    sizes = np.array([[100, 100], [100, 100]])
-    labels = np.array([[[0, 0.1, 0.1, 0.5, 0.5]], [[0, 0.5, 0.5, 0.9, 0.9]]], np.float32)
-    perfect = np.array([[[0, 0.9, 0.1, 0.1, 0.5, 0.5]], [[0, 0.8, 0.5, 0.5, 0.9, 0.9]]], np.float32)
-    assert coco_map(labels, perfect, sizes) == {"map": pytest.approx(1.0), "map50": pytest.approx(1.0)}
-    # the second detection misses: ranked TP (recall .5, precision 1) then FP -> 101-point AP = 51/101
-    missed = perfect.copy()
-    missed[1, 0, 2:] = [0.0, 0.0, 0.1, 0.1]
-    result = coco_map(labels, missed, sizes)
-    assert result["map50"] == pytest.approx(51 / 101) and result["map"] == pytest.approx(51 / 101)
-    # one image, box shifted to IoU 0.62: a hit at IoU thresholds .50, .55, .60 only -> mAP 3/10
-    shifted = np.array([[[0, 0.9, 0.1, 0.1, 0.5, 0.5 * 0.62 + 0.1 * 0.38]]], np.float32)
-    iou = (0.4 * (shifted[0, 0, 5] - 0.1)) / (0.4 * 0.4)
-    assert iou == pytest.approx(0.62, abs=1e-6)
-    result = coco_map(labels[:1], shifted, sizes[:1])
-    assert result["map50"] == pytest.approx(1.0) and result["map"] == pytest.approx(0.3)
-    # nothing detected
-    assert coco_map(labels, np.full((2, 1, 6), -1, np.float32), sizes) == {"map": 0.0, "map50": 0.0}
-
-
-def test_class_err_and_bbox_mae_hand_values():
-    cls_preds = tf.constant([[[2.0, 1.0], [0.0, 3.0], [1.0, 0.5]]])  # argmax 0, 1, 0
-    errors = class_errors(cls_preds, tf.constant([[0, 0, 1]]))
-    np.testing.assert_array_equal(errors.numpy(), [[0, 1, 1]])
-    abs_err = bbox_abs_errors(tf.constant([[1.0, 2.0, 3.0, 4.0]]), tf.constant([[0.5, 2.5, 0.0, 0.0]]),
-                              tf.constant([[1.0, 1.0, 0.0, 0.0]]))
-    np.testing.assert_allclose(abs_err.numpy(), [[0.5, 0.5, 0, 0]])
 
 
 # --- model ---------------------------------------------------------------------------------
