@@ -11,13 +11,18 @@ Public interface (stable; `gp_hpo.hpo`'s Bayesian optimisation builds on it):
     gp.log_marginal_likelihood()            # log p(y | X, hyperparameters), y in its own units
     gp.hyperparameters()                    # {"lengthscale": .., "signal_std": .., "noise_std": ..}
     gp.fit(X, y, hyperparameters=gp.hyperparameters())       # condition without optimising
+    gp.optimisation                         # per start: {"start", "end" (data units), "lml", "evaluations"}
+    make_gp(kernel, backend="numpy"|"gpytorch", ...)          # this class or gp_hpo.gp_gpytorch.GPyTorchGP
 
 Inputs are standardised per dimension and targets to mean 0, std 1 inside (as scikit-learn's
 `normalize_y`); every reported number (hyperparameters, predictions, log marginal likelihood)
 is in the data's units. The hyperparameters are optimised as logarithms (positivity) with
 L-BFGS-B on the exact log marginal likelihood and its analytic gradient
-dL/dtheta_i = 1/2 tr((alpha alpha^T - K^-1) dK/dtheta_i), from the defaults and then
-`restarts` random starts, keeping the best.
+dL/dtheta_i = 1/2 tr((alpha alpha^T - K^-1) dK/dtheta_i), from the start of `gp_hpo.gp_init`
+(the expression's values, else the periodogram's period and lengthscales from the data's span
+and spacing) and `restarts` random starts around it, keeping the best; the expression's fixed
+parameters stay out of the optimisation. Standardising and units are `gp_hpo.gp_base`'s, which the
+GPyTorch backend shares; this module imports that backend only in `make_gp`.
 
 Why NumPy/SciPy and not TensorFlow: an exact GP is a handful of dense float64 LAPACK calls
 (one Cholesky `dpotrf`, one inverse from it `dpotri`, triangular solves) per evaluation, which
@@ -29,17 +34,19 @@ so memory is a few n x n arrays (about 1 GB at n = 5,000). Predictions run in ba
 
 Command line:
 
-    python -m gp_hpo.gp fit [--kernel "rbf + periodic * rbf"] [--data FILE.csv --x a,b --y y]
+    python -m gp_hpo.gp fit [--kernel "rbf(lengthscale=50) + rbf * periodic(period=1!) + white"]
+                            [--data FILE.csv --x a,b --y y]
                             [--backend numpy|gpytorch] [--run-dir DIR]
     python -m gp_hpo.gp predict --x 0.5,1.0,2.5 | --data FILE.csv [--run-dir DIR]
     python -m gp_hpo.gp plot [--run-dir DIR]
 
 `fit` (on the book's data by default: y = sin x + 0.5 sin 4x + N(0, 0.25^2), 50 points on
-[0, 5]) prints JSON with every fitted hyperparameter, `log_marginal_likelihood`, `n` and
-`seconds`, writes `fit.png` and saves the model (`model.json`, `data.npz`) in the run directory;
-`predict` writes `predictions.csv` and prints `mean` and `std` (and `rmse`, `nlpd`,
-`coverage_95` when the file has the y column); `plot` redraws `fit.png` and draws prior and
-posterior function samples into `samples.png`.
+[0, 5]) prints every fitted hyperparameter with its unit, then JSON with them,
+`log_marginal_likelihood`, `n` and `seconds`, writes `fit.png`, `fit.json` (each start and its
+log marginal likelihood) and saves the model (`model.json` with the hyperparameters' units,
+`data.npz`) in the run directory; `predict` writes `predictions.csv` (and `forecast.png` with one
+input) and prints `mean` and `std` (and `rmse`, `nlpd`, `coverage_95` when the file has the y
+column); `plot` redraws `fit.png` and draws prior and posterior function samples into `samples.png`.
 """
 import contextlib
 import csv
@@ -54,7 +61,8 @@ import numpy as np
 
 from common import cli
 from common.errors import DatasetError, DlsuiteError, UsageError
-from gp_hpo.kernels import NOISE_STD, Pairs, jittered_cholesky, parse_kernel, symmetrize_from_lower
+from gp_hpo.gp_base import StandardisedGP, as_inputs
+from gp_hpo.kernels import Pairs, jittered_cholesky, parse_kernel, symmetrize_from_lower
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -76,123 +84,39 @@ def _blas_threads(n):
     return _BLAS[0].limit(limits=1, user_api="blas")
 
 
-def _standardiser(values):
-    """(mean, std) per column with std 1 where a column is constant."""
-    mean = values.mean(axis=0)
-    std = values.std(axis=0)
-    return mean, np.where(std > 0, std, 1.0)
-
-
-def as_inputs(X, d=None):
-    """X as a float64 (n, d) array (a 1-D array is n points of one dimension); UsageError otherwise."""
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None] if d in (None, 1) else X[None, :]
-    if X.ndim != 2 or (d is not None and X.shape[1] != d):
-        raise UsageError(f"inputs must have shape (n, {d or 'd'}), got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise UsageError("inputs contain NaN or infinity")
-    return X
-
-
-class StandardisedGP:
-    """What every GP backend shares: the kernel and noise setting, the data standardised (inputs
-    per column, targets to mean 0, std 1), the conversion of hyperparameters between standardised
-    and data units, and the reported results. A backend's `fit` calls `_set_data`, then sets
-    `_theta` (kernel log-hyperparameters, standardised), `_noise_var`, `_lml` and `_fitted`.
-    """
-
-    def __init__(self, kernel, noise_std=None):
-        self.kernel = parse_kernel(kernel) if isinstance(kernel, str) else kernel
-        if noise_std is not None and not noise_std > 0:
-            raise UsageError(f"noise_std must be positive (or None to fit it), got {noise_std}")
-        self.noise_std = noise_std
-        self._fitted = False
-
-    def _set_data(self, X, y):
-        X = as_inputs(X)
-        y = np.asarray(y, dtype=np.float64).reshape(-1)
-        if len(y) != len(X) or len(X) == 0:
-            raise UsageError(f"X has {len(X)} rows but y has {len(y)} values (need the same, at least 1)")
-        if not np.all(np.isfinite(y)):
-            raise UsageError("targets contain NaN or infinity")
-        self.X, self.y = X, y
-        self.d = X.shape[1]
-        self.x_mean, self.x_std = _standardiser(X)
-        y_mean, y_std = _standardiser(y[:, None])
-        self.y_mean, self.y_std = float(y_mean[0]), float(y_std[0])
-        self._Xs = (X - self.x_mean) / self.x_std
-        self._ys = (y - self.y_mean) / self.y_std
-        # log(data-unit value / standardised value) of every kernel slot
-        self._shift = np.array([math.log(self.x_std[s.dim]) if s.spec.unit == "x"
-                                else math.log(self.y_std) if s.spec.unit == "y" else 0.0
-                                for s in self.kernel.layout(self.d)])
-
-    def _fixed_log_noise(self):
-        """log noise std (standardised) when it is fixed, else None."""
-        return None if self.noise_std is None else math.log(self.noise_std / self.y_std)
-
-    def _standardised(self, values):
-        """(kernel theta, log noise std), standardised, from a `hyperparameters()`-style dict."""
-        theta = self.kernel.from_dict(values, self.d) - self._shift
-        fixed = self._fixed_log_noise()
-        if fixed is not None:
-            return theta, fixed
-        if "noise_std" not in values or not values["noise_std"] > 0:
-            raise UsageError("hyperparameters need a positive 'noise_std' (or construct the GP with noise_std=...)")
-        return theta, math.log(values["noise_std"] / self.y_std)
-
-    def _check_fitted(self):
-        if not self._fitted:
-            raise DlsuiteError("the GP is not fitted: call fit(X, y) first")
-
-    def hyperparameters(self):
-        """Every hyperparameter in the data's units: {name: float, or list per input dimension}, with noise_std."""
-        self._check_fitted()
-        values = self.kernel.to_dict(self._theta + self._shift, self.d)
-        values["noise_std"] = float(math.sqrt(self._noise_var) * self.y_std)
-        return values
-
-    def log_marginal_likelihood(self):
-        """log p(y | X) of the fitted hyperparameters, y in its own units (nats)."""
-        self._check_fitted()
-        return self._lml
-
-
 class ExactGP(StandardisedGP):
     """Exact GP regression with a zero-mean prior on standardised targets (see the module docstring).
 
-    `kernel`: a `gp_hpo.kernels.Kernel` or an expression string. `noise_std`: fixed observation
-    noise standard deviation in y's units, or None to fit it (bounded below by 1e-4 y-stds).
+    `kernel`: a `gp_hpo.kernels.Kernel` or an expression string (its starting values, fixed
+    parameters and bounds are honoured). `noise_std`: fixed observation noise standard deviation
+    in y's units, or None to fit it (bounded below by 1e-4 y-stds; fixed there when the kernel
+    has a `white` term).
     """
 
     # --- fitting -----------------------------------------------------------------
     def fit(self, X, y, restarts=3, seed=0, hyperparameters=None, max_iter=500):
-        """Fit every hyperparameter by maximising the log marginal likelihood and condition on (X, y).
+        """Fit every free hyperparameter by maximising the log marginal likelihood and condition on (X, y).
 
-        X (n, d), y (n,). `restarts`: random starts after the one from the defaults (0: one
-        optimisation). `hyperparameters`: a dict as `hyperparameters()` returns (data units);
-        when given, nothing is optimised and the GP conditions on those values. Returns self.
+        X (n, d), y (n,). Optimises from the start of `gp_hpo.gp_init` and then from `restarts`
+        random starts around it (0: one optimisation), keeping the best; `optimisation` lists
+        each start, end and log p(y). `hyperparameters`: a dict as `hyperparameters()` returns
+        (data units); when given, nothing is optimised and the GP conditions on those values.
+        Returns self.
         """
         self._set_data(X, y)
         with _blas_threads(len(self._ys)):
             if hyperparameters is not None:
-                theta, log_noise = self._standardised(hyperparameters)
-                params = theta if self.noise_std is not None else np.append(theta, log_noise)
+                params = self._standardised(hyperparameters)
                 self.optimisation = None
             else:
                 params = self._optimise(restarts, seed, max_iter)
             self._condition(params)
         return self
 
-    def _split(self, params):
-        """(kernel theta, log noise std), standardised units."""
-        fixed = self._fixed_log_noise()
-        return (params, fixed) if fixed is not None else (params[:-1], params[-1])
-
     def _negative_lml(self, params, pairs):
-        """(-log marginal likelihood / n, its gradient) on the standardised data."""
-        theta, log_noise = self._split(params)
+        """(-log marginal likelihood / n, its gradient in every entry of params) on the standardised
+        data; params: kernel log-hyperparameters then the log noise std."""
+        theta, log_noise = params[:-1], params[-1]
         n = len(self._ys)
         try:
             K, gradients = self.kernel.matrix_and_gradients(theta, self._Xs, pairs)
@@ -213,46 +137,56 @@ class ExactGP(StandardisedGP):
         symmetrize_from_lower(W)
         blas.dger(-1.0, alpha, alpha, a=W.T, overwrite_a=1)  # W -= alpha alpha^T in place
         grad = [-0.5 * np.vdot(W, g) for g in gradients]
-        if self._fixed_log_noise() is None:
-            grad.append(-noise_var * np.trace(W))
+        grad.append(-noise_var * np.trace(W))
         return -lml / n, -np.array(grad) / n
 
     def _optimise(self, restarts, seed, max_iter):
         from scipy.optimize import minimize
 
-        rng = np.random.default_rng(seed)
         pairs = Pairs(self._Xs)
-        fit_noise = self.noise_std is None
-        bounds = self.kernel.bounds(self.d) + ([tuple(np.log(NOISE_STD.bounds))] if fit_noise else [])
-        starts = [np.append(self.kernel.default_theta(self.d), math.log(NOISE_STD.default))]
-        for _ in range(restarts):
-            starts.append(np.append(self.kernel.random_theta(self.d, rng), rng.uniform(*np.log(NOISE_STD.prior))))
+        free = ~self.plan.fixed
+        D = self.plan.scale[free]  # L-BFGS-B works on D * (free log-hyperparameters)
+        bounds = [(lo * d, hi * d) for (lo, hi), d in zip(self.plan.bounds, D)]
+        n = len(self._ys)
         best, history = None, []
-        for x0 in starts:
-            x0 = np.clip(x0 if fit_noise else x0[:-1], *np.array(bounds).T)
+        for start in self._starts(restarts, seed):
+            full = start.copy()
+
+            def objective(u, scale=1.0):
+                full[free] = u / D
+                value, grad = self._negative_lml(full, pairs)
+                return scale * value, scale * grad[free] / D
+
+            x0 = start[free] * D
+            if not len(x0):  # everything fixed: nothing to optimise
+                value = objective(x0)[0]
+                history.append(self._record(start, start, -value * n - n * math.log(self.y_std), 1))
+                best = (value, start) if best is None or value < best[0] else best
+                continue
             # L-BFGS-B's first trial point is x0 - gradient: scale the objective so that it moves
             # each log-hyperparameter by at most 0.5, instead of jumping to a bound (where, e.g.,
             # a tiny lengthscale makes the kernel white noise and every gradient vanish).
-            _, g0 = self._negative_lml(x0, pairs)
+            _, g0 = objective(x0)
             c = 1.0 / max(1.0, 2.0 * float(np.max(np.abs(g0))))
-            result = minimize(lambda v: tuple(c * r for r in self._negative_lml(v, pairs)), x0, jac=True,
-                              method="L-BFGS-B", bounds=bounds, options={"maxiter": max_iter, "gtol": 1e-5 * c})
-            result.fun /= c
-            history.append({"lml": float(-result.fun * len(self._ys) - len(self._ys) * math.log(self.y_std)),
-                            "evaluations": int(result.nfev)})
-            if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
-                best = result
+            result = minimize(objective, x0, args=(c,), jac=True, method="L-BFGS-B", bounds=bounds,
+                              options={"maxiter": max_iter, "gtol": 1e-5 * c})
+            value = result.fun / c
+            end = start.copy()
+            end[free] = result.x / D
+            history.append(self._record(start, end, -value * n - n * math.log(self.y_std), result.nfev))
+            if np.isfinite(value) and (best is None or value < best[0]):
+                best = (value, end)
         self.optimisation = history
-        if best is None or best.fun >= 1e10:
+        if best is None or best[0] >= 1e10:
             raise DlsuiteError("the GP fit failed: the kernel matrix is not positive definite at any start; "
                                "try another kernel or fix --noise-std")
-        return best.x
+        return best[1]
 
     def _condition(self, params):
         from scipy.linalg import cho_solve
 
         self._params = np.asarray(params, dtype=np.float64)
-        self._theta, log_noise = self._split(self._params)
+        self._theta, log_noise = self._params[:-1], self._params[-1]
         self._noise_var = math.exp(2.0 * log_noise)
         K = self.kernel.matrix(self._theta, self._Xs)
         K[np.diag_indices_from(K)] += self._noise_var
@@ -403,13 +337,15 @@ def load_training_data(config):
 class Config(cli.Config):
     kernel: str = field(default="rbf", metadata={
         "help": 'kernel expression: sums and products of rbf, matern12, matern32, matern52, rq, periodic, '
-                'linear, nn, e.g. "rbf + periodic * rbf"'})
+                'linear, nn, white, e.g. "rbf + periodic * rbf"; set a start, fix or bound a hyperparameter '
+                'in --x/--y units: "rbf(lengthscale=50) + rbf * periodic(period=1!) + rq(alpha=[0.1, 10])"'})
     backend: str = field(default="numpy", metadata={
         "choices": ["numpy", "gpytorch"], "help": "numpy: our exact GP; gpytorch: the same model in GPyTorch"})
     noise_std: float = field(default=0.0, metadata=cli.bounds(
         "[0, inf)", "fixed observation noise std in y's units (0: fit it)"))
     restarts: int = field(default=3, metadata=cli.bounds(
-        "[0, inf)", "random optimiser starts after the one from the default hyperparameters"))
+        "[0, inf)", "random optimiser starts around the first (the expression's values, else the "
+                    "periodogram's period and the data's span and spacing)"))
     data: str = field(default="", metadata={
         "help": "CSV file with a header row; empty: the book's data, sin x + 0.5 sin 4x plus noise"})
     x: str = field(default="", metadata={"help": "comma-separated input columns of --data; empty: all but --y"})
@@ -430,15 +366,53 @@ class Config(cli.Config):
 
 DEMO = {"restarts": 1}
 PRESETS = {"book": {"kernel": "rbf", "optimizer": "adam", "lr": 0.1, "iterations": 50}}
-MODEL_FILE, DATA_FILE = "model.json", "data.npz"
+MODEL_FILE, DATA_FILE, FIT_FILE = "model.json", "data.npz", "fit.json"
 
 
 def _noise(config):
     return config.noise_std if config.noise_std > 0 else None
 
 
+# config.json of a fit records only the fields that applied to it
+BOOK_ONLY, CSV_ONLY, GPYTORCH_ONLY = ("n", "data_noise"), ("x", "y"), ("optimizer", "iterations", "lr")
+
+
+def _applied_config(config, recorded):
+    """config.json's dict without the fields that did not apply: the book data's `n` and
+    `data_noise` for a CSV fit, `x` and `y` for the book's data, the GPyTorch optimiser's for numpy."""
+    drop = (BOOK_ONLY if config.data else CSV_ONLY) + (GPYTORCH_ONLY if config.backend == "numpy" else ())
+    return {k: v for k, v in recorded.items() if k not in drop}
+
+
+def units(kernel, d, x_names, y_name):
+    """{hyperparameter name: its unit}: the --x column for lengthscales and periods (a list with several
+    inputs), the --y column for signal and noise stds, "1" for dimensionless ones."""
+    out = {}
+    for s in kernel.layout(d):
+        out[s.name] = (x_names if d > 1 else x_names[0]) if s.spec.unit == "x" else y_name if s.spec.unit == "y" else "1"
+    out["noise_std"] = y_name
+    return out
+
+
+def _describe(hyperparameters, unit_of):
+    """One line per hyperparameter: name, value(s), unit."""
+    width = max(len(name) for name in hyperparameters)
+    lines = []
+    for name, value in hyperparameters.items():
+        shown = ", ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else f"{value:.6g}"
+        unit = unit_of.get(name, "")
+        unit = "" if unit == "1" else f" ({', '.join(unit) if isinstance(unit, list) else unit})"
+        lines.append(f"  {name:<{width}}  {shown}{unit}")
+    return "\n".join(lines)
+
+
 def fit(ctx):
-    """Fit the GP's hyperparameters, save the model, plot the fit, return the hyperparameters."""
+    """Fit the GP's hyperparameters, save the model, plot the fit, return the hyperparameters.
+
+    Prints every hyperparameter with its unit, then the JSON; writes model.json (the model,
+    hyperparameters in the data's units, their units), fit.json (each start's hyperparameters,
+    where it ended and its log marginal likelihood), data.npz, metrics.json and fit.png.
+    """
     config = ctx.config
     X, y, x_names, y_name, truth = load_training_data(config)
     gp = make_gp(config.kernel, config.backend, _noise(config), config.iterations, config.lr, config.optimizer)
@@ -446,19 +420,29 @@ def fit(ctx):
     gp.fit(X, y, restarts=config.restarts, seed=config.seed)
     seconds = time.perf_counter() - start
     run = ctx.run()
+    run.write_json("config.json", _applied_config(config, json.loads(run.file("config.json").read_text())))
     hyperparameters = gp.hyperparameters()
-    metrics = {**hyperparameters, "log_marginal_likelihood": gp.log_marginal_likelihood(), "n": len(y),
+    lml = gp.log_marginal_likelihood()
+    unit_of = units(gp.kernel, gp.d, x_names, y_name)
+    metrics = {**hyperparameters, "log_marginal_likelihood": lml, "n": len(y),
                "seconds": round(seconds, 4), "kernel": gp.kernel.expression, "backend": config.backend}
     np.savez(run.file(DATA_FILE), X=X, y=y)
     run.write_json(MODEL_FILE, {"kernel": gp.kernel.expression, "backend": config.backend,
                                 "noise_std_fixed": _noise(config), "hyperparameters": hyperparameters,
-                                "x_columns": x_names, "y_column": y_name,
-                                "log_marginal_likelihood": metrics["log_marginal_likelihood"]})
+                                "units": unit_of, "x_columns": x_names, "y_column": y_name,
+                                "log_marginal_likelihood": lml})
+    history = gp.optimisation or []
+    run.write_json(FIT_FILE, {"kernel": gp.kernel.expression, "backend": config.backend, "seed": config.seed,
+                              "best": max(range(len(history)), key=lambda i: history[i]["lml"]) if history else None,
+                              "restarts": history})
     run.write_json("metrics.json", metrics)
     from gp_hpo.gp_plots import plot_fit
 
     plot_fit(gp, X, y, run.file("fit.png"), x_names, y_name, truth,
              title=f"{gp.kernel.expression}: noise_std {hyperparameters['noise_std']:.3g}")
+    lmls = ", ".join(f"{o['lml']:.3f}" for o in history)
+    print(f"{gp.kernel.expression} on {len(y)} points, log marginal likelihood {lml:.3f}"
+          + (f" (starts: {lmls})" if lmls else "") + f"\n{_describe(hyperparameters, unit_of)}")
     return metrics
 
 
@@ -518,6 +502,11 @@ def predict(ctx):
         columns = [*X.T, mean, std, f_std] + ([y] if y is not None else [])
         writer.writerows(np.column_stack(columns).tolist())
     result = {"mean": mean.tolist(), "std": std.tolist(), "f_std": f_std.tolist(), "predictions": str(out)}
+    if gp.d == 1:
+        from gp_hpo.gp_plots import plot_forecast
+
+        result["forecast"] = str(plot_forecast(gp, Path(ctx.run_dir) / "forecast.png", X, y, saved["x_columns"][0],
+                                               saved["y_column"], title=saved["kernel"]))
     if y is not None:
         result.update(predictive_metrics(y, mean, std))
     return result

@@ -13,7 +13,10 @@ inputs, each product term of the kernel expression in a `ScaleKernel`, the terms
 defaults and `restarts` random starts, keeping the best. Names and units of
 `hyperparameters()` are those of `ExactGP` (GPyTorch's periodic `lengthscale` is our
 lengthscale squared; the conversion happens here). The neural-network kernel, which GPyTorch
-lacks, is a small `gpytorch.kernels.Kernel` subclass.
+lacks, is a small `gpytorch.kernels.Kernel` subclass, and so is `white`. Starts and restarts are
+`gp_hpo.gp_init`'s (the same as `ExactGP`'s); an expression's fixed parameters get no gradient
+and its bounds become GPyTorch `Interval` constraints (other parameters keep GPyTorch's positive
+constraints, unbounded above).
 
 `device` is a torch device ("cuda"; default the CPU). `cholesky=True` (the default) computes with Cholesky at every size, as `ExactGP` does;
 `cholesky=False` keeps GPyTorch's defaults (conjugate gradients and Lanczos above 800
@@ -28,8 +31,8 @@ import numpy as np
 
 from common.errors import DlsuiteError, UsageError
 from common.extras import require
-from gp_hpo.gp import StandardisedGP, as_inputs
-from gp_hpo.kernels import NOISE_STD, Linear, Matern, NeuralNetwork, Periodic, RationalQuadratic, RBF, parse_kernel
+from gp_hpo.gp_base import StandardisedGP, as_inputs
+from gp_hpo.kernels import NOISE_STD, Linear, Matern, NeuralNetwork, Periodic, RationalQuadratic, RBF, White
 
 
 def _modules():
@@ -70,11 +73,50 @@ def _nn_kernel_class():
     return NeuralNetworkKernel
 
 
+_WHITE_CLASS = []
+
+
+def _white_kernel_class():
+    """The GPyTorch white-noise kernel class (scikit-learn's WhiteKernel of unit level), defined once
+    torch is imported: the identity when both inputs are the same points (GPyTorch predicts from the
+    training and new points stacked, so the training block stays the identity and the cross block 0),
+    zeros otherwise."""
+    if _WHITE_CLASS:
+        return _WHITE_CLASS[0]
+    torch, gpytorch = _modules()
+
+    class WhiteNoiseKernel(gpytorch.kernels.Kernel):
+        def forward(self, x1, x2, diag=False, **params):
+            same = x1.shape == x2.shape and torch.equal(x1, x2)
+            if diag:
+                return torch.full(x1.shape[:-1], float(same), dtype=x1.dtype, device=x1.device)
+            shape = x1.shape[:-2] + (x1.shape[-2], x2.shape[-2])
+            if same:
+                return torch.eye(x1.shape[-2], dtype=x1.dtype, device=x1.device).expand(shape)
+            return torch.zeros(shape, dtype=x1.dtype, device=x1.device)
+
+    _WHITE_CLASS.append(WhiteNoiseKernel)
+    return WhiteNoiseKernel
+
+
 class _Accessor:
-    """Reads and writes one of our hyperparameters (log, standardised units) on a GPyTorch module."""
+    """Reads and writes one of our hyperparameters (log, standardised units) on a GPyTorch module;
+    `raw` is the GPyTorch parameter behind it, `power` the exponent from ours to GPyTorch's value."""
 
     def __init__(self, module, attribute, power=1.0):
         self.module, self.attribute, self.power = module, attribute, power
+
+    @property
+    def raw(self):
+        return getattr(self.module, f"raw_{self.attribute}")
+
+    def bound(self, low, high):
+        """Constrain the value to [exp(low), exp(high)] (ours, log, per entry) with GPyTorch's Interval."""
+        torch, gpytorch = _modules()
+        shape = self.raw.shape
+        lo, hi = (torch.as_tensor(np.exp(np.asarray(v) * self.power), dtype=torch.float64).reshape(shape)
+                  for v in (low, high))
+        self.module.register_constraint(f"raw_{self.attribute}", gpytorch.constraints.Interval(lo, hi))
 
     def get(self):
         value = getattr(self.module, self.attribute).detach().reshape(-1).cpu().numpy()
@@ -117,6 +159,8 @@ def build_gpytorch_kernel(kernel, d):
             elif isinstance(base, NeuralNetwork):
                 m = _nn_kernel_class()()
                 term_accessors += [_NNAccessor(m, "bias_std"), _NNAccessor(m, "weight_std")]
+            elif isinstance(base, White):
+                m = _white_kernel_class()()
             else:
                 raise UsageError(f"the gpytorch backend has no kernel {base.name!r}")
             factors.append(m)
@@ -166,8 +210,10 @@ class GPyTorchGP(StandardisedGP):
     def _build(self):
         _, gpytorch = _modules()
         covar, accessors = build_gpytorch_kernel(self.kernel, self.d)
-        likelihood = gpytorch.likelihoods.GaussianLikelihood(
-            noise_constraint=gpytorch.constraints.GreaterThan(NOISE_STD.bounds[0] ** 2)).double()
+        # a fixed noise may sit at (or below) the fitted noise's floor: any positive value then
+        constraint = (gpytorch.constraints.Positive() if self.plan.fixed[-1]
+                      else gpytorch.constraints.GreaterThan(NOISE_STD.bounds[0] ** 2))
+        likelihood = gpytorch.likelihoods.GaussianLikelihood(noise_constraint=constraint).double()
 
         class Model(gpytorch.models.ExactGP):
             def __init__(self, x, y):
@@ -192,30 +238,53 @@ class GPyTorchGP(StandardisedGP):
                 groups[-1].append(s_index)
         return groups
 
-    def _set_theta(self, theta, log_noise):
+    def _constrain(self):
+        """The expression's bounds as GPyTorch Interval constraints, and its fixed parameters kept
+        fixed (no gradient where a whole parameter is fixed, a zeroed gradient entry where one
+        dimension of it is)."""
         torch, _ = _modules()
+        plan = self.plan
         for accessor, idx in zip(self._accessors, self._slot_groups()):
-            accessor.set(theta[idx])
-        self.likelihood.noise = torch.tensor(math.exp(2.0 * log_noise), dtype=torch.float64, device=self._Xt.device)
+            if plan.bounded[idx].any():
+                accessor.bound(plan.low[idx], plan.high[idx])
+            fixed = plan.fixed[idx]
+            accessor.raw.requires_grad_(not fixed.all())
+            if fixed.any() and not fixed.all():
+                keep = torch.as_tensor(~fixed, dtype=torch.float64, device=self._Xt.device).reshape(accessor.raw.shape)
+                accessor.raw.register_hook(lambda grad, keep=keep: grad * keep)
+        self.likelihood.raw_noise.requires_grad_(not plan.fixed[-1])
+
+    def _set_theta(self, params):
+        """Set a full parameter vector (kernel log-hyperparameters, log noise std; standardised);
+        bounded entries are kept 1e-6 of their log range inside their bounds (Interval's transform is open)."""
+        torch, _ = _modules()
+        margin = 1e-6 * (self.plan.high - self.plan.low)
+        params = np.where(self.plan.bounded, np.clip(params, self.plan.low + margin, self.plan.high - margin), params)
+        for accessor, idx in zip(self._accessors, self._slot_groups()):
+            accessor.set(params[idx])
+        self.likelihood.noise = torch.tensor(math.exp(2.0 * params[-1]), dtype=torch.float64, device=self._Xt.device)
 
     def _get_theta(self):
-        theta = np.empty(len(self.kernel.layout(self.d)))
+        """The full parameter vector now set on the model."""
+        params = np.empty(len(self.kernel.layout(self.d)) + 1)
         for accessor, idx in zip(self._accessors, self._slot_groups()):
-            theta[idx] = accessor.get()
-        log_noise = 0.5 * math.log(float(self.likelihood.noise.detach().reshape(-1)[0]))
-        return theta, log_noise
+            params[idx] = accessor.get()
+        params[-1] = 0.5 * math.log(float(self.likelihood.noise.detach().reshape(-1)[0]))
+        return params
 
     def fit(self, X, y, restarts=3, seed=0, hyperparameters=None):
-        """As `ExactGP.fit`: L-BFGS or Adam on the exact marginal likelihood from several starts, or condition only."""
+        """As `ExactGP.fit`: L-BFGS or Adam on the exact marginal likelihood from the same starts, or condition only."""
         torch, _ = _modules()
         self._set_data(X, y)
         self._Xt = torch.as_tensor(self._Xs, dtype=torch.float64, device=self.device)
         self._yt = torch.as_tensor(self._ys, dtype=torch.float64, device=self.device)
         self.model, self.likelihood, self._accessors = self._build()
+        self._constrain()
         if hyperparameters is not None:
-            self._set_theta(*self._standardised(hyperparameters))
+            self._set_theta(self._standardised(hyperparameters))
+            self.optimisation = None
         else:
-            self._train(restarts, seed, self._fixed_log_noise())
+            self._train(restarts, seed)
         self._finish()
         return self
 
@@ -223,34 +292,35 @@ class GPyTorchGP(StandardisedGP):
         output = self.model(self._Xt)
         return -mll(output, self._yt)
 
-    def _train(self, restarts, seed, fixed_noise):
+    def _train(self, restarts, seed):
         torch, gpytorch = _modules()
-        rng = np.random.default_rng(seed)
-        starts = [(self.kernel.default_theta(self.d), math.log(NOISE_STD.default))]
-        for _ in range(restarts):
-            starts.append((self.kernel.random_theta(self.d, rng), rng.uniform(*np.log(NOISE_STD.prior))))
-        self.likelihood.raw_noise.requires_grad_(fixed_noise is None)
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self.model)
-        best = None
+        n = len(self._yt)
+        best, history = None, []
         with self._settings():
-            for theta, log_noise in starts:
-                self._set_theta(theta, fixed_noise if fixed_noise is not None else log_noise)
+            for start in self._starts(restarts, seed):
+                self._set_theta(start)
                 self.model.train()
                 self.likelihood.train()
                 params = [p for p in self.model.parameters() if p.requires_grad]
+                evaluations = 0
                 try:
-                    self._run_optimizer(params, mll)
+                    if params:
+                        evaluations = self._run_optimizer(params, mll)
                 except Exception as e:  # a start that wanders into a non-PD region: try the next
                     if "positive definite" not in str(e) and "cholesky" not in str(e).lower():
                         raise
                     continue
                 with torch.no_grad():
                     final = float(self._exact_negative_lml())
+                end = self._get_theta()
+                history.append(self._record(start, end, -final - n * math.log(self.y_std), evaluations))
                 if np.isfinite(final) and (best is None or final < best[0]):
-                    best = (final, self._get_theta())
+                    best = (final, end)
+        self.optimisation = history
         if best is None:
             raise DlsuiteError("the GPyTorch fit failed at every start (non-finite marginal likelihood)")
-        self._set_theta(*best[1])
+        self._set_theta(best[1])
 
     def _run_optimizer(self, params, mll):
         torch, _ = _modules()
@@ -265,10 +335,11 @@ class GPyTorchGP(StandardisedGP):
             optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=self.iterations, line_search_fn="strong_wolfe",
                                           tolerance_grad=1e-7, tolerance_change=1e-12)
             optimiser.step(closure)
-        else:
-            optimiser = torch.optim.Adam(params, lr=self.lr)
-            for _ in range(self.iterations):
-                optimiser.step(closure)
+            return int(optimiser.state[optimiser._params[0]].get("func_evals", 0))
+        optimiser = torch.optim.Adam(params, lr=self.lr)
+        for _ in range(self.iterations):
+            optimiser.step(closure)
+        return self.iterations
 
     def _exact_negative_lml(self):
         """-log p(y_standardised) by Cholesky (whatever `cholesky` says), in nats."""
@@ -282,8 +353,9 @@ class GPyTorchGP(StandardisedGP):
     def _finish(self):
         n = len(self._yt)
         self._lml = -self._exact_negative_lml() - n * math.log(self.y_std)
-        self._theta, log_noise = self._get_theta()
-        self._noise_var = math.exp(2.0 * log_noise)
+        params = self._get_theta()
+        self._theta = params[:-1]
+        self._noise_var = math.exp(2.0 * params[-1])
         self.model.eval()
         self.likelihood.eval()
         self._fitted = True

@@ -51,3 +51,26 @@ def plot_samples(gp, path, n_samples=5, seed=0):
     axes[1].plot(gp.X[:, 0], gp.y, "o", ms=3, color="k")
     axes[1].set_title("posterior samples", fontsize=9)
     return save_figure(fig, path)
+
+
+def plot_forecast(gp, path, X_new, y_new=None, x_name="x", y_name="y", title=""):
+    """forecast.png (one input): the training data, the new points X_new (m, 1) with their y_new when
+    given, and the posterior mean with its 95% predictive band over the training and new inputs."""
+    x_all = np.concatenate([gp.X[:, 0], X_new[:, 0]])
+    lo, hi = x_all.min(), x_all.max()
+    grid = np.linspace(lo, hi, 800)
+    mean, std = gp.predict(grid[:, None], include_noise=True)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.fill_between(grid, mean - Z95 * std, mean + Z95 * std, color="C0", alpha=0.25, label="95% predictive")
+    ax.plot(grid, mean, color="C0", lw=1, label="posterior mean")
+    ax.plot(gp.X[:, 0], gp.y, ".", ms=3, color="k", label="training data")
+    if y_new is not None:
+        ax.plot(X_new[:, 0], y_new, ".", ms=3, color="C3", label="new data")
+    else:
+        ax.plot(X_new[:, 0], gp.predict(X_new)[0], "x", ms=4, color="C3", label="predicted points")
+    ax.axvline(gp.X[:, 0].max(), color="grey", lw=0.8, ls=":")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -12,6 +12,8 @@ Base kernels (name: hyperparameters besides the term's `signal_std`):
 - `periodic` (exp-sine-squared): exp(-2 sum_k sin^2(pi |x_k - x'_k| / period_k) / lengthscale_k^2),
   `lengthscale`, `period`
 - `linear`: x . x' (no hyperparameter of its own)
+- `white`: independent noise (scikit-learn's `WhiteKernel`): 1 where both inputs are the same
+  training point, 0 between two input sets; its term's `signal_std` is the noise std
 - `nn` (the book's neural-network kernel, Williams 1998):
   2/pi asin(2 x~' S x~ / sqrt((1 + 2 x~' S x~)(1 + 2 x~'' S x~'))) with x~ = (1, x) and
   S = diag(bias_std^2, weight_std^2, ...), `bias_std`, `weight_std`
@@ -21,7 +23,9 @@ dimension (ARD), a list when d > 1. An expression is a sum of products, `*` bind
 than `+`; each product term is multiplied by its own `signal_std^2` (GPyTorch's
 `ScaleKernel`). Hyperparameters are named `<kernel>.<name>` (a repeated kernel gets a number:
 `rbf2`), a term's `signal_std` under its first factor; an expression of one kernel uses the bare
-names (`lengthscale`, `signal_std`).
+names (`lengthscale`, `signal_std`). A kernel may set its hyperparameters in the data's units:
+`rbf(lengthscale=50) * periodic(period=1!, lengthscale=[0.1, 10])` (a start, `!` fixed, bounds;
+see `parse_kernel`); `Kernel.settings` and each `Slot.setting` hold them for `gp_hpo.gp_init`.
 
 The functions here work on a flat vector `theta` of log-hyperparameters (the optimiser's
 unconstrained-but-bounded coordinates: every hyperparameter is positive) in the units the
@@ -63,6 +67,8 @@ class Hyperparameter:
 LENGTHSCALE = Hyperparameter("lengthscale", "x", 0.5, (1e-3, 1e3), (0.1, 3.0))
 SIGNAL_STD = Hyperparameter("signal_std", "y", 1.0, (1e-3, 1e2), (0.3, 3.0))
 NOISE_STD = Hyperparameter("noise_std", "y", 0.1, (1e-4, 1e1), (0.01, 1.0))
+# the signal_std of a term with a `white` factor is a noise std: its default and bounds are the noise's
+WHITE_STD = Hyperparameter("signal_std", "y", 0.1, (1e-4, 1e1), (0.01, 1.0))
 
 
 class BaseKernel:
@@ -268,6 +274,22 @@ class NeuralNetwork(BaseKernel):
             yield dk_dz * dz
 
 
+class White(BaseKernel):
+    """Independent noise as a kernel (scikit-learn's `WhiteKernel`): the identity on one input set,
+    zero between two sets (even where points coincide), so it adds to k(x, x) and to the training
+    covariance but never correlates a new point with the data."""
+
+    name = "white"
+    hyperparameters = ()
+
+    def matrix(self, p, pairs):
+        n1, n2 = len(pairs.X1), len(pairs.X2)
+        return np.eye(n1) if pairs.same else np.zeros((n1, n2))
+
+    def gradients(self, p, pairs, K, state=None):
+        return iter(())
+
+
 BASE_KERNELS = {
     "rbf": RBF, "se": RBF,
     "matern12": lambda: Matern(0.5), "exponential": lambda: Matern(0.5),
@@ -276,16 +298,32 @@ BASE_KERNELS = {
     "periodic": Periodic, "expsinesquared": Periodic,
     "linear": Linear,
     "nn": NeuralNetwork, "neuralnetwork": NeuralNetwork,
+    "white": White,
 }
 
 
 @dataclass(frozen=True)
+class Setting:
+    """What an expression says about one hyperparameter, in the data's units: a starting `value`
+    (None: chosen from the data), `fixed` (not optimised), `bounds` (low, high) or None."""
+
+    value: float | None = None
+    fixed: bool = False
+    bounds: tuple | None = None
+
+
+@dataclass(frozen=True)
 class Slot:
-    """One entry of the flat hyperparameter vector: kernel label, hyperparameter, input dimension (or None)."""
+    """One entry of the flat hyperparameter vector: its name, hyperparameter, input dimension (or
+    None), the index of its product term, its base kernel (None for the term's signal_std) and what
+    the expression set for it."""
 
     name: str
     spec: Hyperparameter
     dim: int | None
+    term: int = 0
+    base: object = None
+    setting: Setting = Setting()
 
 
 class Kernel:
@@ -294,10 +332,11 @@ class Kernel:
     `terms`: list of products, each a list of (label, BaseKernel). Build with `parse_kernel`.
     """
 
-    def __init__(self, expression, terms):
+    def __init__(self, expression, terms, settings=None):
         self.expression = expression
         self.terms = terms
         self._bare = sum(len(t) for t in terms) == 1
+        self.settings = dict(settings or {})  # hyperparameter name -> Setting
 
     def __repr__(self):
         return f"Kernel({self.expression!r})"
@@ -308,13 +347,25 @@ class Kernel:
     def layout(self, d):
         """The flat hyperparameter vector for d input dimensions: a list of Slot."""
         slots = []
-        for term in self.terms:
-            slots.append(Slot(self._full(term[0][0], "signal_std"), SIGNAL_STD, None))
+        for t, term in enumerate(self.terms):
+            scale = WHITE_STD if any(isinstance(base, White) for _, base in term) else SIGNAL_STD
+            name = self.signal_name(t)
+            slots.append(Slot(name, scale, None, t, None, self.settings.get(name, Setting())))
             for label, base in term:
                 for h in base.hyperparameters:
                     dims = range(d) if h.per_dim else [None]
-                    slots.extend(Slot(self._full(label, h.name), h, k) for k in dims)
+                    name = self._full(label, h.name)
+                    slots.extend(Slot(name, h, k, t, base, self.settings.get(name, Setting())) for k in dims)
         return slots
+
+    def signal_name(self, t):
+        """The name of term t's signal_std (under its first factor's label)."""
+        return self._full(self.terms[t][0][0], "signal_std")
+
+    @property
+    def has_white(self):
+        """True when a term holds a `white` factor (then that term, not the likelihood, models the noise)."""
+        return any(isinstance(base, White) for term in self.terms for _, base in term)
 
     def names(self, d):
         """Hyperparameter names (each once, a per-dimension one standing for its d values)."""
@@ -436,18 +487,97 @@ class Kernel:
 
 
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\+|\*)|(\S))")
+_ARGUMENT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", re.S)
+_BOUNDS = re.compile(r"^(?:(.*?)\s+in\s*)?\[(.*)\]$", re.S)
+KNOWN = "rbf, matern12, matern32, matern52, rq, periodic, linear, nn, white"
+
+
+def _positive(text, what, where):
+    """float(text) when it is a finite positive number; UsageError `where: what must be ...` otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise UsageError(f"{where}: {what} must be a positive number, got {text.strip()!r}")
+    return value
+
+
+def _split_arguments(text):
+    """The comma-separated arguments of a call, commas inside [...] kept."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return parts + [current]
+
+
+def _setting(name, spec, where):
+    """A Setting from `value`, `value!` (fixed), `[low, high]` or `value in [low, high]`."""
+    spec = spec.strip()
+    if not spec:
+        raise UsageError(f"{where}: {name} has no value (write {name}=VALUE, {name}=VALUE! to fix it, "
+                         f"or {name}=[LOW, HIGH])")
+    if spec.endswith("!"):
+        return Setting(_positive(spec[:-1], name, where), fixed=True)
+    bounds = _BOUNDS.match(spec)
+    if bounds is None:
+        return Setting(_positive(spec, name, where))
+    limits = bounds.group(2).split(",")
+    if len(limits) != 2:
+        raise UsageError(f"{where}: the bounds of {name} must be [LOW, HIGH], got [{bounds.group(2).strip()}]")
+    low, high = (_positive(v, f"a bound of {name}", where) for v in limits)
+    if not low < high:
+        raise UsageError(f"{where}: the bounds of {name} must have LOW < HIGH, got [{low:g}, {high:g}]")
+    value = None if bounds.group(1) is None else _positive(bounds.group(1), name, where)
+    if value is not None and not low <= value <= high:
+        raise UsageError(f"{where}: {name}={value:g} lies outside its bounds [{low:g}, {high:g}]")
+    return Setting(value, bounds=(low, high))
+
+
+def _arguments(base, text, where):
+    """{hyperparameter name: Setting} from the text between a kernel's parentheses."""
+    allowed = ["signal_std"] + [h.name for h in base.hyperparameters]
+    settings = {}
+    if not text.strip():
+        return settings
+    for argument in _split_arguments(text):
+        m = _ARGUMENT.match(argument)
+        if m is None:
+            raise UsageError(f"{where}: expected NAME=VALUE, got {argument.strip()!r}")
+        name = m.group(1).lower()
+        if name not in allowed:
+            raise UsageError(f"{where}: unknown parameter {m.group(1)!r} ({base.name} has {', '.join(allowed)})")
+        if name in settings:
+            raise UsageError(f"{where}: {name} set twice")
+        settings[name] = _setting(name, m.group(2), where)
+    return settings
 
 
 def parse_kernel(expression):
-    """A Kernel from an expression such as "matern52" or "rbf + periodic * rbf".
+    """A Kernel from an expression such as "matern52", "rbf + periodic * rbf" or
+    "rbf(lengthscale=50) + rbf(lengthscale=100) * periodic(period=1!) + rq(alpha=[0.1, 10]) + white".
 
-    Grammar: sum of products of base-kernel names (see the module docstring), `*` before `+`,
-    names case-insensitive. Raises UsageError with one line naming the problem.
+    Grammar: a sum of products of base-kernel names (see the module docstring), `*` before `+`,
+    names case-insensitive. A kernel may be followed by `(name=spec, ...)` setting its own
+    hyperparameters or its term's `signal_std`, in the data's units: `value` (where the
+    optimiser starts), `value!` (fixed: never optimised), `[low, high]` (bounds; the start is
+    chosen from the data inside them) or `value in [low, high]`. Raises UsageError with one line
+    naming the problem and the term.
     """
     text = str(expression)
     terms, current, expect_name = [], [], True
-    counts = {}
-    for m in _TOKEN.finditer(text):
+    counts, settings, signal_set = {}, {}, None
+    pos = 0
+    while True:
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            break
+        pos = m.end()
         name, op, other = m.groups()
         if other is not None:
             hint = " (parentheses are not supported: write a sum of products)" if other in "()" else ""
@@ -458,24 +588,44 @@ def parse_kernel(expression):
                                  f"got {op!r}")
             key = name.lower()
             if key not in BASE_KERNELS:
-                raise UsageError(f"kernel expression {text!r}: unknown kernel {name!r} "
-                                 f"(known: rbf, matern12, matern32, matern52, rq, periodic, linear, nn)")
+                raise UsageError(f"kernel expression {text!r}: unknown kernel {name!r} (known: {KNOWN})")
             base = BASE_KERNELS[key]()
             counts[base.name] = counts.get(base.name, 0) + 1
             label = base.name if counts[base.name] == 1 else f"{base.name}{counts[base.name]}"
-            current.append((label, base))
+            arguments = {}
+            after = len(text[pos:]) - len(text[pos:].lstrip())
+            if text[pos + after:pos + after + 1] == "(":
+                close = text.find(")", pos + after)
+                if close < 0:
+                    raise UsageError(f"kernel expression {text!r}: {name}( at column {m.start(1) + 1} is not closed")
+                where = f"kernel expression {text!r}: in {text[m.start(1):close + 1]}"
+                arguments = _arguments(base, text[pos + after + 1:close], where)
+                if "signal_std" in arguments:
+                    if signal_set is not None:
+                        raise UsageError(f"{where}: signal_std set twice in one product term "
+                                         f"(already in {signal_set})")
+                    signal_set = text[m.start(1):close + 1]
+                pos = close + 1
+            current.append((label, base, arguments))
             expect_name = False
         else:
             if op is None:
                 raise UsageError(f"kernel expression {text!r}: expected + or * before {name!r}")
             if op == "+":
                 terms.append(current)
-                current = []
+                current, signal_set = [], None
             expect_name = True
     if expect_name:
         raise UsageError(f"kernel expression {text!r}: " + ("empty" if not text.strip() else "ends with an operator"))
     terms.append(current)
-    return Kernel(" ".join(text.split()), terms)
+    kernel = Kernel(" ".join(text.split()), [[(label, base) for label, base, _ in term] for term in terms])
+    for t, term in enumerate(terms):
+        for label, base, arguments in term:
+            for name, setting in arguments.items():
+                full = kernel.signal_name(t) if name == "signal_std" else kernel._full(label, name)
+                settings[full] = setting
+    kernel.settings = settings
+    return kernel
 
 
 def sample_prior(kernel, X, theta=None, n_samples=1, seed=0, hyperparameters=None):

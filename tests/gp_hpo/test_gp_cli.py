@@ -1,6 +1,7 @@
 """`python -m gp_hpo.gp fit|predict|plot`: the JSON, the run directory, and the one-line errors."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,66 @@ def test_one_line_errors(capsys, tmp_path):
     code, line = _error(capsys, ["predict", "--run-dir", "r", "--data", tmp_path / "noy.csv", "--x", "1"])
     code, line = _error(capsys, ["predict", "--run-dir", tmp_path])
     assert code == 2
+
+
+def _series(path, x, y):
+    return _csv(path, ["year", "level"], np.column_stack([x, y]).tolist())
+
+
+def test_fit_with_an_expression_reports_units_and_restarts_and_predict_draws_the_forecast(capsys, tmp_path):
+    rng = np.random.default_rng(5)
+    x = np.sort(rng.uniform(1990, 2000, 90))
+    level = 0.5 * (x - 1990) + np.sin(2 * np.pi * x) + 0.1 * rng.standard_normal(90)
+    _series(tmp_path / "train.csv", x[x < 1998], level[x < 1998])
+    _series(tmp_path / "test.csv", x[x >= 1998], level[x >= 1998])
+    expression = "rbf(lengthscale=20) + periodic(period=1!) + white"
+    argv = ["fit", "--run-dir", "r", "--data", tmp_path / "train.csv", "--x", "year", "--y", "level",
+            "--kernel", expression, "--restarts", 2]
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    printed = capsys.readouterr().out
+    assert code == 0
+    out = json.loads(printed.strip().splitlines()[-1])
+    assert out["periodic.period"] == 1.0 and out["noise_std"] == pytest.approx(1e-4 * level[x < 1998].std())
+    assert f"  rbf.lengthscale       {out['rbf.lengthscale']:.6g} (year)" in printed
+    assert f"  white.signal_std      {out['white.signal_std']:.6g} (level)" in printed
+    run_dir = tmp_path / "r"
+    saved = json.loads((run_dir / "model.json").read_text())
+    assert saved["units"]["periodic.period"] == "year" and saved["units"]["periodic.lengthscale"] == "1"
+    history = json.loads((run_dir / "fit.json").read_text())
+    assert len(history["restarts"]) == 3 and history["restarts"][0]["start"]["rbf.lengthscale"] == pytest.approx(20)
+    assert all(r["end"]["periodic.period"] == 1.0 for r in history["restarts"])
+    best = history["restarts"][history["best"]]
+    assert best["lml"] == pytest.approx(out["log_marginal_likelihood"], abs=1e-6)
+    assert best["lml"] == max(r["lml"] for r in history["restarts"])
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["kernel"] == expression and config["data"] == str(tmp_path / "train.csv")
+    assert not {"n", "data_noise", "optimizer", "iterations", "lr"} & set(config)
+    code, pred, err = run(main, ["predict", "--run-dir", "r", "--data", tmp_path / "test.csv"], capsys)
+    assert code == 0, err
+    assert pred["rmse"] < 0.3 and pred["coverage_95"] >= 0.8  # 2 years ahead of a trend and a yearly wave
+    rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
+    assert len(rows) == int((x >= 1998).sum()) and set(rows[0]) == {"year", "mean", "std", "f_std", "level"}
+    import matplotlib.image
+
+    image = matplotlib.image.imread(run_dir / "forecast.png")
+    assert pred["forecast"] == str(Path("r") / "forecast.png") and image.shape[1] > 1.8 * image.shape[0] > 600
+    # the 95% band (C0 at alpha 0.25 on white: about (0.78, 0.86, 0.93)) is drawn along the whole series:
+    # 0.7% of the pixels here, against 0.1% for its legend patch alone
+    band = np.all(np.abs(image[..., :3] - [0.78, 0.86, 0.93]) < 0.02, axis=-1)
+    assert 0.003 < band.mean() < 0.5
+
+
+def test_config_of_the_book_data_and_gpytorch_records_what_applies(capsys, tmp_path):
+    assert run(main, ["fit", "--run-dir", "b", "--demo", "--backend", "gpytorch"], capsys)[0] == 0
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["n"] == 50 and config["data_noise"] == 0.25 and config["optimizer"] == "lbfgs"
+    assert "x" not in config and "y" not in config
+
+
+def test_a_bad_setting_is_one_line_naming_the_term(capsys, tmp_path):
+    code, line = _error(capsys, ["fit", "--run-dir", "e", "--kernel", "rbf + periodic(perod=1)"])
+    assert code == 2 and "in periodic(perod=1): unknown parameter 'perod'" in line
+    code, line = _error(capsys, ["fit", "--run-dir", "e", "--kernel", "rbf(lengthscale=0)"])
+    assert code == 2 and "in rbf(lengthscale=0): lengthscale must be a positive number, got '0'" in line
+    assert not (tmp_path / "e").exists()

@@ -7,10 +7,10 @@ import pytest
 from sklearn.gaussian_process import kernels as sk
 
 from common.errors import UsageError
-from gp_hpo.kernels import Pairs, jittered_cholesky, parse_kernel, sample_prior
+from gp_hpo.kernels import Pairs, Setting, jittered_cholesky, parse_kernel, sample_prior
 
 EXPRESSIONS = ["rbf", "matern12", "matern32", "matern52", "rq", "periodic", "linear", "nn",
-               "rbf + periodic * rbf", "matern52 * linear + rq"]
+               "rbf + periodic * rbf", "matern52 * linear + rq", "rq * periodic + white"]
 
 
 def test_names_of_a_single_kernel_are_bare():
@@ -24,6 +24,55 @@ def test_names_of_an_expression_are_prefixed_and_repeats_numbered():
     assert kernel.names(1) == ["rbf.signal_std", "rbf.lengthscale", "periodic.signal_std",
                                "periodic.lengthscale", "periodic.period", "rbf2.lengthscale"]
     assert kernel.expression == "rbf + periodic*rbf"
+
+
+def test_an_expression_sets_starts_fixes_and_bounds_in_data_units():
+    kernel = parse_kernel("rbf(lengthscale=50) + RBF(signal_std=2.5) * periodic(period=1!, lengthscale=0.7 in [0.1, 10])"
+                          " + rq(alpha=[0.01, 100]) + white(signal_std=1e-1)")
+    settings = {s.name: s.setting for s in kernel.layout(1)}
+    assert settings == {
+        "rbf.signal_std": Setting(), "rbf.lengthscale": Setting(50.0),
+        "rbf2.signal_std": Setting(2.5), "rbf2.lengthscale": Setting(),
+        "periodic.lengthscale": Setting(0.7, bounds=(0.1, 10.0)), "periodic.period": Setting(1.0, fixed=True),
+        "rq.signal_std": Setting(), "rq.lengthscale": Setting(), "rq.alpha": Setting(None, bounds=(0.01, 100.0)),
+        "white.signal_std": Setting(0.1)}
+    assert kernel.has_white and not parse_kernel("rbf + periodic").has_white
+    # a per-dimension setting applies to every input dimension
+    assert [s.setting.value for s in parse_kernel("rbf(lengthscale=3)").layout(2)] == [None, 3.0, 3.0]
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("rbf(period=1)", "in rbf(period=1): unknown parameter 'period' (rbf has signal_std, lengthscale)"),
+    ("rbf + periodic(period=-1)", "in periodic(period=-1): period must be a positive number, got '-1'"),
+    ("rq(alpha=0)", "in rq(alpha=0): alpha must be a positive number, got '0'"),
+    ("rq(alpha=abc)", "in rq(alpha=abc): alpha must be a positive number, got 'abc'"),
+    ("rbf(lengthscale=1, lengthscale=2)", "in rbf(lengthscale=1, lengthscale=2): lengthscale set twice"),
+    ("rbf(signal_std=1) * periodic(signal_std=2)",
+     "in periodic(signal_std=2): signal_std set twice in one product term (already in rbf(signal_std=1))"),
+    ("rbf(lengthscale=[3, 2])", "in rbf(lengthscale=[3, 2]): the bounds of lengthscale must have LOW < HIGH"),
+    ("rbf(lengthscale=5 in [1, 2])", "in rbf(lengthscale=5 in [1, 2]): lengthscale=5 lies outside its bounds [1, 2]"),
+    ("rbf(lengthscale=[1, 2, 3])", "the bounds of lengthscale must be [LOW, HIGH], got [1, 2, 3]"),
+    ("rbf(lengthscale)", "in rbf(lengthscale): expected NAME=VALUE, got 'lengthscale'"),
+    ("white(lengthscale=1)", "in white(lengthscale=1): unknown parameter 'lengthscale' (white has signal_std)"),
+    ("rbf + rq(alpha=1", "rq( at column 7 is not closed"),
+])
+def test_bad_settings_give_one_line_naming_the_term(expression, message):
+    with pytest.raises(UsageError, match=re.escape(message)) as info:
+        parse_kernel(expression)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"kernel expression {expression!r}")
+
+
+def test_white_equals_scikit_learns_white_kernel(points):
+    X1, X2 = points
+    values = {"rbf.signal_std": 1.3, "rbf.lengthscale": [0.7, 2.0], "white.signal_std": 0.4}
+    reference = 1.3 ** 2 * sk.RBF([0.7, 2.0]) + sk.WhiteKernel(0.4 ** 2)
+    np.testing.assert_allclose(_matrix("rbf + white", values, X1), reference(X1), rtol=1e-12, atol=1e-15)
+    # between two input sets white noise adds nothing, even for coinciding points (scikit-learn's rule)
+    np.testing.assert_allclose(_matrix("rbf + white", values, X1, X2), reference(X1, X2), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(_matrix("white", {"signal_std": 0.4}, X1, X1.copy()), 0.0)
+    kernel = parse_kernel("rbf + white")
+    np.testing.assert_allclose(kernel.diag(kernel.from_dict(values, 2), X1), reference.diag(X1), rtol=1e-12)
+    assert kernel.names(2) == ["rbf.signal_std", "rbf.lengthscale", "white.signal_std"]
 
 
 @pytest.mark.parametrize("expression, message", [
