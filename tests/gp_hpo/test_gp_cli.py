@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gp_hpo.gp import book_data, main
 from tests.cli_helpers import run
@@ -67,7 +68,14 @@ def test_plot_draws_the_fit_and_samples(capsys, tmp_path):
     assert run(main, ["fit", "--run-dir", "r", "--demo", "--kernel", "rbf + periodic"], capsys)[0] == 0
     code, out, err = run(main, ["plot", "--run-dir", "r", "--samples", 3], capsys)
     assert code == 0, err
-    assert (tmp_path / "r" / "samples.png").stat().st_size > 1000
+    assert out["plots"] == ["r/fit.png", "r/samples.png"]
+    # three sample curves in each panel: matplotlib's first three cycle colours, and not the fourth
+    image = np.asarray(Image.open(tmp_path / "r" / "samples.png").convert("RGB")).astype(int)
+    halves = image[:, : image.shape[1] // 2], image[:, image.shape[1] // 2:]
+    colours = {"C0": (31, 119, 180), "C1": (255, 127, 14), "C2": (44, 160, 44), "C3": (214, 39, 40)}
+    for half in halves:
+        near = {name: int((np.abs(half - rgb).sum(-1) < 30).sum()) for name, rgb in colours.items()}
+        assert min(near["C0"], near["C1"], near["C2"]) > 50 and near["C3"] == 0, near
 
 
 def _error(capsys, argv):
