@@ -22,7 +22,7 @@ def keras_steps(images, steps):
     """(wall, CPU) seconds for `steps` training steps of our DCGAN (after one traced warm-up step)."""
     from common.cli import build_config
     from gan.dcgan import BOOK, Config, build
-    from gan.gan import gan_dataset
+    from gan.gan_model import gan_dataset
 
     cfg = build_config(Config, {}, preset=BOOK)
     model = build(cfg)

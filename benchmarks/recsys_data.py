@@ -7,7 +7,7 @@ Each measurement runs in a fresh subprocess, so its `peak_rss_mb` is that step's
 reads the fit part once through `criteo.block_dataset` (batches of 1,024, no model), and
 `deepfm` trains DeepFM (the `recsys.deepfm` defaults) on the first 300 batches of that
 pipeline, for the rate the pipeline has to keep up with. MovieLens: `ml-25m` writes 25M
-ratings in the ML-25M layout and times `recsys.data.read_movielens` on them.
+ratings in the ML-25M layout and times `recsys.movielens.read_movielens` on them.
 
     python -m benchmarks.recsys_data --criteo-rows 1000000 10000000 --work-dir /tmp/recsys-data
     python -m benchmarks.recsys_data --movielens --work-dir /tmp/recsys-data
@@ -68,14 +68,14 @@ def step(name, work_dir, rows):
         report(f"deepfm training on the criteo pipeline ({count} batches)", "rows", count * config.batch_size,
                time.perf_counter() - tic, features=fit.num_features, batch_size=config.batch_size)
     elif name == "ml-25m":
-        from recsys import data as rd
+        from recsys.movielens import generate_movielens_large, read_movielens
 
         directory = Path(work_dir) / "ml-25m"
         tic = time.perf_counter()
-        rd.generate_movielens_large(directory, 25_000_095, 162_541, 59_047)
+        generate_movielens_large(directory, 25_000_095, 162_541, 59_047)
         generated = time.perf_counter() - tic
         tic = time.perf_counter()
-        data = rd.read_movielens(directory, "ml-25m")
+        data = read_movielens(directory, "ml-25m")
         report("movielens read_movielens (generated ratings.csv, ML-25M size)", "ratings", len(data),
                time.perf_counter() - tic, users=data.num_users, items=data.num_items,
                generate_seconds=round(generated, 1),

@@ -12,8 +12,11 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from benchmarks.harness import measure
-from recsys import data as rd
 from recsys import deepfm, fm, mf, neumf
+from recsys.ctr import generate_ctr, load_ctr
+from recsys.implicit import UserItemIndex
+from recsys.movielens import generate_movielens, read_movielens
+from recsys.splits import split_random, split_seq_aware
 from common.data import epoch_dataset
 from recsys.metrics import ranking_metrics
 from recsys.ranking import pairwise_dataset
@@ -26,8 +29,8 @@ def _fit_once(model, dataset):
 def main():
     keras.utils.set_random_seed(0)
     root = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
-    ratings = rd.read_movielens(rd.generate_movielens(root / "ml", 943, 1682, (40, 170)))
-    train, test = rd.split_random(ratings, 0.1, 0)
+    ratings = read_movielens(generate_movielens(root / "ml", 943, 1682, (40, 170)))
+    train, test = split_random(ratings, 0.1, 0)
     size = {"users": ratings.num_users, "items": ratings.num_items}
 
     cfg = mf.Config()
@@ -36,10 +39,10 @@ def main():
     measure("recsys.mf train", _fit_once(model, data), len(train), "examples", repeat=2,
             batch_size=cfg.batch_size, factors=cfg.factors, **size)
 
-    train, test = rd.split_seq_aware(ratings)
+    train, test = split_seq_aware(ratings)
     cfg = neumf.Config()
     model = neumf.build(cfg, train.num_users, train.num_items)
-    index = rd.UserItemIndex.of(train)
+    index = UserItemIndex.of(train)
     data = pairwise_dataset(train.users, train.users, train.items, index, cfg.batch_size, 0, 0)
     measure("recsys.neumf train (BPR triples)", _fit_once(model, data), len(train), "examples", repeat=2,
             batch_size=cfg.batch_size, factors=cfg.factors, hidden=cfg.hidden, **size)
@@ -52,7 +55,7 @@ def main():
     measure("recsys.metrics ranking_metrics (scores given)", lambda: ranking_metrics(scores, items, exclude, 10),
             943, "users", repeat=3, **size)
 
-    ctr_train, _ = rd.load_ctr(rd.generate_ctr(root / "ctr"))
+    ctr_train, _ = load_ctr(generate_ctr(root / "ctr"))
     for name, module in (("fm", fm), ("deepfm", deepfm)):
         cfg = module.Config()
         model = fm.build(cfg, ctr_train, module.model_kwargs)

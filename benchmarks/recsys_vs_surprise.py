@@ -33,8 +33,9 @@ from sklearn.metrics import root_mean_squared_error
 import common  # noqa: F401  (quiet TensorFlow import)
 from benchmarks.harness import report
 from common.extras import require
-from recsys import data as rd
 from recsys import mf
+from recsys.movielens import generate_movielens_large, read_movielens
+from recsys.splits import split_random
 
 TUNED = {"n_factors": 50, "n_epochs": 40, "lr_all": 0.007, "reg_all": 0.08}
 
@@ -115,8 +116,8 @@ def recipe(optimizer):
 def compare_ml100k(data_dir, repeat=3):
     """Each of the five trains `repeat` times, in turn (so a slow spell of the machine hits all of them); each
     reports its fastest time (the RMSEs of the repeats are identical: every fit is seeded)."""
-    data = rd.read_movielens(data_dir)
-    train, test = rd.split_random(data, 0.1, seed=0)
+    data = read_movielens(data_dir)
+    train, test = split_random(data, 0.1, seed=0)
     trainset = surprise_trainset(train)
     surprise_runs = {"surprise SVD default": {}, "surprise SVD tuned": TUNED}
     optimizers = ("sgd", "lazy_adam", "adam")
@@ -155,11 +156,11 @@ def compare_large(work_dir, ratings, fraction, epochs=1, optimizers=("sgd", "laz
     Surprise the mean epoch of its first `epochs`-epoch fit and of the fastest of `repeat` such fits (a fit's
     fixed costs spread over its epochs), each scaled to all the training ratings. The machine's speed changes
     from minute to minute, so the fastest against the fastest is the fairer ratio; both are printed."""
-    directory = rd.generate_movielens_large(Path(work_dir) / f"ml-25m-{ratings}", ratings, 162_541, 59_047)
+    directory = generate_movielens_large(Path(work_dir) / f"ml-25m-{ratings}", ratings, 162_541, 59_047)
     tic = time.perf_counter()
-    data = rd.read_movielens(directory, "ml-25m")
+    data = read_movielens(directory, "ml-25m")
     report("read ratings.csv (generated, ML-25M size)", "ratings", len(data), time.perf_counter() - tic)
-    train, test = rd.split_random(data, 0.1, seed=0)
+    train, test = split_random(data, 0.1, seed=0)
     del data
     size = f"ML-25M size, {len(train):,} training ratings"
     ours = {}

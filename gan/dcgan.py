@@ -14,30 +14,15 @@ quality (`gan.quality`: Frechet distance in the features of a rotation classifie
 suite trains on the real training split), with its floor (held-out real images) and
 ceiling (the untrained generator) in `quality_reference.json`.
 """
-import json
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-from PIL import Image
-
-from common import cli, training
-from common.distribute import per_replica_batch_size, use_xla
-from common.errors import CheckpointMismatch, DlsuiteError, UsageError
-from common.files import atomic_path, writable_dir
-from common.plots import plt, save_figure
-from gan import data, quality
-from gan.gan import GAN, gan_dataset
+from common import cli
+from gan import data
 
 BOOK = {"image_size": 64, "gen_width": 64, "disc_width": 64, "latent_dim": 100, "batch_size": 256,
         "lr": 0.005, "epochs": 20, "flip": False}
-GRID_SIZE = 32
-FEATURE_NET = "feature_net.keras"
-REFERENCE = "quality_reference.json"
 
 
 @dataclass
@@ -62,232 +47,24 @@ class Config(cli.TrainConfig):
 
 DEMO = {"epochs": 4, "batch_size": 32, "lr": 0.0005, "gen_width": 32, "disc_width": 32, "quality_epochs": 2}
 
-def _init():
-    """A fresh N(0, 0.02) initializer per layer: one made at import time would carry an unseeded
-    seed (drawn before `set_random_seed`) and give every layer of the same shape the same weights."""
-    return keras.initializers.RandomNormal(0.0, 0.02)
 
+def _model():
+    """`gan.dcgan_model`: the networks and their training, imported (with TensorFlow) when a command runs."""
+    from gan import dcgan_model
 
-def _batch_norm(sync):
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=sync,
-                                           gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
-
-
-def _doublings(image_size):
-    return int(np.log2(image_size // 4))
-
-
-def build_generator(image_size=64, latent_dim=100, width=64, sync_batch_norm=False):
-    """z (batch, latent_dim) -> images (batch, image_size, image_size, 3) in [-1, 1].
-
-    For 64x64 and width 64 this is the book's net_G: 4x4x512 -> 8x8x256 -> 16x16x128
-    -> 32x32x64 -> 64x64x3, kernel 4, no biases.
-    """
-    n = _doublings(image_size)
-    z = keras.Input((latent_dim,))
-    x = keras.layers.Reshape((1, 1, latent_dim))(z)
-    for i in range(n):
-        channels = width * 2 ** (n - 1 - i)
-        x = keras.layers.Conv2DTranspose(channels, 4, strides=1 if i == 0 else 2,
-                                         padding="valid" if i == 0 else "same", use_bias=False,
-                                         kernel_initializer=_init())(x)
-        x = keras.layers.ReLU()(_batch_norm(sync_batch_norm)(x))
-    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init())(x)
-    return keras.Model(z, keras.layers.Activation("tanh")(x), name="generator")
-
-
-def build_discriminator(image_size=64, width=64, sync_batch_norm=False):
-    """Images (batch, image_size, image_size, 3) -> logits (batch, 1).
-
-    For 64x64 and width 64: 32x32x64 -> 16x16x128 -> 8x8x256 -> 4x4x512 -> 1x1x1,
-    kernel 4 stride 2, LeakyReLU(0.2), batch norm after all but the first convolution.
-    """
-    n = _doublings(image_size)
-    images = keras.Input((image_size, image_size, 3))
-    x = images
-    for i in range(n):
-        x = keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same", use_bias=False,
-                                kernel_initializer=_init())(x)
-        if i > 0:
-            x = _batch_norm(sync_batch_norm)(x)
-        x = keras.layers.LeakyReLU(0.2)(x)
-    x = keras.layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_init())(x)
-    return keras.Model(images, keras.layers.Flatten()(x), name="discriminator")
-
-
-@keras.saving.register_keras_serializable(package="dlsuite")
-class DCGAN(GAN):
-    """The book's DCGAN generator and discriminator trained by `GAN.train_step`."""
-
-    def __init__(self, image_size=64, latent_dim=100, gen_width=64, disc_width=64, sync_batch_norm=False, **kwargs):
-        super().__init__(**kwargs)
-        self.image_size, self.latent_dim = image_size, latent_dim
-        self.gen_width, self.disc_width = gen_width, disc_width
-        self.generator = build_generator(image_size, latent_dim, gen_width, sync_batch_norm)
-        self.discriminator = build_discriminator(image_size, disc_width, sync_batch_norm)
-        self.built = True
-
-    def get_config(self):
-        return {**super().get_config(), "image_size": self.image_size, "latent_dim": self.latent_dim,
-                "gen_width": self.gen_width, "disc_width": self.disc_width}
-
-
-def build(config, replicas=1):
-    """The compiled DCGAN of `config`, initialised from `config.seed` (call under the strategy scope).
-
-    With more than one replica the batch norms are synchronised, so the update equals
-    the single-replica one.
-    """
-    keras.utils.set_random_seed(config.seed)
-    model = DCGAN(config.image_size, config.latent_dim, config.gen_width, config.disc_width,
-                  sync_batch_norm=replicas > 1)
-    adam = lambda: keras.optimizers.Adam(config.lr, beta_1=config.beta_1)  # noqa: E731
-    model.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=use_xla())
-    return model
-
-
-def random_flip(images, seed):
-    """Flip each image of a batch (batch, H, W, C) left-right with probability 1/2 (stateless, seeded)."""
-    flip = tf.random.stateless_uniform(tf.shape(images)[:1], seed) < 0.5
-    return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-
-
-def generate_images(model, z, batch_size=256):
-    """Generator outputs (n, S, S, 3) in [-1, 1] for noise z (n, latent_dim), inference-mode batch norm."""
-    return np.concatenate([model.generator(z[i:i + batch_size], training=False).numpy()
-                           for i in range(0, len(z), batch_size)])
-
-
-def to_uint8(images):
-    """Images in [-1, 1] -> uint8 pixels in 0..255 (same shape)."""
-    return np.round((np.asarray(images) + 1) * 127.5).clip(0, 255).astype(np.uint8)
-
-
-def save_grid(images, path, ncols=8, scale=3, pad=2):
-    """Tile images (n, S, S, 3) in [-1, 1] into one PNG on a grey canvas, each enlarged `scale` times."""
-    n, size = len(images), images.shape[1]
-    nrows = -(-n // ncols)
-    cell = size * scale + pad
-    canvas = np.full((nrows * cell + pad, ncols * cell + pad, 3), 128, np.uint8)
-    pixels = to_uint8(images).repeat(scale, 1).repeat(scale, 2)
-    for i, img in enumerate(pixels):
-        r, c = divmod(i, ncols)
-        canvas[pad + r * cell:(r + 1) * cell, pad + c * cell:(c + 1) * cell] = img
-    with atomic_path(path) as tmp:
-        Image.fromarray(canvas).save(tmp)
-    return Path(path)
-
-
-def fixed_noise(n, latent_dim, seed):
-    """Seeded standard-normal noise (n, latent_dim) float32."""
-    return np.random.default_rng(seed).normal(size=(n, latent_dim)).astype(np.float32)
-
-
-def load_images(ctx, cfg):
-    """(train, held-out) real images of the run's dataset at the config's size."""
-    root = data.sprite_root(ctx.data_dir, ctx.demo)
-    images = data.read_image_folder(root, cfg.image_size, cfg.background)
-    return data.split_holdout(images, cfg.holdout, cfg.seed)
-
-
-def load_feature_net(path):
-    """The run's quality feature extractor from `path` (`FEATURE_NET`); one line naming the file when it is
-    missing or damaged (the quality scale belongs to the run, so only a new run can replace it)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DlsuiteError(f"{path} not found; {path.parent} is not a DCGAN run made by train")
-    try:
-        return quality.feature_model(keras.models.load_model(path))
-    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DlsuiteError(f"{path} is damaged ({reason[:200]}); it defines the run's quality scale, so train a new "
-                           "run") from None
-
-
-def restore(ctx, model, checkpoint=None):
-    """Restore `model` from the run's newest checkpoint (or `checkpoint`); returns its epoch.
-    A checkpoint of other sizes gives one clear line."""
-    try:
-        return ctx.restore(model, checkpoint)
-    except CheckpointMismatch:
-        raise DlsuiteError(
-            f"the newest checkpoint in {ctx.run_dir} does not fit a DCGAN with image_size={model.image_size}, "
-            f"latent_dim={model.latent_dim}, gen_width={model.gen_width}, disc_width={model.disc_width}; "
-            "use the run's own config (no size flags) or a new --run-dir") from None
-
-
-def _quality_plot(history, reference, path):
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot([h["epoch"] for h in history], [h["quality"] for h in history], marker=".", label="generated")
-    ax.axhline(reference["floor"], color="g", ls="--", label="floor: held-out real")
-    ax.axhline(reference["ceiling"], color="r", ls="--", label="ceiling: untrained generator")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("Frechet distance")
-    ax.legend(fontsize=7)
-    save_figure(fig, path)
+    return dcgan_model
 
 
 def train(ctx):
-    cfg = ctx.config
-    replicas = ctx.strategy.num_replicas_in_sync
-    per_replica_batch_size(cfg.batch_size, ctx.strategy)
-    real, held_out = load_images(ctx, cfg)
-    if len(real) < cfg.batch_size:
-        raise UsageError(f"--batch-size {cfg.batch_size} is larger than the {len(real)} training images")
-    run = ctx.run()
-    with ctx.strategy.scope():
-        model = build(cfg, replicas)
-    if run.resume:
-        restore(ctx, model)  # fails with one line on a checkpoint of other sizes
-        extractor = load_feature_net(run.file(FEATURE_NET))
-        try:
-            reference = json.loads(run.file(REFERENCE).read_text())
-        except (OSError, ValueError) as e:
-            raise DlsuiteError(f"{run.file(REFERENCE)} is missing or damaged ({e}); train a new run") from None
-    else:
-        net, accuracy = quality.train_feature_net(real, epochs=cfg.quality_epochs, seed=cfg.seed)
-        if run.chief:
-            net.save(run.file(FEATURE_NET))
-        extractor = quality.feature_model(net)
-        reference = {"feature_net_rotation_accuracy": accuracy}
-    meter = quality.QualityMeter(extractor, real, held_out)
-    z_quality = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
-    z_grid = fixed_noise(GRID_SIZE, cfg.latent_dim, cfg.seed + 3)
-    if not run.resume:
-        reference.update(floor=meter.floor, ceiling=meter.score(generate_images(model, z_quality)),
-                         n_train=len(real), n_held_out=len(held_out))
-        run.write_json(REFERENCE, reference)
-    steps = len(real) // cfg.batch_size
-
-    def on_epoch_end(epoch, logs):
-        save_grid(generate_images(model, z_grid), run.file(f"samples/epoch-{epoch + 1:04d}.png"))
-        return {"quality": meter.score(generate_images(model, z_quality)),
-                "images_per_s": round(steps * cfg.batch_size / logs["time_s"], 1)}
-
-    transform = random_flip if cfg.flip else None
-    history = training.fit(model, lambda epoch: gan_dataset(real, cfg.batch_size, cfg.latent_dim, cfg.seed, epoch,
-                                                            transform), run, epochs=cfg.epochs,
-                           on_epoch_end=on_epoch_end)
-    if run.chief and history:
-        _quality_plot(history, reference, run.file("quality.png"))
-    last = history[-1]
-    return {"quality": last["quality"], "floor": reference["floor"], "ceiling": reference["ceiling"],
-            "d_loss": last["d_loss"], "g_loss": last["g_loss"], "epochs": last["epoch"],
-            "images_per_s": last["images_per_s"], "train_time_s": round(sum(h["time_s"] for h in history), 1)}
+    return _model().train(ctx)
 
 
 def evaluate(ctx):
-    cfg = ctx.config
-    extractor = load_feature_net(Path(ctx.run_dir) / FEATURE_NET)
-    real, held_out = load_images(ctx, cfg)
-    meter = quality.QualityMeter(extractor, real, held_out)
-    z = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
-    model = build(cfg)
-    ceiling = meter.score(generate_images(model, z))
-    epoch = restore(ctx, model)
-    return {"quality": meter.score(generate_images(model, z)), "floor": meter.floor, "ceiling": ceiling,
-            "epoch": epoch}
+    return _model().evaluate(ctx)
+
+
+def generate(ctx):
+    return _model().generate(ctx)
 
 
 def _generate_arguments(parser):
@@ -296,16 +73,11 @@ def _generate_arguments(parser):
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the noise (default: 0)")
 
 
-def generate(ctx):
-    cfg = ctx.config
-    out = writable_dir(ctx.args.out or Path(ctx.run_dir) / "samples")  # before the model is built
-    model = build(cfg)
-    epoch = restore(ctx, model)
-    images = generate_images(model, fixed_noise(ctx.args.n, cfg.latent_dim, 10_000 + ctx.args.sample_seed))
-    pixels = to_uint8(images)
-    for i, img in enumerate(pixels):
-        Image.fromarray(img).save(out / f"sample_{i:04d}.png")
-    return {"images": len(pixels), "out": str(out), "epoch": epoch}
+def __getattr__(name):
+    """The model's names (`DCGAN`, `build_generator`, `build`, ...) from `gan.dcgan_model`."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(_model(), name)
 
 
 COMMANDS = {

@@ -15,20 +15,12 @@ ratings known before the test (fitted plus validation), clipped to the rating sc
 import sys
 from dataclasses import dataclass, field
 
-import keras
-import numpy as np
-from keras import ops
-
-from sklearn.metrics import root_mean_squared_error
-
-from common import cli, training
-from common.data import epoch_dataset
-from common.models import ScaledLossModel
-from recsys import data as rdata
+from common import cli
+from recsys.movielens import MovieLensConfig
 
 
 @dataclass
-class Config(rdata.MovieLensConfig):
+class Config(MovieLensConfig):
     epochs: int = 40
     batch_size: int = 256
     lr: float = 0.002
@@ -44,89 +36,26 @@ class Config(rdata.MovieLensConfig):
 DEMO = {"epochs": 30, "hidden": 64, "batch_size": 32, "lr": 0.005, "weight_decay": 0.01}
 
 
-@keras.saving.register_keras_serializable(package="dlsuite")
-class AutoRec(ScaledLossModel):
-    """`(batch, num_users)` ratings of items -> `(batch, num_users)` reconstruction."""
+def _model():
+    """`recsys.autorec_model`: the model and its training, imported (with TensorFlow) when a command runs."""
+    from recsys import autorec_model
 
-    def __init__(self, num_users, hidden=500, dropout=0.05, weight_decay=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.num_users, self.hidden, self.dropout, self.weight_decay = num_users, hidden, dropout, weight_decay
-        self.encoder = keras.layers.Dense(hidden, activation="sigmoid")
-        self.drop = keras.layers.Dropout(dropout)
-        self.decoder = keras.layers.Dense(num_users)
-
-    def call(self, ratings, training=False):
-        return self.decoder(self.drop(self.encoder(ratings), training=training))
-
-    def training_loss(self, batch):
-        """Mean over items of the squared error summed over observed (non-zero) ratings, plus L2 on the weights."""
-        ratings, _ = batch
-        observed = ops.cast(ops.not_equal(ratings, 0), ratings.dtype)
-        error = (self(ratings, training=True) - ratings) * observed
-        loss = ops.mean(ops.sum(ops.square(error), axis=-1))
-        if self.weight_decay:
-            loss = loss + self.weight_decay * (ops.sum(ops.square(self.encoder.kernel))
-                                               + ops.sum(ops.square(self.decoder.kernel)))
-        return loss
-
-    def get_config(self):
-        return {**super().get_config(), "num_users": self.num_users, "hidden": self.hidden,
-                "dropout": self.dropout, "weight_decay": self.weight_decay}
-
-
-def build(config, num_users):
-    model = AutoRec(num_users, config.hidden, config.dropout, config.weight_decay)
-    model.compile(keras.optimizers.Adam(config.lr))
-    model(np.zeros((1, num_users), np.float32))
-    return model
-
-
-def item_columns(interactions):
-    """Items' rating columns `(num_items, num_users)` float32 (0 = unobserved): the model's inputs."""
-    return interactions.rating_matrix().T.copy()
-
-
-def heldout_rmse(model, known, heldout):
-    """RMSE on the `heldout` interactions of the reconstruction of the `known` ones (clipped to the rating scale)."""
-    recon = model.predict(item_columns(known), batch_size=512, verbose=0)
-    pred = np.clip(recon[heldout.items, heldout.users], *heldout.rating_scale)
-    return float(root_mean_squared_error(heldout.ratings, pred))
-
-
-def _load(ctx):
-    cfg = ctx.config
-    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed,
-                             cfg.dataset)
+    return autorec_model
 
 
 def train(ctx):
-    cfg = ctx.config
-    splits = _load(ctx)
-    items = item_columns(splits.fit)
-    with ctx.strategy.scope():
-        model = build(cfg, items.shape[1])
-    run = ctx.run()
-
-    def dataset(epoch):
-        return epoch_dataset((items, items), cfg.batch_size, cfg.seed, epoch)
-
-    history = training.fit(model, dataset, run, epochs=cfg.epochs,
-                           on_epoch_end=lambda epoch, logs: {"val_rmse": heldout_rmse(model, splits.fit, splits.val)})
-    return {"loss": history[-1]["loss"], "val_rmse": history[-1]["val_rmse"],
-            "rmse": heldout_rmse(model, splits.train, splits.test), "test_ratings": len(splits.test)}
-
-
-def restore(ctx, num_users):
-    """The run's model (newest checkpoint)."""
-    model = build(ctx.config, num_users)
-    ctx.restore(model)
-    return model
+    return _model().train(ctx)
 
 
 def evaluate(ctx):
-    splits = _load(ctx)
-    model = restore(ctx, splits.train.num_users)
-    return {"rmse": heldout_rmse(model, splits.train, splits.test), "test_ratings": len(splits.test)}
+    return _model().evaluate(ctx)
+
+
+def __getattr__(name):
+    """The model's names (`AutoRec`, `build`, `heldout_rmse`, ...) from `recsys.autorec_model`."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(_model(), name)
 
 
 COMMANDS = {

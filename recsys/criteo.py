@@ -32,7 +32,8 @@ import numpy as np
 from common.data import cache_root, demo_cache_dir, epoch_rng
 from common.errors import DatasetError
 from common.files import atomic_path
-from recsys import data as rdata
+from recsys import DEMO_ROOT
+from recsys.ctr import CTR_THRESHOLD, CTRData, FieldVocabulary, ctr_logits
 
 INT_FIELDS = 13
 CAT_FIELDS = 26
@@ -40,7 +41,7 @@ FIELDS = INT_FIELDS + CAT_FIELDS
 COLUMNS = ["label"] + [f"I{i}" for i in range(1, INT_FIELDS + 1)] + [f"C{i}" for i in range(1, CAT_FIELDS + 1)]
 NA = np.int64(-(2 ** 62))  # the token of an empty field
 # Version of what `generate_criteo` writes, part of the demo file's cache folder (`demo_file`): bump
-# it whenever the bytes it writes change, here, through `rdata.ctr_logits`, or by a new demo row
+# it whenever the bytes it writes change, here, through `recsys.ctr.ctr_logits`, or by a new demo row
 # count, so a demo file cached by the older code is not reused.
 GENERATOR_VERSION = 1
 PARTS = ("fit", "val", "test")
@@ -254,10 +255,10 @@ class CriteoCache:
         return int(sum(self.field_dims))
 
     def part(self, name):
-        """`rdata.CTRData` of one part ("fit", "val" or "test") over read-only memory maps."""
+        """`recsys.ctr.CTRData` of one part ("fit", "val" or "test") over read-only memory maps."""
         features = np.load(self.directory / f"{name}_features.npy", mmap_mode="r")
         labels = np.load(self.directory / f"{name}_labels.npy", mmap_mode="r")
-        return rdata.CTRData(features, labels, self.field_dims)
+        return CTRData(features, labels, self.field_dims)
 
 
 def _cache_key(path, threshold, test_ratio, val_ratio, seed):
@@ -292,7 +293,7 @@ def _cache_dir(cache_dir=None):
     return Path(cache_dir or cache_root() / "criteo-cache")
 
 
-def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_ratio=0.1, seed=0, cache_dir=None,
+def prepare_criteo(path, threshold=CTR_THRESHOLD, test_ratio=0.1, val_ratio=0.1, seed=0, cache_dir=None,
                    progress=None):
     """Stream a Criteo file into the cache (once per file, threshold, ratios and seed) -> `CriteoCache`.
 
@@ -332,7 +333,7 @@ def prepare_criteo(path, threshold=rdata.CTR_THRESHOLD, test_ratio=0.1, val_rati
             if n == 0:
                 raise DatasetError(f"{path}: {int(part_rows.sum())} rows left the {name} part empty; use more rows "
                                    "or other --test-ratio/--val-ratio")
-        vocabulary = rdata.FieldVocabulary.from_values(counts.vocabulary(threshold))
+        vocabulary = FieldVocabulary.from_values(counts.vocabulary(threshold))
         del counts
         with contextlib.ExitStack() as files:  # every part file is closed, also when pass 2 fails
             outputs = {name: (files.enter_context(_npy_writer(tmp / f"{name}_features.npy", np.int32,
@@ -469,7 +470,7 @@ def generate_criteo(path, rows, seed=0, chunk_rows=500_000, cardinality=2000):
     """Write `rows` lines in the Kaggle `train.txt` layout (label, 13 integers, 26 hex categoricals, tab
     separated, about 20% of integers and 10% of categoricals empty); return the path.
 
-    Clicks are Bernoulli(sigmoid(`rdata.ctr_logits`)) of per-field codes drawn with a
+    Clicks are Bernoulli(sigmoid(`recsys.ctr.ctr_logits`)) of per-field codes drawn with a
     popularity skew (codes of the first 11 fields decide the click; the integers carry
     the codes of fields 0-12 through a monotone map, the categoricals those of all fields
     shifted by a per-field hex salt). Written in chunks through pyarrow's CSV writer (no
@@ -489,7 +490,7 @@ def generate_criteo(path, rows, seed=0, chunk_rows=500_000, cardinality=2000):
         for start in range(0, rows, chunk_rows):
             n = min(chunk_rows, rows - start)
             codes = np.minimum(np.searchsorted(cdf, rng.random((n, CAT_FIELDS))), cardinality - 1)
-            logits = rdata.ctr_logits(codes[:, :12] % 12, seed, 12)
+            logits = ctr_logits(codes[:, :12] % 12, seed, 12)
             labels = (rng.random(n) < 1.0 / (1.0 + np.exp(-logits))).astype(np.int64)
             columns = [pa.array(labels)]
             for f in range(INT_FIELDS):
@@ -506,4 +507,4 @@ def generate_criteo(path, rows, seed=0, chunk_rows=500_000, cardinality=2000):
 
 def demo_file():
     """Where `--demo` keeps its generated `train.txt`: `recsys-demo/criteo-v<GENERATOR_VERSION>/` in the cache."""
-    return demo_cache_dir(rdata.DEMO_ROOT, "criteo", version=GENERATOR_VERSION) / "train.txt"
+    return demo_cache_dir(DEMO_ROOT, "criteo", version=GENERATOR_VERSION) / "train.txt"

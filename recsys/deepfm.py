@@ -21,20 +21,27 @@ class Config(fm.Config):
 DEMO = dict(fm.DEMO)
 
 
-def model_kwargs(config):
-    return {**fm.model_kwargs(config), "hidden": config.hidden, "dropout": config.dropout}
+def _model():
+    """`recsys.deepfm_model`: the model and its training, imported (with TensorFlow) when a command runs."""
+    from recsys import deepfm_model
+
+    return deepfm_model
 
 
-def build(config, train_set):
-    return fm.build(config, train_set, model_kwargs)
+def train(ctx):
+    return _model().train(ctx)
 
 
-def restore(ctx, train_set):
-    return fm.restore(ctx, train_set, model_kwargs)
+def evaluate(ctx):
+    return _model().evaluate(ctx)
 
 
-train = fm.make_train(model_kwargs)
-evaluate = fm.make_evaluate(model_kwargs)
+def __getattr__(name):
+    """The model's names (`build`, `restore`, `model_kwargs`) from `recsys.deepfm_model`."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(_model(), name)
+
 
 COMMANDS = {
     "train": cli.Command(train, "train DeepFM on click data", trains=True),

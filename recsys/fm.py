@@ -3,7 +3,8 @@
 A 2-way FM over categorical fields: logit = b + sum_f w[x_f] + sum_{f<g} <v[x_f], v[x_g]>,
 with the pairwise term computed in O(k n) as 0.5 * sum_k((sum_f v)^2 - sum_f v^2).
 `--no-interactions` leaves the linear part only, i.e. logistic regression (the baseline).
-`recsys.deepfm` reuses the model (adding the deep component) and these commands. A
+`recsys.deepfm` reuses the model (adding the deep component) and its training
+(`recsys.fm_model`). A
 seeded `--val-ratio` of the training rows is held out and scored every epoch (`val_auc`,
 `val_logloss`); the test rows are scored once, at the end of `train` and by `evaluate`.
 
@@ -15,21 +16,9 @@ seeded `--val-ratio` of the training rows is held out and scored every epoch (`v
 """
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-from keras import ops
-
-from sklearn.metrics import log_loss, roc_auc_score
-
-from common import cli, distribute, training
-from common.data import epoch_dataset
-from common.errors import DlsuiteError, UsageError
-from common.models import ScaledLossModel
-from recsys import criteo
-from recsys import data as rdata
+from common import cli
+from recsys.ctr import CTR_THRESHOLD
 
 
 @dataclass
@@ -45,7 +34,7 @@ class Config(cli.TrainConfig):
         "choices": ["ctr", "criteo"], "help": (
             "ctr: the book's train.csv/test.csv; criteo: one Criteo file (Kaggle train.txt layout), streamed")})
     data_file: str = field(default="train.txt", metadata={"help": "Criteo file inside --data-dir"})
-    threshold: int = field(default=rdata.CTR_THRESHOLD, metadata=cli.at_least(
+    threshold: int = field(default=CTR_THRESHOLD, metadata=cli.at_least(
         1, "values rarer than this share a bucket"))
     test_ratio: float = field(default=0.1, metadata=cli.bounds("(0, 1)", "Criteo rows held out for the test set"))
     val_ratio: float = field(default=0.1, metadata=cli.bounds(
@@ -55,184 +44,27 @@ class Config(cli.TrainConfig):
 DEMO = {}
 
 
-@keras.saving.register_keras_serializable(package="dlsuite")
-class FactorizationMachine(ScaledLossModel):
-    """Click logits `(batch,)` from global feature ids `(batch, fields)`.
+def _model():
+    """`recsys.fm_model`: the model and its training, imported (with TensorFlow) when a command runs."""
+    from recsys import fm_model
 
-    With `hidden` layer widths it is DeepFM: an MLP over the concatenated field
-    embeddings (the same `v` the FM uses) adds its output to the FM logit.
-    """
-
-    def __init__(self, num_features, factors=10, interactions=True, hidden=(), dropout=0.0, weight_decay=0.0,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.num_features, self.factors, self.interactions = num_features, factors, interactions
-        self.hidden, self.dropout, self.weight_decay = list(hidden), dropout, weight_decay
-        self.linear = keras.layers.Embedding(num_features, 1, embeddings_initializer="zeros")
-        self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
-        # Logistic regression (no interactions, no MLP) has no factor table at all.
-        self.embedding = keras.layers.Embedding(
-            num_features, factors, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01)
-        ) if (interactions or self.hidden) else None
-        self.deep = [keras.layers.Dense(width, activation="relu") for width in self.hidden]
-        self.deep_dropout = keras.layers.Dropout(dropout)
-        self.deep_out = keras.layers.Dense(1) if self.hidden else None
-
-    def build(self, input_shape):
-        """Build every part before the first call (the MLP's input width comes from the fields)."""
-        self.linear.build(input_shape)
-        if self.embedding is not None:
-            self.embedding.build(input_shape)
-        width = input_shape[-1] * self.factors
-        for layer in self.deep:
-            layer.build((None, width))
-            width = layer.units
-        if self.deep_out is not None:
-            self.deep_out.build((None, width))
-        super().build(input_shape)
-
-    def call(self, features, training=False):
-        logit = self.bias + ops.sum(self.linear(features)[..., 0], axis=-1)
-        if self.embedding is None:
-            return logit
-        v = self.embedding(features)  # (batch, fields, factors)
-        if self.interactions:
-            logit = logit + 0.5 * ops.sum(ops.square(ops.sum(v, axis=1)) - ops.sum(v * v, axis=1), axis=-1)
-        if self.hidden:
-            h = ops.reshape(v, (-1, v.shape[1] * self.factors))
-            for layer in self.deep:
-                h = self.deep_dropout(layer(h), training=training)
-            logit = logit + self.deep_out(h)[:, 0]
-        return logit
-
-    def training_loss(self, batch):
-        """Mean binary cross-entropy + weight_decay x mean squared norm of the batch's embeddings."""
-        features, labels = batch
-        logits = self(features, training=True)
-        loss = ops.mean(ops.maximum(logits, 0) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits))))
-        if self.weight_decay and self.embedding is not None:
-            v = self.embedding(features)
-            loss = loss + self.weight_decay * ops.mean(ops.sum(v * v, axis=(1, 2)))
-        return loss
-
-    def get_config(self):
-        return {**super().get_config(), "num_features": self.num_features, "factors": self.factors,
-                "interactions": self.interactions, "hidden": self.hidden, "dropout": self.dropout,
-                "weight_decay": self.weight_decay}
+    return fm_model
 
 
-def model_kwargs(config):
-    """FactorizationMachine arguments from an FM config (DeepFM's config adds hidden and dropout)."""
-    return {"factors": config.factors, "interactions": config.interactions, "weight_decay": config.weight_decay}
+def train(ctx):
+    return _model().train(ctx)
 
 
-def build(config, train_set, kwargs_of=model_kwargs):
-    model = FactorizationMachine(train_set.num_features, **kwargs_of(config))
-    model.compile(keras.optimizers.Adam(config.lr))
-    model(train_set.features[:1])
-    return model
+def evaluate(ctx):
+    return _model().evaluate(ctx)
 
 
-CRITEO_DEMO_ROWS = 60_000  # changing it changes the demo file: bump criteo.GENERATOR_VERSION
+def __getattr__(name):
+    """The model's names (`FactorizationMachine`, `build`, `ctr_report`, ...) from `recsys.fm_model`."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(_model(), name)
 
-
-def criteo_file(ctx):
-    """The Criteo file to read: --data-dir/--data-file, or (--demo) a generated one in the cache."""
-    cfg = ctx.config
-    if ctx.demo:
-        path = criteo.demo_file()
-        return path if path.exists() else criteo.generate_criteo(path, CRITEO_DEMO_ROWS)
-    if ctx.data_dir is None:
-        raise UsageError("--dataset criteo needs --data-dir holding the Criteo file (and --data-file, "
-                         f"default {cfg.data_file}), or --demo")
-    return Path(ctx.data_dir) / cfg.data_file
-
-
-def load(ctx):
-    """(fit, validation, test) CTRData for the config's dataset; validation rows come out of training.
-
-    Criteo goes through `recsys.criteo.prepare_criteo` (one streaming pass, cached): its parts
-    are memory maps, read back in blocks by `dataset`.
-    """
-    cfg = ctx.config
-    if cfg.dataset == "ctr":
-        train_set, test_set = rdata.load_ctr(rdata.ctr_dir(ctx.data_dir, ctx.demo), cfg.threshold)
-        return (*rdata.split_rows(train_set, cfg.val_ratio, cfg.seed), test_set)
-    cache = criteo.prepare_criteo(criteo_file(ctx), cfg.threshold, cfg.test_ratio, cfg.val_ratio, cfg.seed)
-    return tuple(cache.part(name) for name in criteo.PARTS)
-
-
-def dataset(config, fit, epoch, strategy=None):
-    """The epoch's training batches: in memory (`epoch_dataset`) or, for memory-mapped Criteo parts,
-    `criteo.block_dataset` (blocks of rows, bounded memory) through `distribute.distribute_own_input`:
-    over several replicas or workers each trains on its piece of every global batch of `--batch-size`,
-    the same batches in the same order as on one replica."""
-    if not isinstance(fit.features, np.memmap):
-        return epoch_dataset((fit.features, fit.labels), config.batch_size, config.seed, epoch)
-    return distribute.distribute_own_input(
-        strategy or tf.distribute.get_strategy(), config.batch_size,
-        lambda shard: criteo.block_dataset(fit, config.batch_size, config.seed, epoch,
-                                           replicas=(shard.first, shard.count, shard.total)))
-
-
-def click_probabilities(model, features):
-    """Click probabilities `(rows,)` float64, predicted block by block (features may be a memory map)."""
-    logits = criteo.predict_blocks(lambda x: model.predict(x, batch_size=8192, verbose=0), features)
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
-
-
-def ctr_report(model, rows):
-    """AUC and log loss of the click probabilities on `rows` (CTRData), by `sklearn.metrics`."""
-    p = click_probabilities(model, rows.features)
-    labels = np.asarray(rows.labels)
-    if len(np.unique(labels)) < 2:
-        raise DlsuiteError(f"{len(rows)} held-out rows hold only one label; AUC needs clicks and non-clicks")
-    return {"auc": float(roc_auc_score(labels, p)), "logloss": float(log_loss(labels, p, labels=[0, 1]))}
-
-
-def restore(ctx, train_set, kwargs_of=model_kwargs):
-    """The run's model (newest checkpoint), built for `train_set`'s features."""
-    model = build(ctx.config, train_set, kwargs_of)
-    ctx.restore(model)
-    return model
-
-
-def make_train(kwargs_of):
-    """The `train` command for a FactorizationMachine configured by `kwargs_of(config)`."""
-
-    def train(ctx):
-        cfg = ctx.config
-        fit, val, test = load(ctx)
-        with ctx.strategy.scope():
-            model = build(cfg, fit, kwargs_of)
-        run = ctx.run()
-
-        def on_epoch_end(epoch, logs):
-            return {f"val_{k}": v for k, v in ctr_report(model, val).items()}
-
-        history = training.fit(model, lambda epoch: dataset(cfg, fit, epoch, ctx.strategy), run, epochs=cfg.epochs,
-                               on_epoch_end=on_epoch_end)
-        last = history[-1]
-        return {"loss": last["loss"], "val_auc": last["val_auc"], "val_logloss": last["val_logloss"],
-                **ctr_report(model, test), "train_rows": len(fit), "val_rows": len(val), "test_rows": len(test),
-                "features": fit.num_features}
-
-    return train
-
-
-def make_evaluate(kwargs_of):
-    """The `evaluate` command: rebuild from the run's config, restore, print AUC and log loss."""
-
-    def evaluate(ctx):
-        fit, _, test = load(ctx)
-        model = restore(ctx, fit, kwargs_of)
-        return {**ctr_report(model, test), "test_rows": len(test)}
-
-    return evaluate
-
-
-train = make_train(model_kwargs)
-evaluate = make_evaluate(model_kwargs)
 
 COMMANDS = {
     "train": cli.Command(train, "train a factorization machine on click data", trains=True),

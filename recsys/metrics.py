@@ -85,7 +85,7 @@ def sample_candidates(exclude, test_items, negatives, rng):
 def evaluate_ranking(score_fn, users, test_items, index, k=10, batch_users=256, negatives=None, seed=0):
     """Mean HR@k, NDCG@k and AUC over all `users`, scoring `batch_users` users at a time.
 
-    score_fn: `users (B,) -> scores (B, num_items)`; index: a `recsys.data.UserItemIndex` of
+    score_fn: `users (B,) -> scores (B, num_items)`; index: a `recsys.implicit.UserItemIndex` of
     the training interactions (their items are never candidates). `negatives=None`: the full
     protocol (the test item against every other item); an int: the sampled protocol (the test
     item against that many items drawn by `sample_candidates` from `sampled_rng(seed)`, batch by

@@ -24,11 +24,11 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from recsys import data as rdata
+from recsys.movielens import MovieLensConfig
 
 
 @dataclass
-class Config(rdata.MovieLensConfig):
+class Config(MovieLensConfig):
     epochs: int = 40
     batch_size: int = 8192
     lr: float = field(default=0.0035, metadata=cli.positive(

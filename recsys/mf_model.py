@@ -17,8 +17,10 @@ from common.data import epoch_dataset, group_members
 from common.distribute import sparse_step_xla, sparse_steps_per_execution
 from common.errors import UsageError
 from common.models import ScaledLossModel
-from recsys import data as rdata
+from recsys.implicit import UserItemIndex
 from recsys.lazy_adam import LazyAdam
+from recsys.movielens import RATING_SCALE, load_id_maps, save_id_maps
+from recsys.splits import load_splits
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -202,7 +204,7 @@ def training_batches(part, config, epochs):
     return dataset
 
 
-def predict_ratings(model, users, items, scale=rdata.RATING_SCALE, batch_size=8192):
+def predict_ratings(model, users, items, scale=RATING_SCALE, batch_size=8192):
     """Model ratings for (users, items) pairs, clipped to the rating `scale`: float32 `(n,)`."""
     out = model.predict((np.asarray(users, np.int32), np.asarray(items, np.int32)), batch_size=batch_size, verbose=0)
     return np.clip(out, *scale)
@@ -218,8 +220,7 @@ def rating_rmse(model, part):
 
 def _load(ctx):
     cfg = ctx.config
-    return rdata.load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed,
-                             cfg.dataset)
+    return load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed, cfg.dataset)
 
 
 def _build(config, splits):
@@ -248,7 +249,7 @@ def train(ctx):
     with ctx.strategy.scope():
         model = _build(cfg, splits)
     run = ctx.run()
-    rdata.save_id_maps(run, fit)
+    save_id_maps(run, fit)
     advice = ("lower --lr (sgd's is a step per rating: 0.0035 by default; Adam's 0.03 is far too large for it, "
               "--preset adam selects Adam with its own)" if cfg.optimizer == "sgd" else "lower --lr")
 
@@ -281,7 +282,7 @@ def predict(ctx):
     """Top items for one user among the items they have not rated in training."""
     splits = _load(ctx)
     train_set = splits.train
-    user_ids, item_ids = rdata.load_id_maps(ctx.run_dir, train_set)
+    user_ids, item_ids = load_id_maps(ctx.run_dir, train_set)
     user = ctx.args.user
     dense = int(np.searchsorted(user_ids, user))
     if dense >= len(user_ids) or user_ids[dense] != user:
@@ -290,6 +291,6 @@ def predict(ctx):
     model = restore(ctx, splits)
     items = np.arange(train_set.num_items)
     scores = predict_ratings(model, np.full(len(items), dense), items, train_set.rating_scale)
-    scores[rdata.UserItemIndex.of(train_set).mask([dense])[0]] = -np.inf
+    scores[UserItemIndex.of(train_set).mask([dense])[0]] = -np.inf
     top = np.argsort(-scores, kind="stable")[:ctx.args.top]
     return {"user": user, "items": item_ids[top].tolist(), "predicted_ratings": np.round(scores[top], 3).tolist()}

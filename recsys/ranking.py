@@ -1,25 +1,24 @@
-"""Shared machinery of the implicit-feedback models (NeuMF, Caser).
+"""What the implicit-feedback models (NeuMF, Caser) share apart from Keras: flags, data, protocol.
 
-`PairwiseRanker` is a Keras model trained on (context, positive item, sampled negative
-item) triples with a pairwise loss from `recsys.losses`; subclasses define `score`
-(one item per example) and `score_all` (every item for a batch of users).
-`pairwise_dataset` draws fresh negatives each epoch (seeded by `epoch_rng(seed, epoch)`,
-so a resumed run sees the same triples), `ranking_report` computes HR@k, NDCG@k and AUC
-under the full protocol (all unobserved items) or the NCF paper's sampled one (`--protocol
-sampled --negatives 100`), and `fit_ranker` trains with per-epoch validation and scores the
-test split once at the end. `RankingConfig` holds the flags both models share.
+`RankingConfig` holds the flags both models share and `protocol_arguments` lets `evaluate`
+score a run under another protocol. `pairwise_dataset` draws fresh negatives each epoch
+(seeded by `epoch_rng(seed, epoch)`, so a resumed run sees the same triples), and
+`ranking_report` computes HR@k, NDCG@k and AUC under the full protocol (all unobserved items)
+or the NCF paper's sampled one (`--protocol sampled --negatives 100`). The model they train,
+`PairwiseRanker`, and its training loop `fit_ranker` are `recsys.ranking_model`; importing this
+module loads neither TensorFlow nor Keras, so the commands' flags answer at once.
 """
 import argparse
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from common import cli, training
+from common import cli
 from common.data import epoch_dataset, epoch_rng
-from common.models import ScaledLossModel
-from recsys.data import MovieLensConfig, UserItemIndex, sample_negatives
+from recsys.implicit import UserItemIndex, sample_negatives
 from recsys.losses import LOSSES
 from recsys.metrics import evaluate_ranking
+from recsys.movielens import MovieLensConfig
 
 PROTOCOLS = ("full", "sampled")
 
@@ -48,45 +47,6 @@ def protocol_arguments(parser):
                         help="sampled negatives per user (default: the run's)")
 
 
-class PairwiseRanker(ScaledLossModel):
-    """Base model: `train_step` minimises `LOSSES[loss](score(ctx, pos), score(ctx, neg))`.
-
-    A batch is `(context, positives (batch,), negatives (batch,))`; the context is whatever
-    `score` takes (user ids, or user ids and item windows). `penalty` adds an optional
-    regularization term per side.
-    """
-
-    def __init__(self, loss="bpr", **kwargs):
-        super().__init__(**kwargs)
-        self.loss_name = loss
-        self.pair_loss = LOSSES[loss]
-
-    def score(self, context, items, training=False):
-        """Scores `(batch,)` of one item per example."""
-        raise NotImplementedError
-
-    def penalty(self, context, items):
-        """Regularization term (scalar) for one side of the batch; none by default."""
-        return 0.0
-
-    def score_all(self, context):
-        """Scores `(batch, num_items)` of every item for each example."""
-        raise NotImplementedError
-
-    def call(self, inputs, training=False):
-        context, items = inputs
-        return self.score(context, items, training=training)
-
-    def training_loss(self, batch):
-        context, positives, negatives = batch
-        loss = self.pair_loss(self.score(context, positives, training=True),
-                              self.score(context, negatives, training=True))
-        return loss + self.penalty(context, positives) + self.penalty(context, negatives)
-
-    def get_config(self):
-        return {**super().get_config(), "loss": self.loss_name}
-
-
 def pairwise_dataset(context, users, positives, index, batch_size, seed, epoch):
     """tf.data of (context, positive, negative) batches with one fresh negative per positive.
 
@@ -113,25 +73,3 @@ def ranking_report(score_fn, known, heldout, k=10, negatives=None, seed=0, batch
         known = known.concat(heldout)  # a negative is an item the user never interacted with
     return evaluate_ranking(score_fn, users, heldout.items[first], UserItemIndex.of(known), k, batch_users,
                             negatives, seed)
-
-
-def fit_ranker(ctx, model, dataset, report, splits):
-    """Train `model` with `common.training.fit`, validating every epoch; score the test split at the end.
-
-    dataset: `epoch -> tf.data.Dataset`; report: `(model, known, heldout) -> dict` (a
-    `ranking_report`); splits: `recsys.data.Splits`. Each epoch logs `val_hr_at_<k>`,
-    `val_ndcg_at_<k>` and `val_auc` (the validation items ranked given the fitted ones).
-    Returns the last epoch's loss and validation metrics and the test metrics (the test
-    items ranked given all training interactions).
-    """
-    k = ctx.config.top_k
-    keys = (f"hr_at_{k}", f"ndcg_at_{k}", "auc")
-
-    def on_epoch_end(epoch, logs):
-        result = report(model, splits.fit, splits.val)
-        return {f"val_{key}": result[key] for key in keys}
-
-    history = training.fit(model, dataset, ctx.run(), epochs=ctx.config.epochs, on_epoch_end=on_epoch_end)
-    last = history[-1]
-    return {"loss": last["loss"], **{f"val_{key}": last[f"val_{key}"] for key in keys},
-            **report(model, splits.train, splits.test), "protocol": ctx.config.protocol}

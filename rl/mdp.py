@@ -6,7 +6,8 @@ arrays: `P` (S, A, S) transition probabilities, `R` (S, A) expected one-step rew
 `terminal` (S,) the absorbing states an episode ends in (their value is 0).
 `make_env` builds FrozenLake 4x4, 8x8, random or custom maps, slippery or not (or any
 other gymnasium id), and `rollout_policy` scores a tabular policy on the real
-environment over seeded episodes.
+environment over seeded episodes. gymnasium is imported where an environment or a map is made,
+so the commands' flags answer without it.
 """
 import sys
 import zipfile
@@ -14,9 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import gymnasium as gym
 import numpy as np
-from gymnasium.envs.toy_text.frozen_lake import MAPS, generate_random_map
 
 from common.cli import SEED_BOUNDS, Config, at_least, bounds, positive_int
 from common.data import epoch_seed
@@ -80,6 +79,8 @@ class MDP:
 
 def frozen_lake_map(name, seed=0):
     """The map rows for `--map`: "4x4", "8x8", "random-N" or comma-separated rows of S/F/H/G."""
+    from gymnasium.envs.toy_text.frozen_lake import MAPS, generate_random_map
+
     if name in MAPS:
         return list(MAPS[name])
     if name.startswith("random-"):
@@ -100,6 +101,8 @@ def make_env(config):
     FrozenLake gets `map` and `slippery` and a time limit of 100 steps on 4x4 and 200 on 8x8
     (as gymnasium registers FrozenLake-v1 and FrozenLake8x8-v1), growing with the area beyond.
     """
+    import gymnasium as gym
+
     kwargs = {}
     if config.env.startswith("FrozenLake"):
         desc = frozen_lake_map(config.map, config.seed)
@@ -116,6 +119,8 @@ def from_env(env):
 
     Raises DlsuiteError (one line) for an environment without one (e.g. CartPole-v1).
     """
+    import gymnasium as gym
+
     table = getattr(env.unwrapped, "P", None)
     spec_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
     if not isinstance(table, dict) or not isinstance(env.observation_space, gym.spaces.Discrete) \

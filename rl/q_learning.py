@@ -22,7 +22,6 @@ from common import cli
 from common.data import epoch_seed
 from common.files import atomic_path
 from rl import mdp
-from rl.plots import curve, value_policy_map
 
 
 @dataclass
@@ -92,6 +91,8 @@ class _RandomBlocks:
 
 def train(ctx):
     """Learn Q on the environment, then score and plot its greedy policy."""
+    from rl.plots import curve, value_policy_map  # matplotlib: loaded when a run draws, not for --help
+
     config = ctx.config
     env = mdp.make_env(config)
     model = mdp.from_env(env)

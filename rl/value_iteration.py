@@ -20,7 +20,6 @@ from common import cli
 from common.files import atomic_path
 from common.errors import DlsuiteError, UsageError
 from rl import mdp
-from rl.plots import curve, value_policy_map
 
 
 @dataclass
@@ -107,6 +106,8 @@ def _solve(config):
 
 def train(ctx):
     """Solve the MDP, check V against exact policy evaluation, score and plot the greedy policy."""
+    from rl.plots import curve, value_policy_map  # matplotlib: loaded when a run draws, not for --help
+
     config = ctx.config
     env, model, result = _solve(config)
     run = ctx.run()

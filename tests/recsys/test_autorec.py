@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import root_mean_squared_error as rmse
 
 from recsys import autorec
-from recsys import data as rd
+from recsys.splits import load_split
 from tests.cli_helpers import one_replica_vs_two, run
 
 
@@ -29,7 +29,7 @@ def test_autorec_learns_and_two_replicas_match_one(capsys):
     code, trained, err = run(autorec.main, ["train", "--demo", "--epochs", 8, "--dropout", 0, "--run-dir", "longer"],
                              capsys)
     assert code == 0, err
-    train, test = rd.load_split(None, True, "random", 0.1, 0)
+    train, test = load_split(None, True, "random", 0.1, 0)
     item_means = np.bincount(train.items, train.ratings, train.num_items) / np.maximum(
         np.bincount(train.items, minlength=train.num_items), 1)
     baseline = rmse(test.ratings, np.where(item_means[test.items] > 0, item_means[test.items],

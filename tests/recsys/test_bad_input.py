@@ -2,14 +2,17 @@
 (where the format has a header), blank lines and binary garbage gives one line naming the file (DatasetError;
 exit 1 from the command), never a traceback. Small files written here; the commands stop before training."""
 import importlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from common.errors import DatasetError
 from recsys import criteo
-from recsys import data as rd
-from tests.cli_helpers import run
+from recsys.ctr import load_ctr
+from recsys.movielens import ID_MAPS, RELEASES, generate_movielens, load_id_maps, read_movielens
+from tests.cli_helpers import ROOT, run
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 RATINGS_HEADER = b"userId,movieId,rating,timestamp\n"
@@ -27,7 +30,7 @@ def one_line(err, *needles):
 
 # --- MovieLens ratings files: every release ---------------------------------------------------
 def _ratings_cases():
-    for dataset, release in rd.RELEASES.items():
+    for dataset, release in RELEASES.items():
         yield dataset, "empty", b"", "holds no ratings"
         yield dataset, "blank lines", b"\n\n\n", "holds no ratings"
         yield dataset, "binary garbage", GARBAGE, "expected 4"
@@ -40,22 +43,22 @@ def _ratings_cases():
 @pytest.mark.parametrize("dataset, case, content, message",
                          [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in _ratings_cases()])
 def test_movielens_ratings_file(tmp_path, dataset, case, content, message):
-    path = tmp_path / rd.RELEASES[dataset].filename
+    path = tmp_path / RELEASES[dataset].filename
     path.write_bytes(content)
     with pytest.raises(DatasetError, match=message) as e:
-        rd.read_movielens(tmp_path, dataset)
+        read_movielens(tmp_path, dataset)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 
 def test_empty_ratings_message_names_the_layout(tmp_path):
     (tmp_path / "u.data").write_bytes(b"")
     with pytest.raises(DatasetError) as e:
-        rd.read_movielens(tmp_path)
+        read_movielens(tmp_path)
     assert str(e.value) == (f"{tmp_path / 'u.data'} holds no ratings; MovieLens' u.data has one rating per line: "
                             "4 tab-separated fields (user, item, rating, timestamp)")
     (tmp_path / "ratings.csv").write_bytes(RATINGS_HEADER)
     with pytest.raises(DatasetError, match="after the header line userId,movieId,rating,timestamp"):
-        rd.read_movielens(tmp_path, "ml-25m")
+        read_movielens(tmp_path, "ml-25m")
 
 
 @pytest.mark.parametrize("content", [b"", GARBAGE, b"100000 ratings\n", b"943 users\n"],
@@ -64,7 +67,7 @@ def test_u_info_without_its_counts(tmp_path, content):
     (tmp_path / "u.data").write_text("1\t1\t5\t1\n2\t2\t4\t2\n")
     (tmp_path / "u.info").write_bytes(content)
     with pytest.raises(DatasetError, match="u.info declares no '<N> (users|items)' line") as e:
-        rd.read_movielens(tmp_path)
+        read_movielens(tmp_path)
     assert str(tmp_path / "u.info") in str(e.value) and "delete it" in str(e.value)
 
 
@@ -82,7 +85,7 @@ def test_every_movielens_command_stops_on_a_zero_byte_u_data(tmp_path, capsys, m
 @pytest.mark.parametrize("dataset, content", [("ml-1m", GARBAGE), ("ml-25m", RATINGS_HEADER)],
                          ids=["ml-1m-binary garbage", "ml-25m-header only"])
 def test_other_releases_from_the_command(tmp_path, capsys, dataset, content):
-    path = tmp_path / rd.RELEASES[dataset].filename
+    path = tmp_path / RELEASES[dataset].filename
     path.write_bytes(content)
     from recsys import mf
 
@@ -93,15 +96,15 @@ def test_other_releases_from_the_command(tmp_path, capsys, dataset, content):
 
 
 def test_damaged_id_maps_of_a_run(tmp_path):
-    data = rd.read_movielens(rd.generate_movielens(tmp_path / "ml", 20, 30, (3, 6)))
+    data = read_movielens(generate_movielens(tmp_path / "ml", 20, 30, (3, 6)))
     for content in (b"", GARBAGE, b"PK\x03\x04 truncated"):
-        (tmp_path / rd.ID_MAPS).write_bytes(content)
+        (tmp_path / ID_MAPS).write_bytes(content)
         with pytest.raises(DatasetError, match="ids.npz is damaged .*train a new run") as e:
-            rd.load_id_maps(tmp_path, data)
+            load_id_maps(tmp_path, data)
         assert "\n" not in str(e.value)
-    np.savez(tmp_path / rd.ID_MAPS, users=np.arange(3))  # another archive: no user_ids
+    np.savez(tmp_path / ID_MAPS, users=np.arange(3))  # another archive: no user_ids
     with pytest.raises(DatasetError, match="ids.npz is damaged"):
-        rd.load_id_maps(tmp_path, data)
+        load_id_maps(tmp_path, data)
 
 
 # --- the book's CTR files ---------------------------------------------------------------------
@@ -114,7 +117,7 @@ def test_ctr_files(tmp_path, capsys, case, content, message):
     (tmp_path / "train.csv").write_bytes(content)
     (tmp_path / "test.csv").write_bytes(content)
     with pytest.raises(DatasetError, match=message):
-        rd.load_ctr(tmp_path)
+        load_ctr(tmp_path)
     from recsys import fm
 
     code, _, err = run(fm.main, ["train", "--data-dir", tmp_path, "--epochs", 1, "--run-dir", tmp_path / "r"], capsys)
@@ -141,3 +144,21 @@ def test_criteo_file(tmp_path, capsys, module, case, content, message):
     assert code == 1
     one_line(err, str(tmp_path / "train.txt"), message)
     assert not list((tmp_path / "cache").glob("*/meta.json"))  # nothing a later run could take for a cache
+
+
+@pytest.mark.parametrize("module", ["recsys.autorec", "recsys.caser", "recsys.deepfm", "recsys.fm", "recsys.mf", "recsys.neumf"])
+def test_help_and_usage_errors_answer_before_tensorflow_loads(module):
+    """`--help`, a value out of range and an unknown flag answer without TensorFlow, Keras, gymnasium,
+    matplotlib, scikit-learn or pandas: the command module imports its model module only to run."""
+    heavy = {"tensorflow", "keras", "torch", "gymnasium", "matplotlib", "sklearn", "pandas"}
+    script = (f"import contextlib, io, sys, {module} as command\n"
+              "codes = []\n"
+              "for argv in (['--help'], ['train', '--seed', '-1'], ['train', '--nope']):\n"
+              "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+              "        try:\n"
+              "            codes.append(command.main(argv))\n"
+              "        except SystemExit as e:\n"
+              "            codes.append(e.code)\n"
+              f"print(codes, sorted({heavy!r} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[0, 2, 2] []", out.stderr

@@ -109,7 +109,7 @@ def numbered_part(tmp_path):
     features = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.int32, (1000, 2))
     features[:, 0] = np.arange(1000)
     labels = np.lib.format.open_memmap(tmp_path / "l.npy", "w+", np.float32, (1000,))
-    return criteo.rdata.CTRData(features, labels, [1000, 1])
+    return criteo.CTRData(features, labels, [1000, 1])
 
 
 def test_block_dataset_visits_every_row_once_seeded_and_sharded(tmp_path):
@@ -149,7 +149,7 @@ def test_replicas_train_on_pieces_of_the_global_batches_of_one_replica(tmp_path)
     assert len(two) == 2 * 16 and all(np.array_equal(two[2 * s + i], pieces[2 + i][s])
                                       for s in range(16) for i in range(2))
     # a last batch of 3 rows cannot feed 4 replicas: it is left out for all of them (999 = 3 x 332 + 3)
-    short = criteo.rdata.CTRData(part.features[:999], part.labels[:999], [1000, 1])
+    short = criteo.CTRData(part.features[:999], part.labels[:999], [1000, 1])
     assert [len(b) for b in batches((0, 1, 4), batch_size=332, rows=short)] == [83] * 3
     assert [len(b) for b in batches((0, 1, 1), batch_size=332, rows=short)] == [332] * 3 + [3]
     with pytest.raises(ValueError, match="does not split into 3 equal pieces"):
@@ -220,7 +220,7 @@ def test_a_failure_in_the_second_pass_closes_every_part_file_and_leaves_no_cache
     opened, encoded = [], []
     writer = criteo._npy_writer
     monkeypatch.setattr(criteo, "_npy_writer", lambda *args: opened.append(writer(*args)) or opened[-1])
-    encode = criteo.rdata.FieldVocabulary.encode
+    encode = criteo.FieldVocabulary.encode
 
     def encode_then_fail(self, tokens):  # e.g. a full disk or Ctrl-C while the parts are written
         if encoded:
@@ -228,7 +228,7 @@ def test_a_failure_in_the_second_pass_closes_every_part_file_and_leaves_no_cache
         encoded.append(len(tokens))
         return encode(self, tokens)
 
-    monkeypatch.setattr(criteo.rdata.FieldVocabulary, "encode", encode_then_fail)
+    monkeypatch.setattr(criteo.FieldVocabulary, "encode", encode_then_fail)
     with pytest.raises(OSError, match="no space left"):
         criteo.prepare_criteo(path, cache_dir=tmp_path / "cache")
     assert len(opened) == 6 and encoded and all(f.closed for f in opened)  # features + labels of 3 parts

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from recsys import data as rd
 from recsys import deepfm, fm
+from recsys.ctr import generate_ctr
 from tests.cli_helpers import one_replica_vs_two, run
 from tests.recsys._fm import randomised_fm
 
@@ -21,7 +21,7 @@ def test_deep_part_adds_to_the_fm_logit_with_shared_embeddings():
 
 
 def test_deepfm_two_replicas_match_one(tmp_path, capsys):
-    data_dir = rd.generate_ctr(tmp_path / "ctr", rows=(4000, 1000))
+    data_dir = generate_ctr(tmp_path / "ctr", rows=(4000, 1000))
     single, mirrored = one_replica_vs_two(deepfm.main, ["--data-dir", data_dir, "--epochs", 1, "--hidden", "16,8",
                                                         "--dropout", 0, "--batch-size", 256], capsys)
     assert mirrored["auc"] == pytest.approx(single["auc"], abs=3e-3)

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import root_mean_squared_error as rmse
 
-from recsys import data as rd
 from recsys import mf
 from recsys.lazy_adam import LazyAdam, deduplicate
+from recsys.splits import load_split
 from tests.cli_helpers import one_replica_vs_two, resume_matches_uninterrupted
 
 B1, B2, EPS = 0.9, 0.999, 1e-7  # Keras' Adam defaults
@@ -79,7 +79,7 @@ def test_mf_lazy_adam_learns_and_two_replicas_match_one(capsys):
     single, mirrored = one_replica_vs_two(mf.main, ["--demo", "--epochs", 1, "--optimizer", "lazy_adam"], capsys)
     assert mirrored["rmse"] == pytest.approx(single["rmse"], abs=1e-2)  # Adam amplifies rounding (see test_mf)
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-2)
-    train, test = rd.load_split(None, True, "random", 0.1, 0)
+    train, test = load_split(None, True, "random", 0.1, 0)
     baseline = rmse(test.ratings, np.full(len(test), train.ratings.mean()))
     assert single["rmse"] < baseline - 0.05  # the global mean scores ~0.95 on the demo split
     assert json.loads(Path("single/config.json").read_text())["optimizer"] == "lazy_adam"

@@ -6,7 +6,7 @@ import pytest
 
 from common.errors import DatasetError
 from recsys import metrics
-from recsys.data import UserItemIndex
+from recsys.implicit import UserItemIndex
 
 
 def brute_force(scores, test_items, exclude, k):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import root_mean_squared_error as rmse
 
-from recsys import data as rd
 from recsys import mf
+from recsys.movielens import generate_movielens, read_movielens
+from recsys.splits import load_split
 from tests.cli_helpers import one_replica_vs_two, run
 
 
@@ -20,7 +21,7 @@ def test_mf_learns_and_two_replicas_match_one(capsys):
     # summed replica gradients a little; a wrongly scaled penalty moves the RMSE by ~2e-2.
     assert mirrored["rmse"] == pytest.approx(single["rmse"], abs=1e-2)  # Adam amplifies rounding; see test_base
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-2)
-    train, test = rd.load_split(None, True, "random", 0.1, 0)
+    train, test = load_split(None, True, "random", 0.1, 0)
     baseline = rmse(test.ratings, np.full(len(test), train.ratings.mean()))
     assert single["rmse"] < baseline - 0.05  # the global mean scores ~0.95 on the demo split
     # the curve is the validation RMSE, carved out of training; the test split is scored once
@@ -57,17 +58,17 @@ def test_mf_real_movielens_rmse(shared_data, capsys, argv, ceiling):
 
 
 def test_mf_on_generated_ml_1m_speaks_the_files_ids(tmp_path, capsys):
-    directory = rd.generate_movielens(tmp_path / "ml-1m", 40, 60, (8, 15), seed=1, dataset="ml-1m")
+    directory = generate_movielens(tmp_path / "ml-1m", 40, 60, (8, 15), seed=1, dataset="ml-1m")
     code, trained, err = run(mf.main, ["train", "--dataset", "ml-1m", "--data-dir", directory, "--epochs", 1,
                                        "--run-dir", "ml1m"], capsys)
     assert code == 0, err
-    data = rd.read_movielens(directory, "ml-1m")
+    data = read_movielens(directory, "ml-1m")
     with np.load(Path("ml1m/ids.npz")) as saved:  # the dense -> file id maps travel with the run
         np.testing.assert_array_equal(saved["item_ids"], data.item_ids)
     user = int(data.user_ids[5])
     code, top, err = run(mf.main, ["predict", "--run-dir", "ml1m", "--user", user, "--top", 5], capsys)
     assert code == 0, err
-    train, _ = rd.load_split(directory, False, "random", 0.1, 0, dataset="ml-1m")  # what predict excludes
+    train, _ = load_split(directory, False, "random", 0.1, 0, dataset="ml-1m")  # what predict excludes
     rated = {int(i) for i in data.item_ids[train.items[train.users == 5]]}
     assert set(top["items"]) <= set(data.item_ids.tolist()) and not rated & set(top["items"])
     code, _, err = run(mf.main, ["predict", "--run-dir", "ml1m", "--user", 999], capsys)

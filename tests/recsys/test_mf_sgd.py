@@ -65,7 +65,7 @@ def test_mf_sgd_divergence_is_one_line(capsys):
 
 
 def _ratings(counts, num_items=30, seed=0):
-    from recsys.data import Interactions
+    from recsys.movielens import Interactions
     rng = np.random.default_rng(seed)
     users = np.repeat(np.arange(len(counts)), counts).astype(np.int32)
     n = len(users)

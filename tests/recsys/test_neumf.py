@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from common.data import shared_data_dir
-from recsys import data as rdata
 from recsys import neumf
+from recsys.movielens import generate_movielens
+from recsys.splits import load_splits
 from tests.cli_helpers import one_replica_vs_two, run
 
 
@@ -66,7 +67,7 @@ def real_neumf(tmp_path_factory):
         code = neumf.main(["train", "--data-dir", str(data / "ml-100k"), "--run-dir", str(run_dir)])
     assert code == 0
     metrics = json.loads(out.getvalue().strip().splitlines()[-1])
-    splits = rdata.load_splits(data / "ml-100k", False, "seq-aware")
+    splits = load_splits(data / "ml-100k", False, "seq-aware")
     model = keras.models.load_model(run_dir / "model.keras")
     metrics.update(neumf.report(model, splits.train, splits.test, 50))
     sampled = neumf.report(model, splits.train, splits.test, 10, negatives=100, seed=0)
@@ -90,7 +91,7 @@ def test_neumf_real_movielens_beats_the_books_printed_hit_rate(real_neumf):
 
 
 def test_neumf_sampled_protocol_on_generated_ml_1m(tmp_path, capsys):
-    directory = rdata.generate_movielens(tmp_path / "ml-1m", 60, 200, (10, 30), seed=1, dataset="ml-1m")
+    directory = generate_movielens(tmp_path / "ml-1m", 60, 200, (10, 30), seed=1, dataset="ml-1m")
     code, result, err = run(neumf.main, ["train", "--dataset", "ml-1m", "--data-dir", directory, "--epochs", 1,
                                          "--protocol", "sampled", "--negatives", 100, "--factors", 8,
                                          "--hidden", "8", "--batch-size", 256], capsys)

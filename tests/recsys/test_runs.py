@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from recsys import autorec, caser, deepfm, fm, mf, neumf
-from recsys import data as rd
+from recsys.movielens import generate_movielens
 from tests.cli_helpers import resume_matches_uninterrupted, run, tree_digest
 
 MOVIELENS = {"mf": (mf, ["rmse"]), "autorec": (autorec, ["rmse"]), "neumf": (neumf, ["auc", "hr_at_10"]),
@@ -19,7 +19,7 @@ def test_plain_evaluate_reads_what_train_read(name, tmp_path, capsys):
     """MovieLens models trained with --data-dir, CTR models with --demo (their other tests cover the other source)."""
     module, keys = {**MOVIELENS, **CTR}[name]
     if name in MOVIELENS:
-        source = ["--data-dir", rd.generate_movielens(tmp_path / "ml", 40, 60, (8, 15), seed=1)]
+        source = ["--data-dir", generate_movielens(tmp_path / "ml", 40, 60, (8, 15), seed=1)]
         expected = {"source": "dir", "path": str((tmp_path / "ml").resolve())}
     else:
         source = ["--demo", "--batch-size", 4096]
@@ -63,7 +63,7 @@ def test_failed_resumes_leave_the_run_byte_identical(capsys):
 def test_mf_defaults_do_not_diverge_on_a_few_hundred_ratings(tmp_path, capsys):
     """259 ratings, fewer than one default sgd batch of 8,192: full batches repeated each rating 32 times in
     one summed step and diverged in epoch 7; batches of the training ratings train to a finite fit."""
-    path = rd.generate_movielens(tmp_path / "ml", 30, 40, (6, 12), seed=0)
+    path = generate_movielens(tmp_path / "ml", 30, 40, (6, 12), seed=0)
     ratings = sum(1 for _ in open(Path(path) / "u.data"))
     assert 200 <= ratings <= 400
     code, result, err = run(mf.main, ["train", "--data-dir", path], capsys)

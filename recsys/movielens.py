@@ -1,14 +1,11 @@
-"""Recommender datasets: MovieLens (every GroupLens release), the book's CTR files, offline generators.
+"""MovieLens: every GroupLens release's ratings file, read into `Interactions`, and offline generators.
 
-MovieLens ratings files are parsed by pandas' C reader in chunks (`read_rating_columns`),
-ids remapped to dense indices (`Interactions.user_ids`/`item_ids` map them back). The
-streamed Criteo reader is `recsys.criteo`. Everything after parsing is NumPy. Interaction
-data is an `Interactions` record of parallel arrays (zero-based user and item ids, ratings,
-timestamps); the splits, the implicit-feedback index (`UserItemIndex`), negative sampling
-and Caser's sequence windows are vectorized over all interactions (no Python loop over
-users or items). CTR data is an integer
-matrix of global feature ids `(rows, fields)` with per-field offsets, the layout FM and
-DeepFM read through one shared embedding table.
+Ratings files are parsed by pandas' C reader in chunks (`read_rating_columns`), ids remapped
+to dense indices (`Interactions.user_ids`/`item_ids` map them back); everything after parsing
+is NumPy. Interaction data is an `Interactions` record of parallel arrays (zero-based user and
+item ids, ratings, timestamps). The splits are `recsys.splits`, the implicit-feedback index,
+negative sampling and sequence windows `recsys.implicit`, the book's CTR files `recsys.ctr`.
+`MovieLensConfig` (the `--dataset` flag) is light: importing this module loads NumPy only.
 """
 import dataclasses
 import itertools
@@ -22,25 +19,19 @@ import numpy as np
 
 from common import cli
 from common.data import cache_root, demo_cache_dir, extract, find_layout, resolve_dataset
-from common.errors import DatasetError, UsageError
+from common.errors import DatasetError
 from common.files import atomic_path
+from recsys import DEMO_ROOT
 
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 ML100K_SHA1 = "cd4dcac4241c8a4ad7badc7ca635da8a69dddb83"
-CTR_URL = "http://d2l-data.s3-accelerate.amazonaws.com/ctr.zip"
-CTR_SHA1 = "e18327c48c8e8e5c23da714dd614e390d369843f"
 RATING_SCALE = (1, 5)
-CTR_FIELDS = 34
-CTR_THRESHOLD = 4
-DEMO_ROOT = "recsys-demo"
-# Version of what the demo generators here write (`generate_movielens`, `generate_ctr`), part of
-# their cache folder names (`recsys-demo/<release>-v1`, `recsys-demo/ctr-v1`): bump it whenever the
-# bytes they write change, so sets cached by the older code are not reused. `ctr_logits` also feeds
-# recsys.criteo.generate_criteo: bump its GENERATOR_VERSION too when it changes.
+# Version of what the demo generator here writes (`generate_movielens`), part of its cache folder
+# names (`recsys-demo/<release>-v1`): bump it whenever the bytes it writes change, so sets cached by
+# the older code are not reused.
 GENERATOR_VERSION = 1
 
 
-# --------------------------------------------------------------------------- MovieLens
 @dataclass
 class Interactions:
     """Parallel arrays of interactions with zero-based (dense) ids.
@@ -114,6 +105,8 @@ RELEASES = {
     "ml-20m": Release("ratings.csv", ",", True, (0.5, 5)),
     "ml-25m": Release("ratings.csv", ",", True, (0.5, 5)),
 }
+
+
 RATING_FIELDS = ("user", "item", "rating", "timestamp")
 CHUNK_ROWS = 2_000_000
 
@@ -370,7 +363,8 @@ def generate_movielens(directory, num_users=300, num_items=400, per_user=(20, 80
     shuffle = rng.permutation(len(users))
     directory.mkdir(parents=True, exist_ok=True)
     if dataset == "ml-100k":
-        _write_text(directory / "u.info", f"{num_users} users\n{num_items} items\n{len(users)} ratings\n")
+        with atomic_path(directory / "u.info") as tmp:  # an interrupted generator leaves no half file behind
+            Path(tmp).write_text(f"{num_users} users\n{num_items} items\n{len(users)} ratings\n")
         item_ids = np.arange(1, num_items + 1)
     else:
         item_ids = np.sort(rng.choice(np.arange(1, 2 * num_items + 1), num_items, replace=False))
@@ -447,12 +441,6 @@ def generate_movielens_large(directory, num_ratings, num_users, num_items, datas
     return write_ratings(directory, dataset, chunks())
 
 
-def _write_text(path, text):
-    """Write a generated file atomically (an interrupted generator leaves no half file behind)."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-
-
 def movielens_dir(data_dir=None, demo=False, dataset="ml-100k"):
     """Directory holding the release's ratings file: --data-dir (or a `<name>.zip` in it), the cache,
     a download from GroupLens, or the demo generator (the release's layout, ML-100K's size)."""
@@ -473,387 +461,3 @@ def movielens_dir(data_dir=None, demo=False, dataset="ml-100k"):
 def load_movielens(data_dir=None, demo=False, dataset="ml-100k"):
     """`read_movielens` of `movielens_dir(data_dir, demo, dataset)`."""
     return read_movielens(movielens_dir(data_dir, demo, dataset), dataset)
-
-
-def _line_of_bad_value(column, converter):
-    for i, value in enumerate(column):
-        try:
-            converter(value)
-        except ValueError:
-            return i
-    return None
-
-
-# --------------------------------------------------------------------------- splits
-def _check_split(train, test, how):
-    for name, part in (("training", train), ("test", test)):
-        if len(part) == 0:
-            raise DatasetError(f"{how} split of {train.source or 'the data'} left the {name} set empty "
-                               f"({len(train) + len(test)} interactions); use more data or another --test-ratio")
-    return train, test
-
-
-def split_random(data, test_ratio=0.1, seed=0):
-    """Random split: `round(test_ratio * n)` interactions (seeded) go to the test set."""
-    if not 0 < test_ratio < 1:
-        raise UsageError(f"--test-ratio must be in (0, 1), got {test_ratio}")
-    n_test = int(round(test_ratio * len(data)))
-    order = np.random.default_rng(seed).permutation(len(data))
-    is_test = np.zeros(len(data), bool)
-    is_test[order[:n_test]] = True
-    return _check_split(data.subset(~is_test), data.subset(is_test), "random")
-
-
-def latest_per_user(data):
-    """Boolean mask of each user's latest interaction (largest timestamp, ties: last in file order)."""
-    order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
-    users = data.users[order]
-    last = np.ones(len(order), bool)
-    last[:-1] = users[1:] != users[:-1]
-    mask = np.zeros(len(data), bool)
-    mask[order[last]] = True
-    return mask
-
-
-def split_seq_aware(data):
-    """Sequence-aware split (the book's seq-aware mode): each user's latest interaction is the test item."""
-    is_test = latest_per_user(data)
-    return _check_split(data.subset(~is_test), data.subset(is_test), "sequence-aware")
-
-
-VALIDATION_STREAM = 1
-
-
-def validation_rng(seed):
-    """The generator of validation draws: a `SeedSequence` child of `seed` (spawn key
-    `VALIDATION_STREAM`), unrelated to the test split's stream and to `epoch_rng(seed, e)`."""
-    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(VALIDATION_STREAM,)))
-
-
-def hold_out_validation(train, mode, val_ratio=0.05, seed=0):
-    """Carve a validation set out of the training interactions -> (fit, validation) `Interactions`.
-
-    mode "random": `round(val_ratio * n)` training interactions drawn by `validation_rng(seed)`.
-    mode "seq-aware": each user's latest training interaction (the second-to-last overall,
-    one step before the test item), except for users with a single training interaction,
-    who keep it for training.
-    """
-    if mode == "random":
-        if not 0 < val_ratio < 1:
-            raise UsageError(f"--val-ratio must be in (0, 1), got {val_ratio}")
-        n_val = int(round(val_ratio * len(train)))
-        order = validation_rng(seed).permutation(len(train))
-        is_val = np.zeros(len(train), bool)
-        is_val[order[:n_val]] = True
-    elif mode == "seq-aware":
-        counts = np.bincount(train.users, minlength=train.num_users)
-        is_val = latest_per_user(train) & (counts[train.users] > 1)
-    else:
-        raise UsageError(f"unknown split {mode!r}; choose random or seq-aware")
-    fit, val = train.subset(~is_val), train.subset(is_val)
-    for name, part in (("training", fit), ("validation", val)):
-        if len(part) == 0:
-            raise DatasetError(f"holding out validation data from {len(train)} training interactions of "
-                               f"{train.source or 'the data'} left the {name} set empty; use more data"
-                               + (" or another --val-ratio" if mode == "random" else ""))
-    return fit, val
-
-
-def split(data, mode, test_ratio=0.1, seed=0):
-    """`split_random` for mode "random", `split_seq_aware` for "seq-aware"."""
-    if mode == "random":
-        return split_random(data, test_ratio, seed)
-    if mode == "seq-aware":
-        return split_seq_aware(data)
-    raise UsageError(f"unknown split {mode!r}; choose random or seq-aware")
-
-
-# --------------------------------------------------------------------------- implicit feedback
-class UserItemIndex:
-    """The set of (user, item) pairs a user interacted with, for membership tests and masks.
-
-    Stored as sorted keys `user * num_items + item` (CSR order), so `contains` is one
-    `searchsorted` over any number of pairs and `mask` fills a `(batch, num_items)` matrix
-    with one scatter.
-    """
-
-    def __init__(self, users, items, num_users, num_items):
-        self.num_users, self.num_items = int(num_users), int(num_items)
-        keys = np.unique(np.asarray(users, np.int64) * self.num_items + np.asarray(items, np.int64))
-        self.keys = keys
-        self.counts = np.bincount(keys // self.num_items, minlength=self.num_users)
-        self.indptr = np.concatenate([[0], np.cumsum(self.counts)])
-
-    @classmethod
-    def of(cls, data):
-        return cls(data.users, data.items, data.num_users, data.num_items)
-
-    def contains(self, users, items):
-        """Boolean array: has `users[j]` interacted with `items[j]` (any broadcastable shapes)."""
-        keys = np.asarray(users, np.int64) * self.num_items + np.asarray(items, np.int64)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return self.keys[pos] == keys
-
-    def mask(self, users):
-        """`(len(users), num_items)` bool matrix, True where the user interacted with the item."""
-        users = np.asarray(users, np.int64)
-        counts = self.counts[users]
-        rows = np.repeat(np.arange(len(users)), counts)
-        starts = np.repeat(self.indptr[users], counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        out = np.zeros((len(users), self.num_items), bool)
-        out[rows, self.keys[starts + offsets] % self.num_items] = True
-        return out
-
-
-def sample_negatives(index, users, rng, num=1):
-    """Items each user has not interacted with, uniformly at random: int32 `(len(users), num)`.
-
-    Rejection sampling in rounds over all still-rejected draws at once. Raises
-    `DatasetError` when some user has interacted with every item.
-    """
-    users = np.asarray(users, np.int64)
-    full = index.counts[users] >= index.num_items
-    if full.any():
-        raise DatasetError(f"user {users[full][0]} interacted with every item; no negatives to sample")
-    out = rng.integers(0, index.num_items, (len(users), num))
-    bad = index.contains(users[:, None], out)
-    while bad.any():
-        out[bad] = rng.integers(0, index.num_items, int(bad.sum()))
-        bad = index.contains(users[:, None], out)
-    return out.astype(np.int32)
-
-
-def sequence_windows(data, length, pad):
-    """Caser's training examples: for every interaction, the user's `length` previous items.
-
-    Returns (users `(n,)`, windows `(n, length)`, targets `(n,)`), windows ordered oldest to
-    newest and left-padded with `pad` where a user has fewer earlier items. Interactions are
-    ordered per user by timestamp (ties: file order). The first interaction of each user
-    (an all-padding window) is dropped.
-    """
-    order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
-    users, items = data.users[order], data.items[order]
-    first = np.ones(len(order), bool)
-    first[1:] = users[1:] != users[:-1]
-    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
-    back = np.arange(len(order))[:, None] - np.arange(length, 0, -1)[None, :]
-    valid = back >= start[:, None]
-    windows = np.where(valid, items[np.clip(back, 0, None)], pad).astype(np.int32)
-    keep = ~first
-    return users[keep], windows[keep], items[keep]
-
-
-def latest_windows(data, users, length, pad):
-    """Each given user's last `length` items in `data` (oldest first, left-padded): `(len(users), length)`."""
-    order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
-    sorted_users, items = data.users[order], data.items[order]
-    end = np.searchsorted(sorted_users, users, side="right")
-    begin = np.searchsorted(sorted_users, users, side="left")
-    idx = end[:, None] - np.arange(length, 0, -1)[None, :]
-    valid = idx >= begin[:, None]
-    return np.where(valid, items[np.clip(idx, 0, None)], pad).astype(np.int32)
-
-
-# --------------------------------------------------------------------------- CTR
-@dataclass
-class CTRData:
-    """Click data: `features` int32 `(rows, fields)` of global feature ids, `labels` float32 `(rows,)`.
-
-    Field f's ids lie in `offsets[f] .. offsets[f] + field_dims[f] - 1`; the last id of each
-    field is the bucket for values rarer than the threshold (or unseen in training).
-    """
-
-    features: np.ndarray
-    labels: np.ndarray
-    field_dims: list = field(default_factory=list)
-
-    @property
-    def num_features(self):
-        return int(sum(self.field_dims))
-
-    def __len__(self):
-        return len(self.labels)
-
-
-class FieldVocabulary:
-    """Per-field maps from raw string values to ids, fitted on training rows.
-
-    Values seen fewer than `threshold` times share one bucket (the book's
-    `feat_threshold`), which also receives values never seen in training.
-    """
-
-    def __init__(self, raw, threshold=CTR_THRESHOLD):
-        values = []
-        for column in raw.T:
-            uniq, counts = np.unique(column, return_counts=True)
-            values.append(uniq[counts >= threshold])
-        self._set(values)
-
-    @classmethod
-    def from_values(cls, values):
-        """The vocabulary of per-field sorted arrays of the kept values (e.g. counted while
-        streaming a file)."""
-        vocabulary = cls.__new__(cls)
-        vocabulary._set(values)
-        return vocabulary
-
-    def _set(self, values):
-        self.values = list(values)
-        self.field_dims = [len(v) + 1 for v in self.values]
-        self.offsets = np.concatenate([[0], np.cumsum(self.field_dims)[:-1]]).astype(np.int64)
-
-    def encode(self, raw):
-        """`(rows, fields)` raw strings -> `(rows, fields)` int32 global ids."""
-        if raw.shape[1] != len(self.values):
-            raise DatasetError(f"rows have {raw.shape[1]} fields, the vocabulary {len(self.values)}")
-        out = np.empty(raw.shape, np.int32)  # ids are written as int32 directly: no int64 copy per block
-        for f, known in enumerate(self.values):  # loop over fields only
-            pos = np.minimum(np.searchsorted(known, raw[:, f]), max(len(known) - 1, 0))
-            hit = (known[pos] == raw[:, f]) if len(known) else np.zeros(len(raw), bool)
-            out[:, f] = np.where(hit, pos, len(known)) + self.offsets[f]
-        return out
-
-
-def _check_labels(labels, path):
-    try:
-        values = labels.astype(np.float64)
-    except ValueError:
-        i = _line_of_bad_value(labels, float)
-        raise DatasetError(f"{path} line {i + 1}: label {str(labels[i])!r} is not 0 or 1") from None
-    bad = np.flatnonzero((values != 0) & (values != 1))
-    if bad.size:
-        raise DatasetError(f"{path} line {bad[0] + 1}: label {str(labels[bad[0]])!r} is not 0 or 1")
-    return values.astype(np.float32)
-
-
-def _split_lines(path, sep, fields, what):
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path} not found")
-    lines = path.read_text(encoding="latin-1").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise DatasetError(f"{path} holds no rows; expected {what}")
-    rows = [line.split(sep) for line in lines]
-    widths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
-    bad = np.flatnonzero(widths != fields)
-    if bad.size:
-        i = bad[0]
-        raise DatasetError(f"{path} line {i + 1}: expected {fields} fields ({what}), got {widths[i]}")
-    return np.array(rows, dtype=str)
-
-
-def read_ctr_file(path, fields=CTR_FIELDS):
-    """The book's advertising file: tab separated, label (0/1) then `fields` categorical values.
-
-    Returns (labels float32 `(rows,)`, raw str `(rows, fields)`).
-    """
-    table = _split_lines(path, "\t", fields + 1, f"label then {fields} tab-separated categorical fields")
-    return _check_labels(table[:, 0], path), table[:, 1:]
-
-
-def load_ctr(directory, threshold=CTR_THRESHOLD):
-    """The book's `ctr/` directory (`train.csv`, `test.csv`) -> (train, test) `CTRData`, vocabulary from train."""
-    directory = Path(directory)
-    y_train, raw_train = read_ctr_file(directory / "train.csv")
-    y_test, raw_test = read_ctr_file(directory / "test.csv")
-    vocab = FieldVocabulary(raw_train, threshold)
-    return (CTRData(vocab.encode(raw_train), y_train, vocab.field_dims),
-            CTRData(vocab.encode(raw_test), y_test, vocab.field_dims))
-
-
-def ctr_logits(codes, seed=0, cardinality=None):
-    """The generator's true click logits for integer codes `(rows, fields)`.
-
-    logit = -4 + per-value weights of the first 10 fields (logistic part)
-    + sum over pairs of fields 0-7 of <v_f, v_g> with rank-3 factors (what a 2-way FM adds)
-    + 2.5 |sum of per-value weights of fields 8-10| (not a 2-way function: an FM only
-    approximates it through the square, a ReLU network can represent it);
-    the remaining fields are noise. `cardinality` is the number of codes per field
-    (largest code + 1 when None).
-    """
-    cardinality = cardinality or int(codes.max()) + 1
-    rng = np.random.default_rng(seed + 1)
-    f_idx = np.arange(10)[None, :]
-    linear = rng.normal(0, 0.35, (10, cardinality))[f_idx, codes[:, :10]].sum(1)
-    v = rng.normal(0, 0.45, (8, cardinality, 3))[np.arange(8)[None, :], codes[:, :8]]  # (rows, 8, 3)
-    pairwise = 0.5 * (np.square(v.sum(1)) - np.square(v).sum(1)).sum(1)
-    u = rng.normal(0, 1.0, (3, cardinality))[np.arange(3)[None, :], codes[:, 8:11]].sum(1)
-    return -4.0 + linear + pairwise + 2.5 * np.abs(u)
-
-
-def generate_ctr(directory, rows=(50000, 10000), fields=CTR_FIELDS, cardinality=12, seed=0):
-    """Write the book's `train.csv`/`test.csv` format (tab separated label + `fields` values); return the directory.
-
-    Feature values are drawn with a popularity skew; clicks are Bernoulli(sigmoid(`ctr_logits`)).
-    Seeded; files are written only when absent.
-    """
-    directory = Path(directory)
-    if (directory / "train.csv").exists() and (directory / "test.csv").exists():
-        return directory
-    rng = np.random.default_rng(seed)
-    total = sum(rows)
-    probs = 1.0 / np.arange(1, cardinality + 1) ** 0.6
-    codes = rng.choice(cardinality, size=(total, fields), p=probs / probs.sum())
-    logits = ctr_logits(codes, seed, cardinality)
-    labels = (rng.random(total) < 1.0 / (1.0 + np.exp(-logits))).astype(int)
-    tokens = np.char.add(np.char.add(np.arange(fields).astype(str)[None, :], "_"), codes.astype(str))
-    table = np.concatenate([labels.astype(str)[:, None], tokens], axis=1)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, part in (("train.csv", table[:rows[0]]), ("test.csv", table[rows[0]:])):
-        _write_text(directory / name, "\n".join("\t".join(r) for r in part) + "\n")
-    return directory
-
-
-def ctr_dir(data_dir=None, demo=False):
-    """Directory holding the book's `train.csv`/`test.csv`: --data-dir, cache, download, or the demo generator."""
-    if demo:
-        return generate_ctr(demo_cache_dir(DEMO_ROOT, "ctr", version=GENERATOR_VERSION))
-    return resolve_dataset("ctr", required=["train.csv", "test.csv"], url=CTR_URL, sha1=CTR_SHA1,
-                           data_dir=data_dir, hint="--demo")
-
-
-def load_split(data_dir=None, demo=False, mode="random", test_ratio=0.1, seed=0, dataset="ml-100k"):
-    """MovieLens (or the demo data) split by `split(data, mode, ...)` -> (train, test) `Interactions`."""
-    return split(load_movielens(data_dir, demo, dataset), mode, test_ratio, seed)
-
-
-@dataclass
-class Splits:
-    """The three parts a recommender run uses (all `Interactions` over the same id spaces).
-
-    `fit` trains the model, `val` scores it every epoch, `test` once at the end; `train`
-    = fit + val is everything known before the test interactions (what the test ranking
-    excludes and what a sequence model reads as history at test time).
-    """
-
-    train: Interactions
-    fit: Interactions
-    val: Interactions
-    test: Interactions
-
-
-def load_splits(data_dir=None, demo=False, mode="random", test_ratio=0.1, val_ratio=0.05, seed=0,
-                dataset="ml-100k"):
-    """`load_split`, then `hold_out_validation` of its training part -> `Splits`."""
-    train, test = load_split(data_dir, demo, mode, test_ratio, seed, dataset)
-    fit, val = hold_out_validation(train, mode, val_ratio, seed)
-    return Splits(train, fit, val, test)
-
-
-def split_rows(data, ratio, seed=0):
-    """Split `CTRData` rows at random -> (rest, held out), `round(ratio * rows)` held out.
-
-    Drawn by `validation_rng(seed)`; used to carve the validation rows out of a CTR
-    training file (the field vocabulary stays the training file's, so the validation rows
-    only share which values are frequent, not labels).
-    """
-    n_out = int(round(ratio * len(data)))
-    if not 1 <= n_out < len(data):
-        raise DatasetError(f"{len(data)} training rows cannot give a validation set with --val-ratio {ratio}")
-    order = validation_rng(seed).permutation(len(data))
-    out, rest = np.sort(order[:n_out]), np.sort(order[n_out:])
-    part = lambda idx: CTRData(data.features[idx], data.labels[idx], data.field_dims)  # noqa: E731
-    return part(rest), part(out)

@@ -1,0 +1,185 @@
+"""The book's GAN on Gaussian data: its models, input pipeline, training and evaluation (`gan.gan` is
+its command and configuration).
+
+`GAN` is the alternating-update model both GANs of this domain share: its `train_step`
+takes a batch `(real, z)` (the latent noise comes from the seeded input pipeline, so a
+run is reproducible and splits over replicas like the data), updates the discriminator
+on real and fake, then the generator through the updated discriminator.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import training
+from common.data import epoch_seed
+from common.distribute import per_replica_batch_size, scale_loss
+from common.plots import plt, save_figure
+
+A = np.array([[1.0, 2.0], [-0.1, 0.5]], np.float32)
+B = np.array([1.0, 2.0], np.float32)
+
+
+def bce_with_logits(logits, target):
+    """Mean binary cross-entropy of logits (batch, 1) against a constant 0/1 target.
+
+    Keras' `binary_crossentropy` function, averaged over the replica's batch. (The
+    `keras.losses.BinaryCrossentropy` object is not used: inside a replica context it
+    already divides by the number of replicas, and `GAN.train_step` scales once itself.)
+    """
+    labels = tf.fill(tf.shape(logits), tf.cast(target, logits.dtype))
+    return tf.reduce_mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
+
+
+class GAN(keras.Model):
+    """A generator and a discriminator trained by alternating Adam steps (D2L 17.1).
+
+    Subclasses set `self.generator` (z (batch, latent) -> x) and `self.discriminator`
+    (x -> logits (batch, 1)) in `__init__`. `compile(d_optimizer, g_optimizer)`.
+    """
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        # create the slot variables now, under the caller's strategy scope (lazy creation
+        # inside a replica context fails under MirroredStrategy)
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def train_step(self, data):
+        """One discriminator step, then one generator step, on `data = (real, z)`.
+
+        The fake batch is generated once and reused by both steps (the book recomputes
+        it); the generator's loss goes through the just-updated discriminator, as in
+        the book. Losses are per-replica means, scaled for the cross-replica sum.
+        """
+        real, z = data
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(z, training=True)
+            with tf.GradientTape() as d_tape:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
+                d_loss = (bce_with_logits(real_logits, 1) + bce_with_logits(fake_logits, 0)) / 2
+                scaled_d_loss = scale_loss(d_loss)
+            with g_tape.stop_recording():
+                self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled_d_loss, d_vars), d_vars))
+            g_loss = bce_with_logits(self.discriminator(fake, training=True), 1)
+            scaled_g_loss = scale_loss(g_loss)
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled_g_loss, g_vars), g_vars))
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+
+
+def gan_dataset(real, batch_size, latent_dim, seed, epoch, transform=None):
+    """tf.data pipeline of `(real batch, z batch)` for one epoch, fully seeded by (seed, epoch).
+
+    `real` (n, ...) float32 is shuffled with `epoch_seed(seed, epoch)` (the same order however
+    often the dataset is iterated, so a distributed iterator sees what a local one sees),
+    batched with the global `batch_size` (last partial batch dropped), passed through
+    `transform(x, batch_seed)` (e.g. a random flip) and paired with standard-normal z
+    (batch, latent_dim); batch i's stateless seed is (epoch_seed, i).
+    """
+    shuffle_seed = epoch_seed(seed, epoch)
+
+    def add_noise(i, x):
+        batch_seed = tf.stack([tf.constant(shuffle_seed, tf.int64), i])
+        if transform is not None:
+            x = transform(x, batch_seed)
+        return x, tf.random.stateless_normal((batch_size, latent_dim), seed=batch_seed + [0, 1 << 30])
+
+    ds = (tf.data.Dataset.from_tensor_slices(real).shuffle(len(real), seed=shuffle_seed, reshuffle_each_iteration=False)
+          .batch(batch_size, drop_remainder=True).enumerate().map(add_noise, num_parallel_calls=tf.data.AUTOTUNE))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def gaussian_data(n, seed):
+    """The book's data X = Z A + b, (n, 2) float32, Z ~ N(0, I) seeded."""
+    z = np.random.default_rng(seed).normal(size=(n, 2)).astype(np.float32)
+    return z @ A + B
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class GaussianGAN(GAN):
+    """Linear generator (latent_dim -> 2) and MLP discriminator 2 -> 5 -> 3 -> 1 (tanh)."""
+
+    def __init__(self, latent_dim=2, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+        self.generator = keras.Sequential([keras.Input((latent_dim,)), keras.layers.Dense(2)], name="generator")
+        self.discriminator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(5, activation="tanh"),
+                                               keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1)],
+                                              name="discriminator")
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim}
+
+
+def build(config):
+    """The compiled GaussianGAN of `config`, initialised from `config.seed` (call under the strategy scope)."""
+    keras.utils.set_random_seed(config.seed)
+    model = GaussianGAN(config.latent_dim)
+    model.compile(d_optimizer=keras.optimizers.Adam(config.d_lr), g_optimizer=keras.optimizers.Adam(config.lr))
+    return model
+
+
+def sample_statistics(x):
+    """Mean (2,) and covariance (2, 2) of samples (n, 2), as lists."""
+    x = np.asarray(x, np.float64)
+    return x.mean(0).round(4).tolist(), np.cov(x, rowvar=False).round(4).tolist()
+
+
+def _generate(model, n, seed):
+    z = np.random.default_rng(seed + 1).normal(size=(n, model.latent_dim)).astype(np.float32)
+    return model.generator(z, training=False).numpy()
+
+
+def _report(real, fake, path):
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(real[:, 0], real[:, 1], s=4, label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=4, label="generated")
+    ax.legend()
+    save_figure(fig, path)
+    (real_mean, real_cov), (fake_mean, fake_cov) = sample_statistics(real), sample_statistics(fake)
+    return {"mean": fake_mean, "cov": fake_cov, "data_mean": real_mean, "data_cov": real_cov,
+            "mean_error": float(np.abs(np.subtract(fake_mean, real_mean)).max()),
+            "cov_error": float(np.abs(np.subtract(fake_cov, real_cov)).max()),
+            "cov_rel_error": float(np.linalg.norm(np.subtract(fake_cov, real_cov)) / np.linalg.norm(real_cov))}
+
+
+def train(ctx):
+    cfg = ctx.config
+    per_replica_batch_size(cfg.batch_size, ctx.strategy)
+    real = gaussian_data(cfg.n_points, cfg.seed)
+    with ctx.strategy.scope():
+        model = build(cfg)
+    run = ctx.run()
+    history = training.fit(model, lambda epoch: gan_dataset(real, cfg.batch_size, cfg.latent_dim, cfg.seed, epoch),
+                           run, epochs=cfg.epochs)
+    metrics = _report(real, _generate(model, cfg.n_points, cfg.seed), run.file("samples.png"))
+    return {**metrics, "d_loss": history[-1]["d_loss"], "g_loss": history[-1]["g_loss"]}
+
+
+def restore(ctx, model):
+    """Restore `model` from the run's newest checkpoint; returns its epoch."""
+    return ctx.restore(model)
+
+
+def evaluate(ctx):
+    cfg = ctx.config
+    model = build(cfg)
+    restore(ctx, model)
+    real = gaussian_data(cfg.n_points, cfg.seed)
+    return _report(real, _generate(model, cfg.n_points, cfg.seed), ctx.run_dir / "samples.png")
