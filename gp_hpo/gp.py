@@ -357,7 +357,7 @@ class Config(cli.Config):
     iterations: int = field(default=100, metadata=cli.at_least(
         1, "gpytorch backend: L-BFGS iterations (at most) or Adam steps per start"))
     lr: float = field(default=0.1, metadata=cli.positive("Adam learning rate (gpytorch backend)"))
-    seed: int = field(default=0, metadata={"help": "seed of the book's data and of the random restarts"})
+    seed: int = field(default=0, metadata=cli.bounds(cli.SEED_BOUNDS["bounds"][4], "seed of the book's data and of the random restarts"))
 
     def validate(self):
         super().validate()

@@ -6,13 +6,11 @@ model is built, leaving the run byte-identical; `generate` writes into RUN_DIR/s
 (gan.gan reads no files: its data is generated from the seed.)"""
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from gan import data, dcgan, dcgan_model
-from tests.cli_helpers import ROOT, run, tree_digest
+from tests.cli_helpers import run, tree_digest
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 TINY = ["--image-size", "16", "--gen-width", "8", "--disc-width", "8", "--batch-size", "8", "--quality-epochs", "1",
@@ -158,21 +156,3 @@ def test_damaged_quality_feature_network(tiny_run, tmp_path, capsys, content):
     assert code == 1
     one_line(err, str(copy / dcgan.FEATURE_NET), "is damaged", "train a new run")
     assert tree_digest(copy) == before
-
-
-@pytest.mark.parametrize("module", ["gan.gan", "gan.dcgan"])
-def test_help_and_usage_errors_answer_before_tensorflow_loads(module):
-    """`--help`, a value out of range and an unknown flag answer without TensorFlow, Keras, gymnasium,
-    matplotlib, scikit-learn or pandas: the command module imports its model module only to run."""
-    heavy = {"tensorflow", "keras", "torch", "gymnasium", "matplotlib", "sklearn", "pandas"}
-    script = (f"import contextlib, io, sys, {module} as command\n"
-              "codes = []\n"
-              "for argv in (['--help'], ['train', '--seed', '-1'], ['train', '--nope']):\n"
-              "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-              "        try:\n"
-              "            codes.append(command.main(argv))\n"
-              "        except SystemExit as e:\n"
-              "            codes.append(e.code)\n"
-              f"print(codes, sorted({heavy!r} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[0, 2, 2] []", out.stderr

@@ -2,8 +2,6 @@
 (where the format has a header), blank lines and binary garbage gives one line naming the file (DatasetError;
 exit 1 from the command), never a traceback. Small files written here; the commands stop before training."""
 import importlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from common.errors import DatasetError
 from recsys import criteo
 from recsys.ctr import load_ctr
 from recsys.movielens import ID_MAPS, RELEASES, generate_movielens, load_id_maps, read_movielens
-from tests.cli_helpers import ROOT, run
+from tests.cli_helpers import run
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 RATINGS_HEADER = b"userId,movieId,rating,timestamp\n"
@@ -144,21 +142,3 @@ def test_criteo_file(tmp_path, capsys, module, case, content, message):
     assert code == 1
     one_line(err, str(tmp_path / "train.txt"), message)
     assert not list((tmp_path / "cache").glob("*/meta.json"))  # nothing a later run could take for a cache
-
-
-@pytest.mark.parametrize("module", ["recsys.autorec", "recsys.caser", "recsys.deepfm", "recsys.fm", "recsys.mf", "recsys.neumf"])
-def test_help_and_usage_errors_answer_before_tensorflow_loads(module):
-    """`--help`, a value out of range and an unknown flag answer without TensorFlow, Keras, gymnasium,
-    matplotlib, scikit-learn or pandas: the command module imports its model module only to run."""
-    heavy = {"tensorflow", "keras", "torch", "gymnasium", "matplotlib", "sklearn", "pandas"}
-    script = (f"import contextlib, io, sys, {module} as command\n"
-              "codes = []\n"
-              "for argv in (['--help'], ['train', '--seed', '-1'], ['train', '--nope']):\n"
-              "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-              "        try:\n"
-              "            codes.append(command.main(argv))\n"
-              "        except SystemExit as e:\n"
-              "            codes.append(e.code)\n"
-              f"print(codes, sorted({heavy!r} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[0, 2, 2] []", out.stderr

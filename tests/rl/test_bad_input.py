@@ -4,15 +4,13 @@ through common.training). Each damaged form (empty, binary garbage, a truncated 
 plain array, a policy of the wrong shape, type or range) gives one line naming the file and the way out, exit 1,
 and leaves the run byte-identical."""
 import io
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 
 from rl import q_learning, value_iteration
-from tests.cli_helpers import ROOT, run, tree_digest
+from tests.cli_helpers import run, tree_digest
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 MODULES = {"value_iteration": (value_iteration, "solution.npz", []),
@@ -92,21 +90,3 @@ def test_saved_policy(tabular_run, tmp_path, capsys, case):
     assert code == 1
     one_line(err, str(run_dir / filename), message, f"python -m rl.{module.__name__.split('.')[-1]} train")
     assert tree_digest(run_dir) == before
-
-
-@pytest.mark.parametrize("module", ["rl.dqn", "rl.q_learning", "rl.value_iteration"])
-def test_help_and_usage_errors_answer_before_tensorflow_loads(module):
-    """`--help`, a value out of range and an unknown flag answer without TensorFlow, Keras, gymnasium,
-    matplotlib, scikit-learn or pandas: the command module imports its model module only to run."""
-    heavy = {"tensorflow", "keras", "torch", "gymnasium", "matplotlib", "sklearn", "pandas"}
-    script = (f"import contextlib, io, sys, {module} as command\n"
-              "codes = []\n"
-              "for argv in (['--help'], ['train', '--seed', '-1'], ['train', '--nope']):\n"
-              "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-              "        try:\n"
-              "            codes.append(command.main(argv))\n"
-              "        except SystemExit as e:\n"
-              "            codes.append(e.code)\n"
-              f"print(codes, sorted({heavy!r} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[0, 2, 2] []", out.stderr
