@@ -10,18 +10,18 @@
   validation parts of a training split (`holdout_indices`), training with a per-epoch
   validation accuracy (`fit`), restoring a trained run (`restore`), and batch-wise class
   probabilities (`class_probabilities`).
+
+Importing it does not import TensorFlow (the commands' `Config`s use its fields): the functions
+that train or run a model import it.
 """
 import collections
 import sys
 from dataclasses import field
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import ops
 
-from common import cli, training
+from common import cli
 from common.data import epoch_dataset, split_indices
 from common.errors import DatasetError, DlsuiteError
 from common.files import atomic_path
@@ -138,6 +138,8 @@ def holdout_indices(n, fraction, seed):
 # --- training, prediction, restoring ----------------------------------------------------------
 def compile_classifier(model, lr):
     """Adam + sparse categorical cross-entropy on logits, with accuracy."""
+    import keras
+
     model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return model
@@ -147,8 +149,11 @@ def class_probabilities(model, inputs, batch_size=512):
     """Softmax probabilities `(n, classes)` of the model's logits for encoded inputs (an array or a
     dict of arrays), computed batch by batch outside the distribution strategy (Keras'
     distributed predict/evaluate fail on a last batch that does not split evenly over replicas)."""
+    import keras
+    import tensorflow as tf
+
     n = len(tf.nest.flatten(inputs)[0])
-    parts = [keras.ops.convert_to_numpy(ops.softmax(model(
+    parts = [keras.ops.convert_to_numpy(keras.ops.softmax(model(
         tf.nest.map_structure(lambda a: a[start:start + batch_size], inputs), training=False), axis=-1))
         for start in range(0, n, batch_size)]
     return np.concatenate(parts)
@@ -168,6 +173,8 @@ def fit(model, run, config, inputs, labels, val_inputs, val_labels):
     (batches of `config.batch_size` in an order seeded by `config.seed` and the epoch), scoring
     `val_inputs` / `val_labels` after each epoch. Returns the last epoch's `loss` and
     `train_accuracy`, and `val_accuracy` when there is a validation part, rounded to 4 places."""
+    from common import training
+
     history = training.fit(model, lambda epoch: epoch_dataset((inputs, labels), config.batch_size, config.seed,
                                                               epoch),
                            run, epochs=config.epochs, on_epoch_end=validation_accuracy(model, val_inputs, val_labels))

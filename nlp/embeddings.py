@@ -26,7 +26,9 @@ import numpy as np
 
 from common import cli
 from common import data as cdata
+from common import runs
 from common.errors import DatasetError, DlsuiteError, UsageError
+from nlp import subword
 from nlp.text import check_text, is_reserved, read_lines
 
 PRETRAINED = {
@@ -232,20 +234,14 @@ def read_analogies(path):
 
 
 def spearman(x, y):
-    """Spearman rank correlation of two 1-D arrays (average ranks for ties)."""
-    def ranks(a):
-        a = np.asarray(a, dtype=np.float64)
-        order = np.argsort(a, kind="mergesort")
-        r = np.empty(len(a))
-        r[order] = np.arange(1, len(a) + 1)
-        _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-        sums = np.bincount(inverse, weights=r)
-        return (sums / counts)[inverse]
+    """Spearman rank correlation of two 1-D arrays (average ranks for ties; NaN when either is constant):
+    `scipy.stats.spearmanr`."""
+    from scipy import stats
 
-    rx, ry = ranks(x), ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = np.sqrt((rx * rx).sum() * (ry * ry).sum())
-    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(stats.spearmanr(x, y).statistic)
 
 
 def evaluate_similarity(vectors, triples):
@@ -334,21 +330,25 @@ def cluster_precision(vectors, clusters):
 
 # --- commands --------------------------------------------------------------------------------------
 def load_run(run_dir):
-    """`WordVectors` of a word2vec or GloVe run directory (with n-gram vectors for unknown words
-    when the run was trained with `--subwords`)."""
+    """`WordVectors` of a word2vec or GloVe run directory, its `vectors.txt`; a run that kept an n-gram
+    table (`nlp.subword.TABLE_FILE`, word2vec `--subwords`) gives unknown words their n-gram vector."""
     run_dir = Path(run_dir)
     path = run_dir / VECTORS_FILE
     if not path.is_file():
         raise DlsuiteError(f"{run_dir} holds no {VECTORS_FILE}; train into it first (or pass --vectors FILE)")
-    config = _run_config(run_dir)
-    if config.get("subwords"):
-        from nlp import word2vec
+    table = run_dir / subword.TABLE_FILE
+    config = run_config(run_dir)
+    if not table.is_file() and config.get("subwords"):
+        trainer = runs.module_of(config) or "the module that trained it"
+        raise DatasetError(f"{run_dir} was trained with --subwords but holds no {subword.TABLE_FILE} (an older run); "
+                           f"read it with python -m {trainer} similar|analogy|evaluate --run-dir {run_dir}")
+    vectors = load_vectors(path)
+    if table.is_file():
+        vectors.oov = subword.SubwordVectors.load(table)
+    return vectors
 
-        return word2vec.run_vectors(run_dir)
-    return load_vectors(path)
 
-
-def _run_config(run_dir):
+def run_config(run_dir):
     """The run's config.json as a dict ({} when absent); one-line `DatasetError` when corrupt."""
     path = run_dir / "config.json"
     if not path.is_file():
@@ -408,13 +408,13 @@ def _evaluate_arguments(p):
                    help="Google analogy file (default: gensim's questions-words.txt when installed)")
 
 
-def run_commands():
+def run_commands(load=load_run):
     """The `evaluate`, `similar` and `analogy` commands over a trained run's vectors, for a
-    trainer's `COMMANDS` table (word2vec, GloVe)."""
+    trainer's `COMMANDS` table (word2vec, GloVe); `load(run_dir)` reads the vectors (`load_run`)."""
     def command(fn, with_demo=False):
         if with_demo:
-            return lambda ctx: fn(load_run(ctx.run_dir), ctx.args, ctx.demo)
-        return lambda ctx: fn(load_run(ctx.run_dir), ctx.args)
+            return lambda ctx: fn(load(ctx.run_dir), ctx.args, ctx.demo)
+        return lambda ctx: fn(load(ctx.run_dir), ctx.args)
 
     return {
         "evaluate": cli.Command(command(_evaluate, True), "WordSim Spearman and analogy accuracy of a run's vectors "

@@ -2,10 +2,13 @@
 a header-only file (where the format has a header) and binary files gives one line naming the file and
 the fix (exit 1) and never a traceback; `-k` below 1 is a usage error (exit 2) and reserved tokens are
 never neighbours or analogy answers; `predict` reports the vocabulary's coverage of its input and warns
-when it knows no word; `nlp.bpe learn` writes only where `--out` says."""
+when it knows no word; `nlp.bpe learn` writes only where `--out` says; `--help` and usage errors answer
+without loading TensorFlow."""
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -346,3 +349,23 @@ def test_bpe_learn_writes_only_where_out_says(capsys):
     code, out, _ = run(bpe.main, ["learn", "--corpus", "corpus.txt", "--merges", 3, "--out", "m/merges.json"], capsys)
     assert code == 0 and out["out"] == "m/merges.json" and json.loads(Path("m/merges.json").read_text())["merges"]
     assert sorted(p.name for p in Path().iterdir()) == ["corpus.txt", "folder", "m"]
+
+
+# --- usage errors answer at once ---------------------------------------------------------------------------
+@pytest.mark.parametrize("module, usage_error", [
+    ("bert", ["pretrain", "--demo", "--num-heads", "3"]), ("bpe", ["segment", "low"]),
+    ("embeddings", ["similar", "cat"]), ("glove", ["train", "--epochs", "0"]),
+    ("nli", ["train", "--demo", "--model", "bert"]), ("sentiment", ["train", "--demo", "--kernel-sizes", "3,4"]),
+    ("word2vec", ["train", "--demo", "--subwords", "6-3"])])
+def test_help_and_usage_errors_answer_without_tensorflow(module, usage_error):
+    """The command module, its --help, an unknown flag and a bad value: exit 0 or 2, nothing heavy imported."""
+    code = (f"import sys\nfrom nlp import {module}\n"
+            f"for argv in (['--help'], ['--no-such-flag'], {usage_error!r}):\n"
+            f"    try:\n        code = {module}.main(argv)\n    except SystemExit as e:\n        code = e.code\n"
+            "    print(code)\n"
+            "print(sorted({'tensorflow', 'keras', 'keras_hub', 'torch', 'sklearn', 'matplotlib', 'pandas'} "
+            "& set(sys.modules)))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    lines = out.stdout.strip().splitlines()
+    assert lines[-4] == "0" and lines[-3:] == ["2", "2", "[]"], (out.stdout[-500:], out.stderr[-2000:])

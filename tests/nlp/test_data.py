@@ -1,21 +1,14 @@
-"""nlp.text / nlp.data: vocabulary, subsampling, windows, noise, co-occurrence, the demo corpus."""
+"""nlp.data: the corpus, subsampling, windows, noise, co-occurrence, the demo corpus."""
 import numpy as np
 import pytest
 
 from common.errors import DatasetError
 from nlp import data as nd
-from nlp.text import Vocab, tokenize
+from nlp.text import tokenize
 
 
 def _corpus(lines, min_freq=1):
     return nd.build_corpus(tokenize(lines), min_freq)
-
-
-def test_vocab_order_min_freq_reserved_and_counts():
-    vocab = Vocab(tokenize(["b a a c", "a b d"]), min_freq=2, reserved_tokens=["<pad>"])
-    assert vocab.idx_to_token == ["<unk>", "<pad>", "a", "b"]
-    assert vocab[["a", "b", "zzz"]] == [2, 3, 0] and vocab.to_tokens([3, 2]) == ["b", "a"]
-    assert vocab.counts.tolist() == [0, 0, 3, 2]
 
 
 def test_corpus_drops_unk_and_keeps_sentence_ids():

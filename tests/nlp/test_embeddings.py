@@ -86,3 +86,11 @@ def test_command_line_tools_and_errors(tmp_path, capsys):
     (tmp_path / "sim.tsv").write_text("king\tqueen\t8\nking queen 8\n")
     code, _, err = run(E.main, ["evaluate", "--vectors", path, "--similarity", tmp_path / "sim.tsv"], capsys)
     assert code == 1 and "sim.tsv line 2: expected 'word1<TAB>word2<TAB>score'" in err
+
+
+def test_spearman_by_hand_with_ties_and_constant_input():
+    # one swap of neighbouring ranks among four: 1 - 6 x 2 / (4 x 15)
+    assert E.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # average ranks 1, 2.5, 2.5, 4 against 1..4: 4.5 / sqrt(4.5 x 5)
+    assert E.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(3 / np.sqrt(10))
+    assert np.isnan(E.spearman([1, 1, 1], [1, 2, 3])) and np.isnan(E.spearman([1], [2]))

@@ -1,9 +1,9 @@
-"""nlp.subword (fastText n-grams) and nlp.bpe (the book's byte pair encoding example)."""
+"""nlp.subword: fastText's n-grams and hashes, and the n-gram table a --subwords run keeps for readers."""
+import numpy as np
 import pytest
 
-from common.errors import UsageError
-from nlp import bpe, subword
-from tests.cli_helpers import run
+from common.errors import DatasetError, UsageError
+from nlp import subword
 
 
 def test_char_ngrams_of_where_as_in_the_book():
@@ -29,20 +29,25 @@ def test_parse_range():
         subword.parse_range("6-3")
 
 
-def test_bpe_book_example():
-    merges, symbols = bpe.learn({"fast_": 4, "faster_": 3, "tall_": 5, "taller_": 4}, 10)
-    assert merges[:4] == [("t", "a"), ("ta", "l"), ("tal", "l"), ("f", "a")]
-    assert bpe.segment("tallest_", symbols) == ["tall", "e", "s", "t", "_"]
-    assert bpe.segment("fatter_", symbols) == ["fa", "t", "t", "er_"]
-    assert bpe.segment("taq_", symbols) == ["ta", bpe.UNK]
+def test_subword_vectors_average_the_rows_of_a_words_ngrams_and_round_trip(tmp_path):
+    table = np.arange(8, dtype=np.float32).reshape(4, 2)  # bucket b's row is [2b, 2b + 1]
+    vectors = subword.SubwordVectors(table, 3, 3)
+    rows = [subword.fnv1a_32(g) % 4 for g in ("<ab", "ab>")]
+    assert vectors("ab").tolist() == [sum(2 * r for r in rows) / 2, sum(2 * r + 1 for r in rows) / 2]
+    assert vectors("") is None  # "<>" has no 3-gram
+    vectors.save(tmp_path / subword.TABLE_FILE)
+    loaded = subword.SubwordVectors.load(tmp_path / subword.TABLE_FILE)
+    assert np.array_equal(loaded.table, table) and (loaded.min_n, loaded.max_n) == (3, 3)
+    assert loaded.table.dtype == np.float32 and loaded("ab").tolist() == vectors("ab").tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [subword.TABLE_FILE]  # no temporary file left
 
 
-def test_bpe_command_line(tmp_path, capsys):
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("fast fast fast fast faster faster faster tall tall tall tall tall taller taller taller taller\n")
-    code, out, err = run(bpe.main, ["learn", "--corpus", corpus, "--merges", 10, "--out", tmp_path / "m.json"], capsys)
-    assert code == 0 and out["merges"] == 10, err
-    code, out, _ = run(bpe.main, ["segment", "tallest", "fatter", "--merges-file", tmp_path / "m.json"], capsys)
-    assert out == {"tallest": ["tall", "e", "s", "t", "_"], "fatter": ["fa", "t", "t", "er_"]}
-    code, _, err = run(bpe.main, ["segment", "x", "--merges-file", tmp_path / "none.json"], capsys)
-    assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
+def test_a_damaged_ngram_table_is_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an archive")
+    with open(tmp_path / "other.npz", "wb") as f:
+        np.savez(f, table=np.zeros((3, 2), np.float32), ngram_range=np.array([4, 3]))
+    for path in (bad, tmp_path / "other.npz", tmp_path / "missing.npz"):
+        with pytest.raises(DatasetError, match="is corrupt") as e:
+            subword.SubwordVectors.load(path)
+        assert "\n" not in str(e.value)

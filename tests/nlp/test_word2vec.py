@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.errors import DatasetError
 from nlp import embeddings as E
 from nlp import word2vec
 from tests.cli_helpers import one_replica_vs_two, run
@@ -115,6 +116,15 @@ def test_subwords_give_unknown_words_vectors(tmp_path, capsys):
     assert code == 0 and plain["similarity_coverage"] == 0.25 and with_grams["similarity_coverage"] == 1.0
     code, out, _ = run(word2vec.main, ["similar", "microprocessors", "-k", 3, "--run-dir", "sub"], capsys)
     assert code == 0 and "microprocessor" in out["neighbours"]
+    # a run written before runs kept their n-gram table: nlp.embeddings says which command reads it, and
+    # word2vec's own commands read it from the checkpoint, whose n-gram rows are the table's
+    (Path("sub") / "subwords.npz").unlink()
+    with pytest.raises(DatasetError, match="holds no subwords.npz .*python -m nlp.word2vec similar"):
+        E.load_run("sub")
+    restored = word2vec.load_run("sub")
+    np.testing.assert_array_equal(restored.vector("microprocessors"), vectors.vector("microprocessors"))
+    code, old, err = run(word2vec.main, ["similar", "microprocessors", "-k", 3, "--run-dir", "sub"], capsys)
+    assert code == 0 and old["neighbours"] == out["neighbours"], err
 
 
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys):
