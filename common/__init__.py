@@ -7,6 +7,7 @@ default; TF 2.21 prints some lines before that takes effect, so the import runs 
 stderr captured, replayed if the import fails). Set `DLSUITE_TF_LOGS=1` to see everything.
 oneDNN stays enabled: disabling it halves CPU speed.
 """
+import contextlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -41,27 +42,38 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(name, _Loaded(module), origin=module.__spec__.origin)
 
 
-def _import_tensorflow_quietly():
-    """Import TensorFlow and list its devices with native stderr sent to a scratch file; return the module.
-
-    The scratch output is replayed if the import fails, so real errors stay visible.
-    """
+@contextlib.contextmanager
+def native_stderr_captured(keep=lambda line: False):
+    """Send the process's native stderr (file descriptor 2, where TensorFlow's C++ logs go) to a scratch
+    file for the block, then write back the lines `keep(line)` accepts; everything when the block raises,
+    so real errors stay visible. With `DLSUITE_TF_LOGS=1` nothing is captured."""
+    if os.environ.get("DLSUITE_TF_LOGS"):
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as scratch:
         os.dup2(scratch.fileno(), 2)
+        failed = False
         try:
-            tf = importlib.import_module("tensorflow")
-            tf.config.list_physical_devices()
-            return tf
+            yield
         except BaseException:
-            os.dup2(saved, 2)
-            scratch.seek(0)
-            sys.stderr.write(scratch.read().decode(errors="replace"))
+            failed = True
             raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            scratch.seek(0)
+            lines = scratch.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if failed or keep(line)))
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow and list its devices with its start-up lines captured; return the module."""
+    with native_stderr_captured():
+        tf = importlib.import_module("tensorflow")
+        tf.config.list_physical_devices()
+    return tf
 
 
 if not os.environ.get("DLSUITE_TF_LOGS") and "tensorflow" not in sys.modules:

@@ -5,9 +5,6 @@ masked-language-model and next-sentence-prediction heads, preset I/O, pretrainin
 other modules (fine-tuning in `nlp.nli`): `load_backbone`, `pair_classifier`.
 """
 import json
-import os
-import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import training
+from common import native_stderr_captured, training
 from common.data import epoch_dataset, epoch_rng, epoch_seed, split_indices
 from common.distribute import scale_loss, use_xla
 from common.errors import DlsuiteError, UsageError
@@ -137,20 +134,8 @@ def _take_along_axis_quietly():
     """Run Keras' `take_along_axis` once with native stderr captured, and replay all it printed but oneDNN's
     `INT64_NOTICE`, so that line (which looks like an error to a user) is not printed later, mid-training.
     `TF_CPP_MIN_LOG_LEVEL=3` would hide it too, but with every real error. `DLSUITE_TF_LOGS=1` shows it."""
-    if os.environ.get("DLSUITE_TF_LOGS"):
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as scratch:
-        os.dup2(scratch.fileno(), 2)
-        try:
-            keras.ops.take_along_axis(np.zeros((1, 2, 1), np.float32), np.zeros((1, 1, 1), np.int32), axis=1)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        scratch.seek(0)
-        printed = scratch.read().decode(errors="replace").splitlines(keepends=True)
-    sys.stderr.write("".join(line for line in printed if INT64_NOTICE not in line))
+    with native_stderr_captured(keep=lambda line: INT64_NOTICE not in line):
+        keras.ops.take_along_axis(np.zeros((1, 2, 1), np.float32), np.zeros((1, 1, 1), np.int32), axis=1)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
