@@ -12,6 +12,7 @@ exit 2; a failed run prints one line and exits 1; Ctrl-C exits 130.
 """
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import sys
@@ -174,6 +175,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _RaisingParser(_Parser):
+    """The parser of the Python API: a bad option raises `UsageError` instead of exiting."""
+
+    def error(self, message):
+        raise UsageError(message)
 
 
 def _flag(name):
@@ -417,10 +425,10 @@ def latest_run(prog):
     return runs.newest_run(default_run_root(prog))[0]
 
 
-def build_parser(prog, description, config_cls, commands, presets=None, demo=None):
-    parser = _Parser(prog=f"python -m {prog}", description=description)
+def build_parser(prog, description, config_cls, commands, presets=None, demo=None, parser_class=_Parser):
+    parser = parser_class(prog=f"python -m {prog}", description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(commands) + "}",
-                                parser_class=_Parser)
+                                parser_class=parser_class)
     for name, cmd in commands.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         if cmd.reads_data:
@@ -581,16 +589,32 @@ def _calling_module(depth=2):
     return spec.name if spec is not None else caller["__name__"]
 
 
-def main(description, config_cls, commands, demo=None, argv=None, presets=None):
+def main(description, config_cls, commands, demo=None, argv=None, presets=None, prog=None):
     """Parse `argv`, build the context and run the chosen command; return the exit code.
 
-    The program name (`python -m <domain>.<model>`) is the module that calls `main`. `demo`: field overrides for `--demo`. `presets`: name -> field overrides
-    for `--preset`. A command whose training Ctrl-C stopped prints its JSON with
-    `"interrupted": true` and exits 130.
+    The program name (`python -m <domain>.<model>`) is `prog`, default the module that calls `main`.
+    `demo`: field overrides for `--demo`. `presets`: name -> field overrides for `--preset`. A command
+    whose training Ctrl-C stopped prints its JSON with `"interrupted": true` and exits 130.
     """
-    prog = _calling_module()
+    prog = prog or _calling_module()
     parser = build_parser(prog, description, config_cls, commands, presets, demo)
     args = parser.parse_args(argv)
+    try:
+        result, interrupted = execute(prog, config_cls, commands, args, demo, presets,
+                                      sys.argv[1:] if argv is None else argv)
+    except (DlsuiteError, KeyboardInterrupt) as e:
+        return _failed(parser.prog, args.command, e)
+    if isinstance(result, dict):
+        print_metrics(result)
+    return 130 if interrupted else 0
+
+
+def execute(prog, config_cls, commands, args, demo=None, presets=None, argv=()):
+    """Run the parsed command `args` of module `prog` -> (its result, interrupted by Ctrl-C).
+
+    Every check of an existing run comes first; a run this command wrote is marked completed,
+    interrupted or failed. Raises the suite's errors (`DlsuiteError`) and KeyboardInterrupt.
+    """
     cmd = commands[args.command]
     ctx, created = None, False
     try:
@@ -611,25 +635,20 @@ def main(description, config_cls, commands, demo=None, argv=None, presets=None):
         if cmd.trains:
             configure_devices(args.devices)
         seeding.set_seed(config.seed)
-        argv = sys.argv[1:] if argv is None else argv
         ctx = Context(prog, args.command, args, config, argv, saved=saved, spec=cmd)
         result = cmd.fn(ctx)
         ctx.finish("interrupted" if ctx.interrupted else "completed")
-        if picked:
-            print(picked, file=sys.stderr)
-        if isinstance(result, dict):
-            if cmd.fresh:
-                result = {**result, "run_dir": str(args.run_dir)}
-            if ctx.interrupted:
-                result["interrupted"] = True
-            print_metrics(result)
-        return 130 if ctx.interrupted else 0
-    except (DlsuiteError, KeyboardInterrupt) as e:
-        _record_failure(ctx, e, created, args)
-        return _failed(parser.prog, args.command, e)
     except BaseException as e:
         _record_failure(ctx, e, created, args)
         raise
+    if picked:
+        print(picked, file=sys.stderr)
+    if isinstance(result, dict):
+        if cmd.fresh:
+            result = {**result, "run_dir": str(args.run_dir)}
+        if ctx.interrupted:
+            result["interrupted"] = True
+    return result, ctx.interrupted
 
 
 def _record_failure(ctx, error, created, args):
@@ -687,3 +706,140 @@ def tool_main(description, tools, argv=None):
         return 0
     except (DlsuiteError, KeyboardInterrupt) as e:
         return _failed(parser.prog, args.command, e)
+
+
+class ModelModule:
+    """The module holding a command's model, training and evaluation (`recsys.mf_model` for `recsys.mf`),
+    imported with TensorFlow only when a command runs: `--help` and usage errors never wait for it."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self):
+        return importlib.import_module(self.name)
+
+    def command(self, name):
+        """A command function `ctx -> dict` that runs the model module's `name`."""
+        def run(ctx):
+            return getattr(self(), name)(ctx)
+        run.__name__ = run.__qualname__ = name
+        run.__doc__ = f"`{self.name}.{name}(ctx)`"
+        return run
+
+    def forward(self, name):
+        """A module `__getattr__` (PEP 562) giving the model module's names through the command module."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self(), name)
+
+
+@dataclass
+class Spec:
+    """One model module's command line and Python API, declared once.
+
+    `main(argv)` is the command; `api(verb)` the same verb as a Python function returning the result
+    dict the command prints, raising the suite's errors (`DlsuiteError`; `UsageError` for a bad option):
+
+        result = mf.train(mf.Config(epochs=2), demo=True, run_dir="runs/mf-api")
+        scores = mf.evaluate("runs/mf-api")
+        model = mf.load("runs/mf-api")
+
+    A training verb takes a Config (its fields differing from the defaults are the flags) and keyword
+    options named as the flags (`demo`, `data_dir`, `run_dir`, `resume`, `devices`, any Config field);
+    any other verb takes the run directory first (default: the newest completed run) and its flags.
+    """
+
+    prog: str
+    description: str
+    config_cls: type
+    commands: dict
+    demo: dict = None
+    presets: dict = None
+    model: ModelModule = None
+
+    def main(self, argv=None):
+        return main(self.description, self.config_cls, self.commands, self.demo, argv, self.presets, prog=self.prog)
+
+    def api(self, verb):
+        """`verb` as a Python function (see the class docstring)."""
+        fresh = self.commands[verb].fresh
+
+        def call(first=None, /, **options):
+            if fresh:
+                argv = [verb, *_config_flags(first, self.config_cls), *_option_flags(self._parser(verb), options)]
+            else:
+                argv = [verb, *_option_flags(self._parser(verb), {"run_dir": first, **options})]
+            args = build_parser(self.prog, self.description, self.config_cls, self.commands, self.presets,
+                                self.demo, parser_class=_RaisingParser).parse_args(argv)
+            result, _ = execute(self.prog, self.config_cls, self.commands, args, self.demo, self.presets, argv)
+            return result
+
+        call.__name__ = call.__qualname__ = verb.replace("-", "_")
+        call.__doc__ = (f"`python -m {self.prog} {verb}` from Python: "
+                        + ("train(config=None, **flags)" if fresh else f"{verb}(run_dir=None, **flags)")
+                        + f" -> the result dict. {self.commands[verb].help}.")
+        return call
+
+    def _parser(self, verb):
+        parser = build_parser(self.prog, self.description, self.config_cls, self.commands, self.presets, self.demo,
+                              parser_class=_RaisingParser)
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[verb]
+
+    def load(self, run_dir=None):
+        """The trained `keras.Model` of a run (its final model.keras; default: the newest completed run)."""
+        if run_dir is None:
+            run_dir = latest_run(self.prog)
+            if run_dir is None:
+                raise UsageError(f"no completed run under {default_run_root(self.prog)}; train first or pass run_dir")
+        _check_module(self.prog, "train", run_dir, runs.read_config(run_dir))
+        path = Path(run_dir) / runs.MODEL
+        if not path.exists():
+            raise DlsuiteError(f"{run_dir} has no {runs.MODEL} (the run did not finish); evaluate it with its "
+                               "checkpoints, or train a new run")
+        if self.model is not None:
+            self.model()  # registers the model's classes with Keras
+        import keras
+
+        return keras.saving.load_model(path)
+
+
+def _config_flags(config, config_cls):
+    """The flags that give `config` (a `config_cls` or None): its fields that differ from the defaults."""
+    if config is None:
+        return []
+    if not isinstance(config, config_cls):
+        raise UsageError(f"expected a {config_cls.__module__}.{config_cls.__qualname__}, got {type(config).__name__}")
+    default = config_cls()
+    flags = []
+    for f in dataclasses.fields(config_cls):
+        value = getattr(config, f.name)
+        if value == getattr(default, f.name):
+            continue
+        if isinstance(value, bool):
+            flags.append(_flag(f.name) if value else "--no-" + f.name.replace("_", "-"))
+        else:
+            flags += [_flag(f.name), _format_default(value, _declared_metadata(config_cls, f.name).get("separator", ","))]
+    return [str(a) for a in flags]
+
+
+def _option_flags(parser, options):
+    """Command-line arguments for keyword `options` named as the flags' destinations (`data_dir=...`)."""
+    actions = {a.dest: a for a in parser._actions if not isinstance(a, argparse._HelpAction)}
+    flags, positionals = [], []
+    for name, value in options.items():
+        if value is None:
+            continue
+        action = actions.get(name)
+        if action is None:
+            raise UsageError(f"unknown option {name!r}; {parser.prog} takes " + ", ".join(sorted(actions)))
+        values = [str(v) for v in value] if isinstance(value, (list, tuple)) and action.nargs in ("+", "*") \
+            else [_format_default(value) if isinstance(value, tuple) else str(value)]
+        if not action.option_strings:
+            positionals += values
+        elif isinstance(action, argparse.BooleanOptionalAction):
+            flags.append(action.option_strings[0] if value else action.option_strings[1])
+        elif isinstance(action, argparse._StoreTrueAction):
+            flags += [action.option_strings[0]] if value else []
+        else:
+            flags += [action.option_strings[0], *values]
+    return [*flags, "--", *positionals] if positionals else flags

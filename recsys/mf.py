@@ -61,44 +61,19 @@ def _predict_arguments(parser):
     parser.add_argument("--top", type=int, default=10, help="how many unrated items to recommend")
 
 
-def _model():
-    """`recsys.mf_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from recsys import mf_model
-
-    return mf_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def predict(ctx):
-    """Top items for one user among the items they have not rated in training."""
-    return _model().predict(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`MatrixFactorization`, `build`, `rating_rmse`, ...) from `recsys.mf_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("recsys.mf_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # recsys.mf.MatrixFactorization, .build, .rating_rmse, ... from recsys.mf_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train matrix factorization on the random split", trains=True),
-    "evaluate": cli.Command(evaluate, "test RMSE of a trained run"),
-    "predict": cli.Command(predict, "recommend unrated items for one user", add_arguments=_predict_arguments),
+    "train": cli.Command(MODEL.command("train"), "train matrix factorization on the random split", trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "test RMSE of a trained run"),
+    "predict": cli.Command(MODEL.command("predict"), "recommend unrated items for one user",
+                           add_arguments=_predict_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("Matrix factorization on MovieLens (explicit ratings)", Config, COMMANDS,
-                    demo=DEMO, argv=argv, presets=PRESETS)
-
+SPEC = cli.Spec("recsys.mf", "Matrix factorization on MovieLens (explicit ratings)", Config, COMMANDS, DEMO, PRESETS,
+                MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -242,3 +242,30 @@ def test_help_shows_descriptions_choices_and_ranges(capsys):
     assert "--epochs EPOCHS passes over the training data (default: 4, in [1, inf))" in text
     assert "--seed SEED random seed for initialisation, shuffling and sampling (default: 0, in [0, 4294967295])" in text
     assert "--demo offline: the small generated dataset and epochs=2" in text
+
+
+def test_the_python_api_runs_the_commands_with_their_checks(tmp_path, capsys):
+    """cli.Spec: train(config, **flags) -> the metrics dict, evaluate(run_dir) -> the same numbers, load(run_dir)
+    -> the trained model; bad options raise the suite's errors instead of exiting."""
+    import keras
+
+    from common.errors import UsageError
+
+    spec = cli.Spec("tests.common.toy", "toy model", toy.ToyConfig, toy.COMMANDS, {"epochs": 2})
+    train, evaluate = spec.api("train"), spec.api("evaluate")
+    trained = train(toy.ToyConfig(hidden=5, widths=(4, 4)), demo=True, run_dir=str(tmp_path / "r"))
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["hidden"] == 5 and config["widths"] == [4, 4] and config["epochs"] == 2  # the demo's epochs
+    assert config["command"].startswith("python -m tests.common.toy train --hidden 5 --widths 4,4 --demo --run-dir")
+    scores = evaluate(str(tmp_path / "r"))
+    model = spec.load(str(tmp_path / "r"))
+    x, y = toy.load(None)
+    assert scores["mse"] == pytest.approx(float(keras.ops.mean((model.predict(x, verbose=0) - y) ** 2)), rel=1e-5)
+    assert trained["loss"] > 0 and trained["run_dir"] == str(tmp_path / "r")
+    with pytest.raises(UsageError, match="--lr must be positive"):
+        train(toy.ToyConfig(lr=-1.0))
+    with pytest.raises(UsageError, match="unknown option 'epoch'; python -m tests.common.toy train takes"):
+        train(epoch=3)
+    with pytest.raises(UsageError, match="already holds a run"):
+        train(run_dir=str(tmp_path / "r"))
+    assert not list(Path("runs").glob("toy/*"))  # nothing written by the failed calls
