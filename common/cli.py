@@ -744,9 +744,12 @@ class Spec:
         scores = mf.evaluate("runs/mf-api")
         model = mf.load("runs/mf-api")
 
-    A training verb takes a Config (its fields differing from the defaults are the flags) and keyword
-    options named as the flags (`demo`, `data_dir`, `run_dir`, `resume`, `devices`, any Config field);
-    any other verb takes the run directory first (default: the newest completed run) and its flags.
+    A training verb takes a Config and keyword options named as the flags (`demo`, `data_dir`, `run_dir`,
+    `resume`, `devices`, any Config field); any other verb takes the run directory first (default: the
+    newest completed run) and its flags. The Config's fields that differ from the dataclass defaults are
+    given as flags, as are Config fields passed as keywords, so under `demo=True` or a preset the demo's
+    or preset's value of a field holds unless it is set: to set a field to its dataclass default there,
+    pass it as a keyword (`train(demo=True, batch_size=4)`).
     """
 
     prog: str
@@ -804,7 +807,8 @@ class Spec:
 
 
 def _config_flags(config, config_cls):
-    """The flags that give `config` (a `config_cls` or None): its fields that differ from the defaults."""
+    """The flags that give `config` (a `config_cls` or None): its fields that differ from the dataclass
+    defaults (values as the user would type them, joined to the flag: `--lr=-1`)."""
     if config is None:
         return []
     if not isinstance(config, config_cls):
@@ -818,13 +822,23 @@ def _config_flags(config, config_cls):
         if isinstance(value, bool):
             flags.append(_flag(f.name) if value else "--no-" + f.name.replace("_", "-"))
         else:
-            flags += [_flag(f.name), _format_default(value, _declared_metadata(config_cls, f.name).get("separator", ","))]
-    return [str(a) for a in flags]
+            separator = _declared_metadata(config_cls, f.name).get("separator", ",")
+            flags.append(f"{_flag(f.name)}={_format_default(value, separator)}")
+    return flags
 
 
 def _option_flags(parser, options):
-    """Command-line arguments for keyword `options` named as the flags' destinations (`data_dir=...`)."""
-    actions = {a.dest: a for a in parser._actions if not isinstance(a, argparse._HelpAction)}
+    """Command-line arguments for keyword `options` named as the flags (`data_dir=...` for `--data-dir`) or
+    their destinations; a value is joined to its flag (`--x=-0.5`), so a negative number is not a flag."""
+    actions = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        actions[action.dest] = action
+        for option in action.option_strings:
+            if option.startswith("--") and not (isinstance(action, argparse.BooleanOptionalAction)
+                                                and option.startswith("--no-")):
+                actions.setdefault(option[2:].replace("-", "_"), action)
     flags, positionals = [], []
     for name, value in options.items():
         if value is None:
@@ -832,14 +846,17 @@ def _option_flags(parser, options):
         action = actions.get(name)
         if action is None:
             raise UsageError(f"unknown option {name!r}; {parser.prog} takes " + ", ".join(sorted(actions)))
-        values = [str(v) for v in value] if isinstance(value, (list, tuple)) and action.nargs in ("+", "*") \
-            else [_format_default(value) if isinstance(value, tuple) else str(value)]
+        many = isinstance(value, (list, tuple)) and action.nargs in ("+", "*")
+        values = [str(v) for v in value] if many else [_format_default(value) if isinstance(value, tuple)
+                                                       else str(value)]
         if not action.option_strings:
             positionals += values
         elif isinstance(action, argparse.BooleanOptionalAction):
             flags.append(action.option_strings[0] if value else action.option_strings[1])
         elif isinstance(action, argparse._StoreTrueAction):
             flags += [action.option_strings[0]] if value else []
-        else:
+        elif many:
             flags += [action.option_strings[0], *values]
+        else:
+            flags.append(f"{action.option_strings[0]}={values[0]}")
     return [*flags, "--", *positionals] if positionals else flags

@@ -256,7 +256,7 @@ def test_the_python_api_runs_the_commands_with_their_checks(tmp_path, capsys):
     trained = train(toy.ToyConfig(hidden=5, widths=(4, 4)), demo=True, run_dir=str(tmp_path / "r"))
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["hidden"] == 5 and config["widths"] == [4, 4] and config["epochs"] == 2  # the demo's epochs
-    assert config["command"].startswith("python -m tests.common.toy train --hidden 5 --widths 4,4 --demo --run-dir")
+    assert config["command"].startswith("python -m tests.common.toy train --hidden=5 --widths=4,4 --demo --run-dir=")
     scores = evaluate(str(tmp_path / "r"))
     model = spec.load(str(tmp_path / "r"))
     x, y = toy.load(None)
@@ -269,3 +269,23 @@ def test_the_python_api_runs_the_commands_with_their_checks(tmp_path, capsys):
     with pytest.raises(UsageError, match="already holds a run"):
         train(run_dir=str(tmp_path / "r"))
     assert not list(Path("runs").glob("toy/*"))  # nothing written by the failed calls
+    # a Config field given as a keyword holds under demo=True even at its dataclass default
+    train(demo=True, epochs=4, run_dir=str(tmp_path / "k"))
+    assert json.loads((tmp_path / "k" / "config.json").read_text())["epochs"] == 4
+
+
+def test_api_options_become_flags_by_name_or_destination():
+    import argparse
+
+    parser = cli._RaisingParser(prog="p")
+    parser.add_argument("--episodes", dest="evaluate_episodes", type=int)
+    parser.add_argument("--observation")
+    parser.add_argument("--fast", action=argparse.BooleanOptionalAction)
+    parser.add_argument("images", nargs="+")
+    assert cli._option_flags(parser, {"episodes": 5, "observation": "-0.1,0.2", "fast": False,
+                                      "images": ["a.png", "b.png"]}) == \
+        ["--episodes=5", "--observation=-0.1,0.2", "--no-fast", "--", "a.png", "b.png"]
+    assert vars(parser.parse_args(cli._option_flags(parser, {"evaluate_episodes": 3, "images": ["x"]}))) == \
+        {"evaluate_episodes": 3, "observation": None, "fast": None, "images": ["x"]}
+    with pytest.raises(cli.UsageError, match="unknown option 'episode'"):
+        cli._option_flags(parser, {"episode": 1})
