@@ -11,12 +11,13 @@ ratings known before the test (fitted plus validation), clipped to the rating sc
 
     python -m recsys.autorec train --data-dir PATH/TO/ml-100k
     python -m recsys.autorec evaluate      # the newest run, on the data it was trained on
+    python -m recsys.autorec predict --user 3 --top 5      # the highest reconstructed unrated items
 """
 import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from recsys.movielens import MovieLensConfig
+from recsys.movielens import MovieLensConfig, recommend_arguments
 
 
 @dataclass
@@ -36,37 +37,19 @@ class Config(MovieLensConfig):
 DEMO = {"epochs": 30, "hidden": 64, "batch_size": 32, "lr": 0.005, "weight_decay": 0.01}
 
 
-def _model():
-    """`recsys.autorec_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from recsys import autorec_model
-
-    return autorec_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`AutoRec`, `build`, `heldout_rmse`, ...) from `recsys.autorec_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("recsys.autorec_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # recsys.autorec.AutoRec, .build, .heldout_rmse, ... from recsys.autorec_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train item-based AutoRec on the random split", trains=True),
-    "evaluate": cli.Command(evaluate, "test RMSE of a trained run"),
+    "train": cli.Command(MODEL.command("train"), "train item-based AutoRec on the random split", trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "test RMSE of a trained run"),
+    "predict": cli.Command(MODEL.command("predict"), "recommend unrated items for one user",
+                           add_arguments=recommend_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("Item-based AutoRec on MovieLens (explicit ratings)", Config, COMMANDS,
-                    demo=DEMO, argv=argv)
+SPEC = cli.Spec("recsys.autorec", "Item-based AutoRec on MovieLens (explicit ratings)", Config, COMMANDS, DEMO,
+                model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from sklearn.metrics import root_mean_squared_error
 from common import training
 from common.data import epoch_dataset
 from common.models import ScaledLossModel
+from recsys.movielens import recommend, save_id_maps
 from recsys.splits import load_splits
 
 
@@ -56,10 +57,15 @@ def item_columns(interactions):
     return interactions.rating_matrix().T.copy()
 
 
+def reconstruct(model, known):
+    """The model's ratings `(num_items, num_users)` reconstructed from the `known` interactions, clipped to
+    the rating scale."""
+    return np.clip(model.predict(item_columns(known), batch_size=512, verbose=0), *known.rating_scale)
+
+
 def heldout_rmse(model, known, heldout):
     """RMSE on the `heldout` interactions of the reconstruction of the `known` ones (clipped to the rating scale)."""
-    recon = model.predict(item_columns(known), batch_size=512, verbose=0)
-    pred = np.clip(recon[heldout.items, heldout.users], *heldout.rating_scale)
+    pred = reconstruct(model, known)[heldout.items, heldout.users]
     return float(root_mean_squared_error(heldout.ratings, pred))
 
 
@@ -75,6 +81,7 @@ def train(ctx):
     with ctx.strategy.scope():
         model = build(cfg, items.shape[1])
     run = ctx.run()
+    save_id_maps(run, splits.fit)
 
     def dataset(epoch):
         return epoch_dataset((items, items), cfg.batch_size, cfg.seed, epoch)
@@ -96,3 +103,11 @@ def evaluate(ctx):
     splits = _load(ctx)
     model = restore(ctx, splits.train.num_users)
     return {"rmse": heldout_rmse(model, splits.train, splits.test), "test_ratings": len(splits.test)}
+
+
+def predict(ctx):
+    """Top items for one user among the items they have not rated in training: the user's ratings read from
+    the reconstruction of every item's column of training ratings (as the test RMSE reads them)."""
+    train_set = _load(ctx).train
+    return recommend(ctx, train_set, lambda user: reconstruct(restore(ctx, train_set.num_users), train_set)[:, user],
+                     "predicted_ratings", 3)

@@ -11,11 +11,14 @@ included) against all unobserved items, once at the end of `train` and by `evalu
 
     python -m recsys.caser train --data-dir PATH/TO/ml-100k
     python -m recsys.caser evaluate        # the newest run, on the data it was trained on
+    python -m recsys.caser evaluate --top-k 50             # HR@50 and NDCG@50 of the same run
+    python -m recsys.caser predict --user 3 --top 5        # next items given the user's last L items
 """
 import sys
 from dataclasses import dataclass, field
 
 from common import cli
+from recsys.movielens import recommend_arguments
 from recsys.ranking import RankingConfig, protocol_arguments
 
 
@@ -35,37 +38,21 @@ class Config(RankingConfig):
 DEMO = {"epochs": 4, "factors": 16, "batch_size": 256, "lr": 0.005, "horizontal": 8}
 
 
-def _model():
-    """`recsys.caser_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from recsys import caser_model
-
-    return caser_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`Caser`, `build`, `report`, ...) from `recsys.caser_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("recsys.caser_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # recsys.caser.Caser, .build, .report, ... from recsys.caser_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train Caser on the sequence-aware split (implicit feedback)", trains=True),
-    "evaluate": cli.Command(evaluate, "HR@k, NDCG@k and AUC of a trained run", add_arguments=protocol_arguments),
+    "train": cli.Command(MODEL.command("train"), "train Caser on the sequence-aware split (implicit feedback)",
+                         trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "HR@k, NDCG@k and AUC of a trained run",
+                            add_arguments=protocol_arguments),
+    "predict": cli.Command(MODEL.command("predict"), "recommend items for one user (not those they interacted with)",
+                           add_arguments=recommend_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("Caser on MovieLens (sequence-aware recommendation)", Config, COMMANDS,
-                    demo=DEMO, argv=argv)
+SPEC = cli.Spec("recsys.caser", "Caser on MovieLens (sequence-aware recommendation)", Config, COMMANDS, DEMO,
+                model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

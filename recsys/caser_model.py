@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from recsys.implicit import UserItemIndex, latest_windows, sequence_windows
+from recsys.movielens import recommend
 from recsys.ranking import pairwise_dataset, ranking_report
 from recsys.ranking_model import PairwiseRanker, fit_ranker
 from recsys.splits import load_splits
@@ -105,3 +106,16 @@ def evaluate(ctx):
     model = restore(ctx, splits.train.num_users, splits.train.num_items)
     cfg = ctx.config
     return {**report(model, splits.train, splits.test, cfg), "protocol": cfg.protocol}
+
+
+def predict(ctx):
+    """The `--top` items with the highest scores for one user given their last L training items, among the
+    items the user has no training interaction with (ids as in the ratings file)."""
+    train_set = _load(ctx).train
+
+    def scores_of(user):
+        users = np.array([user], np.int32)
+        window = latest_windows(train_set, users, ctx.config.window, train_set.num_items)
+        return restore(ctx, train_set.num_users, train_set.num_items).score_all((users, window))[0]
+
+    return recommend(ctx, train_set, scores_of)

@@ -25,6 +25,7 @@ import mmap
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ NA = np.int64(-(2 ** 62))  # the token of an empty field
 # count, so a demo file cached by the older code is not reused.
 GENERATOR_VERSION = 1
 PARTS = ("fit", "val", "test")
-CACHE_VERSION = 1
+VOCABULARY = "vocabulary.npz"
+CACHE_VERSION = 2  # 2: the vocabulary is kept (vocabulary.npz)
 # pyarrow reads this many bytes at a time (about 17k Kaggle lines). Its streaming reader parses up to
 # 32 blocks ahead of the consumer, so the block size bounds the read-ahead: 32 MiB blocks held up to
 # 1 GiB of the file (first pass over 3M generated rows: 1,696 MB peak RSS, 4 MiB blocks 1,018 MB, as fast)
@@ -186,6 +188,15 @@ def tokens_of_batch(batch, first_line):
     return labels, tokens
 
 
+def raw_tokens(raw):
+    """Raw values `(rows, 39)` str (13 integers, 26 hex categoricals, "" for empty) -> int64 tokens `(rows, 39)`,
+    as `prepare_criteo` makes them; DatasetError names the first bad value ("line N" counts the rows from 1)."""
+    import pyarrow as pa
+
+    columns = [pa.array(np.full(len(raw), "0"))] + [pa.array(raw[:, f], mask=raw[:, f] == "") for f in range(FIELDS)]
+    return tokens_of_batch(pa.record_batch(columns, names=COLUMNS), 1)[1]
+
+
 # --------------------------------------------------------------------------- counting
 class StreamingCounts:
     """Per-field value counts merged chunk by chunk into sorted `values[f]` / `counts[f]` int64 arrays.
@@ -258,7 +269,12 @@ class CriteoCache:
         """`recsys.ctr.CTRData` of one part ("fit", "val" or "test") over read-only memory maps."""
         features = np.load(self.directory / f"{name}_features.npy", mmap_mode="r")
         labels = np.load(self.directory / f"{name}_labels.npy", mmap_mode="r")
-        return CTRData(features, labels, self.field_dims)
+        return CTRData(features, labels, self.field_dims, self.vocabulary)
+
+    @cached_property
+    def vocabulary(self):
+        """The per-field raw tokens -> ids map the parts were encoded with (`FieldVocabulary`)."""
+        return FieldVocabulary.load(self.directory / VOCABULARY)
 
 
 def _cache_key(path, threshold, test_ratio, val_ratio, seed):
@@ -350,6 +366,7 @@ def prepare_criteo(path, threshold=CTR_THRESHOLD, test_ratio=0.1, val_ratio=0.1,
                     outputs[name][1].write(labels[rows].astype(np.float32).tobytes())
                 for kind in ("tokens", "labels", "parts"):
                     os.remove(tmp / f"{kind}-{b:06d}.npy")
+        vocabulary.save(tmp / VOCABULARY)
         meta = {"source": str(path.resolve()), "rows": {name: int(n) for name, n in zip(PARTS, part_rows)},
                 "field_dims": vocabulary.field_dims, "threshold": threshold, "test_ratio": test_ratio, "val_ratio": val_ratio,
                 "seed": seed, "version": CACHE_VERSION}

@@ -5,6 +5,8 @@ layout FM and DeepFM read through one shared embedding table (`CTRData`); `Field
 maps raw values to those ids. The streamed Criteo reader is `recsys.criteo`, which shares
 `CTRData`, `FieldVocabulary` and the generator's click model `ctr_logits`.
 """
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,7 @@ class CTRData:
     features: np.ndarray
     labels: np.ndarray
     field_dims: list = field(default_factory=list)
+    vocabulary: "FieldVocabulary" = None  # the raw values -> ids map the features were encoded with
 
     @property
     def num_features(self):
@@ -72,6 +75,22 @@ class FieldVocabulary:
         self.values = list(values)
         self.field_dims = [len(v) + 1 for v in self.values]
         self.offsets = np.concatenate([[0], np.cumsum(self.field_dims)[:-1]]).astype(np.int64)
+
+    def save(self, path):
+        """Write the kept values of every field into the `.npz` file `path` (no pickles), atomically."""
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{f"field_{i}": v for i, v in enumerate(self.values)})
+
+    @classmethod
+    def load(cls, path):
+        """The vocabulary `save` wrote into `path`; DatasetError when the file is damaged."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                return cls.from_values([saved[f"field_{i}"] for i in range(len(saved.files))])
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            raise DatasetError(f"{path} is damaged ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                               "it maps raw values to the model's features, so train a new run") from None
 
     def encode(self, raw):
         """`(rows, fields)` raw strings -> `(rows, fields)` int32 global ids."""
@@ -139,8 +158,40 @@ def load_ctr(directory, threshold=CTR_THRESHOLD):
     y_train, raw_train = read_ctr_file(directory / "train.csv")
     y_test, raw_test = read_ctr_file(directory / "test.csv")
     vocab = FieldVocabulary(raw_train, threshold)
-    return (CTRData(vocab.encode(raw_train), y_train, vocab.field_dims),
-            CTRData(vocab.encode(raw_test), y_test, vocab.field_dims))
+    return (CTRData(vocab.encode(raw_train), y_train, vocab.field_dims, vocab),
+            CTRData(vocab.encode(raw_test), y_test, vocab.field_dims, vocab))
+
+
+def raw_rows(lines, fields, what):
+    """Lines of a CTR file's own format -> str `(rows, fields)` of raw values.
+
+    A line holds `fields` values, or a label and then `fields` values (the label is dropped), separated by
+    tabs (or by commas in a line without a tab); blank lines and a `label,...` header line are skipped.
+    DatasetError names the first line `what` (e.g. a file) with another number of values.
+    """
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip() or (number == 1 and line.startswith("label,")):
+            continue
+        values = line.split("\t" if "\t" in line else ",")
+        if len(values) not in (fields, fields + 1):
+            raise DatasetError(f"{what} line {number}: expected {fields} values (optionally after a label), "
+                               f"got {len(values)}")
+        rows.append(values[-fields:])
+    if not rows:
+        raise DatasetError(f"{what} holds no rows")
+    return np.array(rows, dtype=str).reshape(len(rows), fields)
+
+
+def click_arguments(parser):
+    """`predict --row LINE ... | --data FILE`: the rows to score, as lines of the run's data format."""
+    parser.add_argument("--row", nargs="+", default=[], metavar="LINE",
+                        help="a row as a line of the training data: the fields (book's CTR: 34 values; Criteo: 13 "
+                             "integers and 26 hex categoricals, empty for missing), optionally after the label, "
+                             "tab-separated (or comma-separated)")
+    parser.add_argument("--data", type=Path, metavar="FILE",
+                        help="score every line of FILE (the same format as --row, e.g. Criteo's test.txt)")
 
 
 def ctr_logits(codes, seed=0, cardinality=None):

@@ -4,12 +4,14 @@ Same data, flags and commands as `recsys.fm`, plus the deep component's widths a
 
     python -m recsys.deepfm train --demo
     python -m recsys.deepfm evaluate       # the newest run, on the data it was trained on
+    python -m recsys.deepfm predict --row LINE             # as recsys.fm predict
 """
 import sys
 from dataclasses import dataclass, field
 
 from common import cli
 from recsys import fm
+from recsys.ctr import click_arguments
 
 
 @dataclass
@@ -21,36 +23,18 @@ class Config(fm.Config):
 DEMO = dict(fm.DEMO)
 
 
-def _model():
-    """`recsys.deepfm_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from recsys import deepfm_model
-
-    return deepfm_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`build`, `restore`, `model_kwargs`) from `recsys.deepfm_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("recsys.deepfm_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # recsys.deepfm.build, .restore, .model_kwargs from recsys.deepfm_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train DeepFM on click data", trains=True),
-    "evaluate": cli.Command(evaluate, "test AUC and log loss of a trained run"),
+    "train": cli.Command(MODEL.command("train"), "train DeepFM on click data", trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "test AUC and log loss of a trained run"),
+    "predict": cli.Command(MODEL.command("predict"), "click probabilities of rows given as in the data",
+                           add_arguments=click_arguments, reads_data=False),
 }
-
-
-def main(argv=None):
-    return cli.main("DeepFM for click-through rate", Config, COMMANDS, demo=DEMO, argv=argv)
+SPEC = cli.Spec("recsys.deepfm", "DeepFM for click-through rate", Config, COMMANDS, DEMO, model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

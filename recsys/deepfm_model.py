@@ -27,3 +27,7 @@ def train(ctx):
 
 def evaluate(ctx):
     return fm_model.evaluate(ctx, build)
+
+
+def predict(ctx):
+    return fm_model.predict(ctx, build)

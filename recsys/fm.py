@@ -13,12 +13,13 @@ seeded `--val-ratio` of the training rows is held out and scored every epoch (`v
     python -m recsys.fm train --dataset criteo --data-dir PATH/TO/criteo --data-file train.txt
     python -m recsys.fm train --dataset criteo --demo  # a generated file in the Kaggle layout
     python -m recsys.fm evaluate                     # the newest run, on the data it was trained on
+    python -m recsys.fm predict --data FILE          # click probability of each line (the data's format)
 """
 import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from recsys.ctr import CTR_THRESHOLD
+from recsys.ctr import CTR_THRESHOLD, click_arguments
 
 
 @dataclass
@@ -44,37 +45,18 @@ class Config(cli.TrainConfig):
 DEMO = {}
 
 
-def _model():
-    """`recsys.fm_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from recsys import fm_model
-
-    return fm_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`FactorizationMachine`, `build`, `ctr_report`, ...) from `recsys.fm_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("recsys.fm_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # recsys.fm.FactorizationMachine, .build, .ctr_report, ... from recsys.fm_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train a factorization machine on click data", trains=True),
-    "evaluate": cli.Command(evaluate, "test AUC and log loss of a trained run"),
+    "train": cli.Command(MODEL.command("train"), "train a factorization machine on click data", trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "test AUC and log loss of a trained run"),
+    "predict": cli.Command(MODEL.command("predict"), "click probabilities of rows given as in the data",
+                           add_arguments=click_arguments, reads_data=False),
 }
-
-
-def main(argv=None):
-    return cli.main("Factorization machine for click-through rate", Config, COMMANDS, demo=DEMO,
-                    argv=argv)
+SPEC = cli.Spec("recsys.fm", "Factorization machine for click-through rate", Config, COMMANDS, DEMO, model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from common.data import epoch_dataset
 from common.errors import DlsuiteError, UsageError
 from common.models import ScaledLossModel
 from recsys import criteo
-from recsys.ctr import ctr_dir, load_ctr
+from recsys.ctr import CTR_FIELDS, CTRData, FieldVocabulary, ctr_dir, load_ctr, raw_rows
 from recsys.splits import split_rows
 
 
@@ -100,6 +100,7 @@ def build(config, train_set, kwargs_of=model_kwargs):
     return model
 
 
+VOCABULARY = "vocabulary.npz"  # in the run directory: the raw values -> feature ids map the model was trained on
 CRITEO_DEMO_ROWS = 60_000  # changing it changes the demo file: bump criteo.GENERATOR_VERSION
 
 
@@ -172,6 +173,8 @@ def train(ctx, build_model=build):
     with ctx.strategy.scope():
         model = build_model(cfg, fit)
     run = ctx.run()
+    if run.chief:
+        fit.vocabulary.save(run.file(VOCABULARY))
 
     def on_epoch_end(epoch, logs):
         return {f"val_{k}": v for k, v in ctr_report(model, val).items()}
@@ -189,3 +192,43 @@ def evaluate(ctx, build_model=build):
     fit, _, test = load(ctx)
     model = restore(ctx, fit, build_model)
     return {**ctr_report(model, test), "test_rows": len(test)}
+
+
+def rows_to_features(dataset, vocabulary, lines, what):
+    """Lines in the format of `dataset` ("ctr" or "criteo") -> int32 `(rows, fields)` feature ids of `vocabulary`."""
+    if dataset == "ctr":
+        return vocabulary.encode(raw_rows(lines, CTR_FIELDS, what))
+    raw = raw_rows(lines, criteo.FIELDS, what)
+    try:
+        return vocabulary.encode(criteo.raw_tokens(raw))
+    except DlsuiteError as e:
+        raise type(e)(f"{what} {e}") from None
+
+
+def run_vocabulary(ctx):
+    """The raw values -> feature ids map of the run (its vocabulary.npz; for a run without one, the data's)."""
+    path = Path(ctx.run_dir) / VOCABULARY
+    return FieldVocabulary.load(path) if path.exists() else load(ctx)[0].vocabulary
+
+
+def predict(ctx, build_model=build):
+    """Click probabilities of the `--row` lines and then of the lines of `--data FILE`, each a row of the
+    run's data format (the label, if present, is ignored) encoded with the run's vocabulary (values unseen
+    or rare in training share their field's bucket)."""
+    args = ctx.args
+    if not args.row and args.data is None:
+        raise UsageError("give the rows to score: --row LINE [LINE ...] and/or --data FILE")
+    dataset = ctx.config.dataset
+    features = []
+    if args.row:
+        vocabulary = run_vocabulary(ctx)
+        features.append(rows_to_features(dataset, vocabulary, args.row, "--row"))
+    if args.data is not None:
+        if not args.data.is_file():
+            raise UsageError(f"--data {args.data}: no such file")
+        vocabulary = run_vocabulary(ctx)
+        with open(args.data, encoding="latin-1") as f:
+            features.append(rows_to_features(dataset, vocabulary, f, str(args.data)))
+    features = np.concatenate(features)
+    model = restore(ctx, CTRData(features, np.zeros(len(features), np.float32), vocabulary.field_dims), build_model)
+    return {"rows": len(features), "probabilities": np.round(click_probabilities(model, features), 6).tolist()}

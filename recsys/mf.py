@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from recsys.movielens import MovieLensConfig
+from recsys.movielens import MovieLensConfig, recommend_arguments
 
 
 @dataclass
@@ -56,11 +56,6 @@ PRESETS = {"adam": {"optimizer": "lazy_adam", "lr": 0.03, "epochs": 20, "factors
                     "init_scale": 0.01}}
 
 
-def _predict_arguments(parser):
-    parser.add_argument("--user", type=int, required=True, help="user id as in the ratings file")
-    parser.add_argument("--top", type=int, default=10, help="how many unrated items to recommend")
-
-
 MODEL = cli.ModelModule("recsys.mf_model")  # the model and its training, imported when a command runs
 __getattr__ = MODEL.forward  # recsys.mf.MatrixFactorization, .build, .rating_rmse, ... from recsys.mf_model
 
@@ -68,7 +63,7 @@ COMMANDS = {
     "train": cli.Command(MODEL.command("train"), "train matrix factorization on the random split", trains=True),
     "evaluate": cli.Command(MODEL.command("evaluate"), "test RMSE of a trained run"),
     "predict": cli.Command(MODEL.command("predict"), "recommend unrated items for one user",
-                           add_arguments=_predict_arguments),
+                           add_arguments=recommend_arguments),
 }
 SPEC = cli.Spec("recsys.mf", "Matrix factorization on MovieLens (explicit ratings)", Config, COMMANDS, DEMO, PRESETS,
                 MODEL)

@@ -15,11 +15,9 @@ from sklearn.metrics import root_mean_squared_error
 from common import training
 from common.data import epoch_dataset, group_members
 from common.distribute import sparse_step_xla, sparse_steps_per_execution
-from common.errors import UsageError
 from common.models import ScaledLossModel
-from recsys.implicit import UserItemIndex
 from recsys.lazy_adam import LazyAdam
-from recsys.movielens import RATING_SCALE, load_id_maps, save_id_maps
+from recsys.movielens import RATING_SCALE, recommend, save_id_maps
 from recsys.splits import load_splits
 
 
@@ -282,15 +280,9 @@ def predict(ctx):
     """Top items for one user among the items they have not rated in training."""
     splits = _load(ctx)
     train_set = splits.train
-    user_ids, item_ids = load_id_maps(ctx.run_dir, train_set)
-    user = ctx.args.user
-    dense = int(np.searchsorted(user_ids, user))
-    if dense >= len(user_ids) or user_ids[dense] != user:
-        raise UsageError(f"--user {user} is not a user id of {train_set.source} "
-                         f"(ids {user_ids[0]}..{user_ids[-1]}, {len(user_ids)} users)")
-    model = restore(ctx, splits)
     items = np.arange(train_set.num_items)
-    scores = predict_ratings(model, np.full(len(items), dense), items, train_set.rating_scale)
-    scores[UserItemIndex.of(train_set).mask([dense])[0]] = -np.inf
-    top = np.argsort(-scores, kind="stable")[:ctx.args.top]
-    return {"user": user, "items": item_ids[top].tolist(), "predicted_ratings": np.round(scores[top], 3).tolist()}
+
+    def scores_of(user):
+        return predict_ratings(restore(ctx, splits), np.full(len(items), user), items, train_set.rating_scale)
+
+    return recommend(ctx, train_set, scores_of, "predicted_ratings", 3)

@@ -19,7 +19,7 @@ import numpy as np
 
 from common import cli
 from common.data import cache_root, demo_cache_dir, extract, find_layout, resolve_dataset
-from common.errors import DatasetError
+from common.errors import DatasetError, UsageError
 from common.files import atomic_path
 from recsys import DEMO_ROOT
 
@@ -117,6 +117,12 @@ class MovieLensConfig(cli.TrainConfig):
 
     dataset: str = field(default="ml-100k", metadata={"choices": list(RELEASES), "help": (
         "MovieLens release: --data-dir holds its ratings file (u.data, ratings.dat or ratings.csv) or <name>.zip")})
+
+
+def recommend_arguments(parser):
+    """`predict --user ID [--top N]`: the flags of the MovieLens recommenders' predict command."""
+    parser.add_argument("--user", type=int, required=True, help="user id as in the ratings file")
+    parser.add_argument("--top", type=cli.positive_int, default=10, help="how many items to recommend (default: 10)")
 
 
 def _read_declared_counts(directory):
@@ -312,6 +318,36 @@ def load_id_maps(run_dir, data):
         raise DatasetError(f"the user/item ids in {data.source} differ from those the run was trained on "
                            f"({path}); pass the --data-dir it was trained on")
     return maps
+
+
+def user_index(run_dir, data, user):
+    """The dense index of the ratings file's user id `user` and the run's dense -> file item ids
+    (`load_id_maps`): (int, `(num_items,)`); UsageError when `data` has no such user."""
+    user_ids, item_ids = load_id_maps(run_dir, data)
+    dense = int(np.searchsorted(user_ids, user))
+    if dense >= len(user_ids) or user_ids[dense] != user:
+        raise UsageError(f"--user {user} is not a user id of {data.source} "
+                         f"(ids {user_ids[0]}..{user_ids[-1]}, {len(user_ids)} users)")
+    return dense, item_ids
+
+
+def recommend(ctx, data, scores_of, key="scores", digits=4):
+    """`predict --user ID --top N` of a MovieLens recommender: the N items with the highest `scores_of(dense
+    user)` `(num_items,)` among those the user has no interaction with in `data` (the run's training part),
+    as {"user", "items" (the file's ids), key: their scores rounded to `digits`}. The user is checked first."""
+    dense, item_ids = user_index(ctx.run_dir, data, ctx.args.user)
+    scores = np.asarray(scores_of(dense))
+    top = top_unrated(scores, data, dense, ctx.args.top)
+    return {"user": ctx.args.user, "items": item_ids[top].tolist(), key: np.round(scores[top], digits).tolist()}
+
+
+def top_unrated(scores, data, user, top):
+    """The dense items with the `top` highest `scores` `(num_items,)` among those the dense `user` has no
+    interaction with in `data`, best first (ties: the lower index): int `(min(top, unrated),)`."""
+    rated = np.zeros(len(scores), bool)
+    rated[data.items[data.users == user]] = True
+    candidates = np.flatnonzero(~rated)
+    return candidates[np.argsort(-np.asarray(scores)[candidates], kind="stable")[:top]]
 
 
 def _latent_factors(seed, num_users, num_items, factors, std):

@@ -9,11 +9,14 @@ interacted with, once at the end of `train` and by `evaluate`.
 
     python -m recsys.neumf train --data-dir PATH/TO/ml-100k
     python -m recsys.neumf evaluate        # the newest run, on the data it was trained on
+    python -m recsys.neumf evaluate --top-k 50             # HR@50 and NDCG@50 of the same run
+    python -m recsys.neumf predict --user 3 --top 5        # the user's best-scored items they have not seen
 """
 import sys
 from dataclasses import dataclass, field
 
 from common import cli
+from recsys.movielens import recommend_arguments
 from recsys.ranking import RankingConfig, protocol_arguments
 
 
@@ -30,37 +33,20 @@ class Config(RankingConfig):
 DEMO = {"epochs": 4, "factors": 16, "hidden": (32, 16), "batch_size": 256, "lr": 0.005}
 
 
-def _model():
-    """`recsys.neumf_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from recsys import neumf_model
-
-    return neumf_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`NeuMF`, `build`, `report`, ...) from `recsys.neumf_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("recsys.neumf_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # recsys.neumf.NeuMF, .build, .report, ... from recsys.neumf_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train NeuMF on the sequence-aware split (implicit feedback)", trains=True),
-    "evaluate": cli.Command(evaluate, "HR@k, NDCG@k and AUC of a trained run", add_arguments=protocol_arguments),
+    "train": cli.Command(MODEL.command("train"), "train NeuMF on the sequence-aware split (implicit feedback)",
+                         trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "HR@k, NDCG@k and AUC of a trained run",
+                            add_arguments=protocol_arguments),
+    "predict": cli.Command(MODEL.command("predict"), "recommend items for one user (not those they interacted with)",
+                           add_arguments=recommend_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("NeuMF on MovieLens (implicit feedback, BPR)", Config, COMMANDS,
-                    demo=DEMO, argv=argv)
+SPEC = cli.Spec("recsys.neumf", "NeuMF on MovieLens (implicit feedback, BPR)", Config, COMMANDS, DEMO, model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

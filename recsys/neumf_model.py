@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from recsys.implicit import UserItemIndex
+from recsys.movielens import recommend
 from recsys.ranking import pairwise_dataset, ranking_report
 from recsys.ranking_model import PairwiseRanker, fit_ranker
 from recsys.splits import load_splits
@@ -114,3 +115,11 @@ def evaluate(ctx):
     cfg = ctx.config
     return {**report(model, splits.train, splits.test, cfg.top_k, cfg.sampled_negatives(), cfg.seed),
             "protocol": cfg.protocol}
+
+
+def predict(ctx):
+    """The `--top` items with the highest scores for one user, among the items the user has no training
+    interaction with (ids as in the ratings file)."""
+    train_set = _load(ctx).train
+    return recommend(ctx, train_set, lambda user: restore(ctx, train_set.num_users, train_set.num_items).score_all(
+        np.array([user], np.int32))[0])

@@ -1,7 +1,7 @@
 """What the implicit-feedback models (NeuMF, Caser) share apart from Keras: flags, data, protocol.
 
-`RankingConfig` holds the flags both models share and `protocol_arguments` lets `evaluate`
-score a run under another protocol. `pairwise_dataset` draws fresh negatives each epoch
+`RankingConfig` holds the flags both models share and `protocol_arguments` lets `evaluate` score
+a run at another k or under another protocol. `pairwise_dataset` draws fresh negatives each epoch
 (seeded by `epoch_rng(seed, epoch)`, so a resumed run sees the same triples), and
 `ranking_report` computes HR@k, NDCG@k and AUC under the full protocol (all unobserved items)
 or the NCF paper's sampled one (`--protocol sampled --negatives 100`). The model they train,
@@ -39,8 +39,10 @@ class RankingConfig(MovieLensConfig):
 
 
 def protocol_arguments(parser):
-    """`evaluate --protocol/--negatives`: score a trained run under another protocol than its config's
-    (given flags override the run's saved config fields of the same names)."""
+    """`evaluate --top-k/--protocol/--negatives`: score a trained run at another k or under another protocol
+    than its config's (given flags override the run's saved config fields of the same names)."""
+    parser.add_argument("--top-k", type=cli.positive_int, default=argparse.SUPPRESS, metavar="K",
+                        help="k of HR@k and NDCG@k (default: the run's)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=argparse.SUPPRESS,
                         help="ranking protocol (default: the run's)")
     parser.add_argument("--negatives", type=cli.positive_int, default=argparse.SUPPRESS,

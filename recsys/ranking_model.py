@@ -9,6 +9,7 @@ triples and the ranking protocol are `recsys.ranking`.
 from common import training
 from common.models import ScaledLossModel
 from recsys.losses import LOSSES
+from recsys.movielens import save_id_maps
 
 
 class PairwiseRanker(ScaledLossModel):
@@ -66,7 +67,9 @@ def fit_ranker(ctx, model, dataset, report, splits):
         result = report(model, splits.fit, splits.val)
         return {f"val_{key}": result[key] for key in keys}
 
-    history = training.fit(model, dataset, ctx.run(), epochs=ctx.config.epochs, on_epoch_end=on_epoch_end)
+    run = ctx.run()
+    save_id_maps(run, splits.fit)
+    history = training.fit(model, dataset, run, epochs=ctx.config.epochs, on_epoch_end=on_epoch_end)
     last = history[-1]
     return {"loss": last["loss"], **{f"val_{key}": last[f"val_{key}"] for key in keys},
             **report(model, splits.train, splits.test), "protocol": ctx.config.protocol}

@@ -14,6 +14,7 @@ learning; `evaluate` and `model.keras` use those weights.
 
     python -m rl.dqn train [--epochs 40 --steps-per-epoch 2500 ...]
     python -m rl.dqn evaluate [--episodes 20]      # {"mean_return": ...}
+    python -m rl.dqn predict --observation 0.1,0,-0.2,0.3   # {"action": ..., "q_values": [...]}
 
 The gradient steps run under `ctx.strategy` (a global batch split over replicas);
 the environment, the replay buffer and the epsilon-greedy actor live on the host.
@@ -28,6 +29,8 @@ and its checkpoint holds more than a model (target and best networks, the buffer
 counter). It uses the same pieces as `fit`: `Run` for metrics.json, TensorBoard and
 checkpoints, `StopOnInterrupt` for Ctrl-C, and `epoch_rng` for per-epoch seeds.
 """
+import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -69,44 +72,40 @@ DEMO = {"epochs": 2, "steps_per_epoch": 1500, "learning_starts": 500, "gradient_
         "eps_decay_steps": 1000, "hidden": 64, "val_episodes": 3}
 
 
-def _model():
-    """`rl.dqn_model`: the agent and its training, imported (with TensorFlow and gymnasium) when a command runs."""
-    from rl import dqn_model
-
-    return dqn_model
-
-
-def train(ctx):
-    """Train a DQN; every epoch logs metrics, validates the greedy policy and checkpoints."""
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    """Mean undiscounted return of the kept (best-validation) greedy policy over seeded episodes."""
-    return _model().evaluate(ctx)
-
-
 def _evaluate_arguments(parser):
     parser.add_argument("--episodes", type=cli.positive_int, default=20, help="evaluation episodes (default: 20)")
 
 
-def __getattr__(name):
-    """The agent's names (`Agent`, `ReplayBuffer`, `build_q_network`, ...) from `rl.dqn_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
+def _observation(text):
+    try:
+        values = tuple(float(v) for v in text.split(","))
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers like 0.1,0,-0.2,0.3, got {text!r}") from None
+    return values
 
+
+def _predict_arguments(parser):
+    parser.add_argument("--observation", type=_observation, required=True, metavar="X,X,...",
+                        help="one observation, comma-separated (CartPole: position, velocity, angle, angular "
+                             "velocity); write --observation=-0.1,... when it starts with a minus sign")
+
+
+MODEL = cli.ModelModule("rl.dqn_model")  # the agent and its training, imported (with TensorFlow, gymnasium) when run
+__getattr__ = MODEL.forward  # rl.dqn.Agent, .ReplayBuffer, .build_q_network, ... from rl.dqn_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train a deep Q-network", trains=True, reads_data=False),
-    "evaluate": cli.Command(evaluate, "mean return of the trained greedy policy", add_arguments=_evaluate_arguments,
-                             reads_data=False),
+    "train": cli.Command(MODEL.command("train"), "train a deep Q-network", trains=True, reads_data=False),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "mean return of the trained greedy policy",
+                            add_arguments=_evaluate_arguments, reads_data=False),
+    "predict": cli.Command(MODEL.command("predict"), "the greedy action and Q-values for one observation",
+                           add_arguments=_predict_arguments, reads_data=False),
 }
-
-
-def main(argv=None):
-    return cli.main("Deep Q-network on a gymnasium environment (CartPole-v1)", Config, COMMANDS,
-                    demo=DEMO, argv=argv)
+SPEC = cli.Spec("rl.dqn", "Deep Q-network on a gymnasium environment (CartPole-v1)", Config, COMMANDS, DEMO,
+                model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

@@ -309,3 +309,16 @@ def evaluate(ctx):
     returns_histogram(returns, ctx.run_dir / "eval_returns.png", title=f"{config.env}: greedy returns")
     return {"mean_return": float(returns.mean()), "std_return": float(returns.std()),
             "min_return": float(returns.min()), "episodes": len(returns)}
+
+
+def predict(ctx):
+    """The greedy action and the Q-values `(n_actions,)` of the kept (best-validation) network for one
+    `--observation`, as the environment gives it (Box, flattened)."""
+    config = ctx.config
+    agent = build(config, distribute.make_strategy("default"))
+    observation = np.asarray(ctx.args.observation, np.float32)
+    if observation.shape != (agent.obs_dim,):
+        raise UsageError(f"--observation has {observation.size} values; {config.env} observations have {agent.obs_dim}")
+    restore(ctx, agent, ["best"])
+    q_values = agent.best_net(observation[None, :], training=False).numpy()[0]
+    return {"action": int(np.argmax(q_values)), "q_values": [float(q) for q in q_values]}

@@ -104,7 +104,7 @@ def _solve(config):
     return env, model, value_iteration(model, config.gamma, config.tol, config.max_sweeps)
 
 
-def train(ctx):
+def _train(ctx):
     """Solve the MDP, check V against exact policy evaluation, score and plot the greedy policy."""
     from rl.plots import curve, value_policy_map  # matplotlib: loaded when a run draws, not for --help
 
@@ -127,22 +127,25 @@ def train(ctx):
     return metrics
 
 
-def evaluate(ctx):
+def _evaluate(ctx):
     """Success rate of the run's saved greedy policy over seeded episodes."""
     return mdp.evaluate_saved_policy(ctx, "solution.npz")
 
 
 COMMANDS = {
-    "train": cli.Command(train, "run value iteration and score its greedy policy (the default)",
+    "train": cli.Command(_train, "run value iteration and score its greedy policy (the default)",
                          configurable=True, reads_data=False),
-    "evaluate": cli.Command(evaluate, "success rate of a saved policy", add_arguments=mdp.evaluate_arguments,
+    "evaluate": cli.Command(_evaluate, "success rate of a saved policy", add_arguments=mdp.evaluate_arguments,
                              reads_data=False),
 }
 
+SPEC = cli.Spec("rl.value_iteration", "Value iteration on FrozenLake (or any tabular gymnasium env)", Config, COMMANDS,
+                DEMO)
+train, evaluate = SPEC.api("train"), SPEC.api("evaluate")  # no load: the run holds arrays, not a Keras model
+
 
 def main(argv=None):
-    return cli.main("Value iteration on FrozenLake (or any tabular gymnasium env)",
-                    Config, COMMANDS, demo=DEMO, argv=mdp.default_command(argv, COMMANDS))
+    return SPEC.main(mdp.default_command(argv, COMMANDS))
 
 
 if __name__ == "__main__":

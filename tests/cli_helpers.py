@@ -102,3 +102,12 @@ def tree_digest(path):
     root = Path(path)
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_line(err, *needles):
+    """A failed command's stderr is exactly one line, holding every needle, and no traceback; returns it."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

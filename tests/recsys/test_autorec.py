@@ -45,3 +45,20 @@ def test_autorec_real_movielens_rmse(shared_data, capsys):
     code, result, err = run(autorec.main, ["train", "--data-dir", shared_data / "ml-100k"], capsys)
     assert code == 0, err
     assert result["rmse"] <= 0.90
+
+
+def test_python_api_predict_recommends_the_highest_reconstructed_unrated_items(tmp_path):
+    from recsys.autorec_model import item_columns
+    from recsys.splits import load_splits
+    from tests.recsys._movielens import expected_top
+
+    run_dir = str(tmp_path / "api")
+    autorec.train(autorec.Config(epochs=2), demo=True, run_dir=run_dir)
+    model = autorec.load(run_dir)
+    train_set = load_splits(None, True, "random").train
+    recon = np.clip(model.predict(item_columns(train_set), batch_size=512, verbose=0), 1, 5)
+    for dense in (0, 9):
+        user = int(train_set.file_ids("user", [dense])[0])
+        answer = autorec.predict(run_dir, user=user, top=20)
+        assert answer["items"] == expected_top(recon[:, dense], train_set, dense, 20)
+        assert answer["predicted_ratings"] == sorted(answer["predicted_ratings"], reverse=True)

@@ -10,20 +10,11 @@ from common.errors import DatasetError
 from recsys import criteo
 from recsys.ctr import load_ctr
 from recsys.movielens import ID_MAPS, RELEASES, generate_movielens, load_id_maps, read_movielens
-from tests.cli_helpers import run
+from tests.cli_helpers import one_line, run
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 RATINGS_HEADER = b"userId,movieId,rating,timestamp\n"
 CRITEO_HEADER = ",".join(criteo.COLUMNS).encode() + b"\n"  # the DeepCTR sample's CSV form
-
-
-def one_line(err, *needles):
-    """The command's stderr is exactly one line, holding every needle."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # --- MovieLens ratings files: every release ---------------------------------------------------

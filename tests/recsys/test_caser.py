@@ -33,3 +33,24 @@ def test_caser_real_movielens(shared_data, capsys):
     code, sampled, err = run(caser.main, ["evaluate", "--run-dir", result["run_dir"], "--protocol", "sampled"], capsys)
     assert code == 0, err
     assert sampled["hr_at_10"] >= 0.65 and sampled["ndcg_at_10"] >= 0.4
+
+
+def test_python_api_predict_and_evaluate_at_any_k(tmp_path):
+    """predict ranks by the model's scores given the user's last L training items, without the items they
+    rated; evaluate(top_k=K) scores the run at any k."""
+    from recsys.implicit import latest_windows
+    from recsys.splits import load_splits
+    from tests.recsys._movielens import check_hr_at_k, expected_top
+
+    run_dir = str(tmp_path / "api")
+    trained = caser.train(caser.Config(epochs=1), demo=True, run_dir=run_dir)
+    model = caser.load(run_dir)
+    train_set = load_splits(None, True, "seq-aware").train
+    for dense in (3, 40):
+        user = int(train_set.file_ids("user", [dense])[0])
+        users = np.array([dense], np.int32)
+        window = latest_windows(train_set, users, caser.Config().window, train_set.num_items)
+        scores = np.asarray(model.score_all((users, window)))[0]
+        assert caser.predict(run_dir, user=user)["items"] == expected_top(scores, train_set, dense, 10)
+    hr = check_hr_at_k(caser.evaluate, run_dir, train_set.num_items)
+    assert hr[2] == pytest.approx(trained["hr_at_10"], abs=1e-6)

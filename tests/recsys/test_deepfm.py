@@ -5,7 +5,7 @@ import pytest
 from recsys import deepfm, fm
 from recsys.ctr import generate_ctr
 from tests.cli_helpers import one_replica_vs_two, run
-from tests.recsys._fm import randomised_fm
+from tests.recsys._fm import check_ctr_predict, randomised_fm
 
 
 def test_deep_part_adds_to_the_fm_logit_with_shared_embeddings():
@@ -27,6 +27,11 @@ def test_deepfm_two_replicas_match_one(tmp_path, capsys):
     assert mirrored["auc"] == pytest.approx(single["auc"], abs=3e-3)
     code, evaluated, _ = run(deepfm.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 0 and evaluated["auc"] == pytest.approx(single["auc"], abs=1e-6)
+
+
+def test_predict_scores_rows_as_lines_of_the_data(tmp_path):
+    data_dir = generate_ctr(tmp_path / "ctr", rows=(4000, 1000))
+    check_ctr_predict(deepfm, data_dir, "api", hidden=(16, 8))
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from common.errors import UsageError
 from recsys import criteo, fm
 from recsys.ctr import CTR_THRESHOLD, CTRData, generate_ctr
 from tests.cli_helpers import one_replica_vs_two, run
-from tests.recsys._fm import randomised_fm
+from tests.recsys._fm import check_ctr_predict, randomised_fm
 
 
 def test_pairwise_term_equals_sum_over_field_pairs():
@@ -67,6 +67,40 @@ def test_fm_learns_generated_criteo_streamed(capsys):
     assert result["train_rows"] > 40_000 and result["auc"] > 0.62  # random scores: 0.5; measured 0.67
     code, evaluated, _ = run(fm.main, ["evaluate"], capsys)  # reads the same cached parts
     assert code == 0 and evaluated["auc"] == pytest.approx(result["auc"], abs=1e-6)
+
+
+def test_predict_scores_rows_as_lines_of_the_data(small_ctr, tmp_path, capsys):
+    """fm.predict: a row's click probability is the model's on the row encoded as in training, whether the row
+    comes with its label, without, or in a file; bad rows are one line."""
+    check_ctr_predict(fm, small_ctr, "api")
+    code, _, err = run(fm.main, ["predict", "--run-dir", "api", "--row", "1\t2\t3"], capsys)
+    assert code == 1 and "--row line 1: expected 34 values (optionally after a label), got 3" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(fm.main, ["predict", "--run-dir", "api"], capsys)
+    assert code == 2 and "give the rows to score" in err
+    code, _, err = run(fm.main, ["predict", "--run-dir", "api", "--data", tmp_path / "nope.csv"], capsys)
+    assert code == 2 and "nope.csv: no such file" in err
+
+
+def test_predict_encodes_criteo_lines_as_the_training_cache(tmp_path, capsys):
+    """A Criteo run's predict of its own file's lines gives the model's probabilities on the rows the streamed
+    cache holds for those lines (the same tokens, the same vocabulary), labelled or not."""
+    path = criteo.generate_criteo(tmp_path / "criteo" / "train.txt", 4000)
+    code, _, err = run(fm.main, ["train", "--dataset", "criteo", "--data-dir", path.parent, "--epochs", 1,
+                                 "--batch-size", 512, "--run-dir", "c"], capsys)
+    assert code == 0, err
+    lines = path.read_text().splitlines()[:300]
+    parts = criteo._assign_parts(criteo.row_uniforms(0, 0, len(lines)), 0.1, 0.1)
+    cache = criteo.prepare_criteo(path, CTR_THRESHOLD, 0.1, 0.1, 0)
+    features = np.concatenate([cache.part(name).features[:int((parts == p).sum())]
+                               for p, name in enumerate(criteo.PARTS)])
+    order = np.argsort(np.argsort(parts, kind="stable"), kind="stable")  # line j's row in `features`
+    logits = fm.load("c").predict(features[order], verbose=0)
+    expected = 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+    (tmp_path / "rows.txt").write_text("\n".join(line.split("\t", 1)[1] for line in lines) + "\n")  # unlabelled
+    for answer in (fm.predict("c", data=str(tmp_path / "rows.txt")), fm.predict("c", row=lines[:5])):
+        np.testing.assert_allclose(answer["probabilities"], expected[:answer["rows"]], atol=1e-6)
+    assert answer["rows"] == 5
 
 
 def test_fm_bad_input_is_one_line(tmp_path, capsys):

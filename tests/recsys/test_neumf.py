@@ -106,3 +106,32 @@ def test_neumf_real_movielens_sampled_protocol(real_neumf):
     # the NCF paper's protocol (100 sampled negatives); measured HR@10 0.638, NDCG@10 0.356 on ML-100K
     # (the paper's ML-1M figures: 0.730 and 0.447)
     assert real_neumf["sampled_hr_at_10"] >= 0.60 and real_neumf["sampled_ndcg_at_10"] >= 0.33
+
+
+def test_python_api_predict_and_evaluate_at_any_k(tmp_path, capsys):
+    """neumf.train/evaluate/predict/load: predict's items are the argsort of the model's scores without the
+    user's training items; evaluate --top-k K scores the run at any k (HR@k grows with k, 1 at all items)."""
+    from tests.cli_helpers import tree_digest
+    from tests.recsys._movielens import check_hr_at_k, expected_top
+
+    run_dir = str(tmp_path / "api")
+    trained = neumf.train(neumf.Config(epochs=1), demo=True, run_dir=run_dir)
+    assert trained["run_dir"] == run_dir and (tmp_path / "api" / "ids.npz").exists()
+    before = tree_digest(tmp_path / "api")
+    model = neumf.load(run_dir)
+    train_set = load_splits(None, True, "seq-aware").train
+    for dense in (0, 17):
+        user = int(train_set.file_ids("user", [dense])[0])
+        scores = np.asarray(model.score_all(np.array([dense], np.int32)))[0]
+        answer = neumf.predict(run_dir, user=user, top=15)
+        assert answer["user"] == user and answer["items"] == expected_top(scores, train_set, dense, 15)
+    rated = int((train_set.users == 0).sum())
+    everything = neumf.predict(run_dir, user=int(train_set.file_ids("user", [0])[0]), top=10_000)["items"]
+    assert len(everything) == train_set.num_items - rated  # every unrated item, none rated
+    hr = check_hr_at_k(neumf.evaluate, run_dir, train_set.num_items)
+    assert hr[2] == pytest.approx(trained["hr_at_10"], abs=1e-6)
+    code, at_50, err = run(neumf.main, ["evaluate", "--run-dir", run_dir, "--top-k", 50], capsys)
+    assert code == 0 and at_50["hr_at_50"] == hr[3], err
+    assert tree_digest(tmp_path / "api") == before  # evaluate at another k leaves the run's k as it was
+    code, _, err = run(neumf.main, ["predict", "--run-dir", run_dir, "--user", 99999], capsys)
+    assert code == 2 and "--user 99999 is not a user id" in err and len(err.strip().splitlines()) == 1

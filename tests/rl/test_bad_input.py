@@ -10,20 +10,11 @@ import numpy as np
 import pytest
 
 from rl import q_learning, value_iteration
-from tests.cli_helpers import run, tree_digest
+from tests.cli_helpers import one_line, run, tree_digest
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 MODULES = {"value_iteration": (value_iteration, "solution.npz", []),
            "q_learning": (q_learning, "q_table.npz", ["--episodes", "50"])}
-
-
-def one_line(err, *needles):
-    """The command's stderr is exactly one line, holding every needle."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def _npz(**arrays):

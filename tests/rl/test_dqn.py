@@ -167,3 +167,44 @@ def test_default_budget_solves_cartpole(capsys):
     result = last_json(capsys)
     print(result)
     assert result["episodes"] == 20 and result["mean_return"] >= 475
+
+
+def test_predict_gives_the_kept_networks_greedy_action_and_q_values(capsys, tmp_path):
+    """predict --observation: the Q-values of the kept (best-validation) network, the one model.keras holds and
+    `load` returns, and their argmax; the Python API gives the same."""
+    assert dqn.main(["train", *TINY, "--epochs", "1", "--run-dir", "p"]) == 0
+    capsys.readouterr()
+    model = dqn.load(str(tmp_path / "p"))
+    observations = np.array([[0.1, 0.0, -0.2, 0.3], [-0.05, 0.4, 0.02, -0.5], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    expected = model.predict(observations, verbose=0)
+    for obs, q in zip(observations, expected):
+        text = ",".join(repr(float(v)) for v in obs)
+        assert dqn.main(["predict", "--run-dir", "p", f"--observation={text}"]) == 0
+        answer = last_json(capsys)
+        np.testing.assert_allclose(answer["q_values"], q, rtol=1e-5, atol=1e-6)
+        assert answer["action"] == int(np.argmax(q))
+    api = dqn.predict(str(tmp_path / "p"), observation=(0.1, 0.0, -0.2, 0.3))
+    assert api["action"] == int(np.argmax(expected[0]))
+    np.testing.assert_allclose(api["q_values"], expected[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("observation,message", [
+    ("0.1,0,-0.2", "--observation has 3 values; CartPole-v1 observations have 4"),
+    ("0.1,x,0,0", "--observation: must be comma-separated numbers"),
+    ("0.1,nan,0,0", "--observation: must be comma-separated numbers"),
+])
+def test_predict_refuses_a_wrong_observation(observation, message, capsys, tmp_path):
+    from tests.cli_helpers import tree_digest
+
+    assert dqn.main(["train", *TINY, "--epochs", "1", "--run-dir", "p"]) == 0
+    before = tree_digest(tmp_path / "p")
+    capsys.readouterr()
+    code = dqn.main(["predict", "--run-dir", "p", f"--observation={observation}"]) if "has 3" in message else None
+    if code is None:
+        with pytest.raises(SystemExit) as exit_info:
+            dqn.main(["predict", "--run-dir", "p", f"--observation={observation}"])
+        code = exit_info.value.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert tree_digest(tmp_path / "p") == before
