@@ -48,48 +48,26 @@ class Config(cli.TrainConfig):
 DEMO = {"epochs": 4, "batch_size": 32, "lr": 0.0005, "gen_width": 32, "disc_width": 32, "quality_epochs": 2}
 
 
-def _model():
-    """`gan.dcgan_model`: the networks and their training, imported (with TensorFlow) when a command runs."""
-    from gan import dcgan_model
-
-    return dcgan_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def generate(ctx):
-    return _model().generate(ctx)
-
-
 def _generate_arguments(parser):
     parser.add_argument("--n", type=cli.positive_int, default=64, help="number of images (default: 64)")
     parser.add_argument("--out", type=Path, help="directory to write sample_NNNN.png into (default: RUN_DIR/samples)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the noise (default: 0)")
 
 
-def __getattr__(name):
-    """The model's names (`DCGAN`, `build_generator`, `build`, ...) from `gan.dcgan_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
+MODEL = cli.ModelModule("gan.dcgan_model")  # the networks and their training, imported when a command runs
+__getattr__ = MODEL.forward  # gan.dcgan.DCGAN, .build_generator, .build, ... from gan.dcgan_model
 
-
+VERBS = {"predict": "generate"}  # the field's word for what a trained GAN answers
 COMMANDS = {
-    "train": cli.Command(train, "train the DCGAN on sprite images", trains=True),
-    "evaluate": cli.Command(evaluate, "sample quality (Frechet distance) with its floor and ceiling"),
-    "generate": cli.Command(generate, "write generated images from a checkpoint", add_arguments=_generate_arguments),
+    "train": cli.Command(MODEL.command("train"), "train the DCGAN on sprite images", trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "sample quality (Frechet distance) with its floor and ceiling"),
+    "generate": cli.Command(MODEL.command("generate"), "write generated images from a checkpoint",
+                            add_arguments=_generate_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("The book's DCGAN on sprite images (D2L 17.2)", Config, COMMANDS,
-                    demo=DEMO, argv=argv, presets={"book": BOOK})
+PRESETS = {"book": BOOK}
+SPEC = cli.Spec("gan.dcgan", "The book's DCGAN on sprite images (D2L 17.2)", Config, COMMANDS, DEMO, PRESETS, MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, generate = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("generate")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The book's GAN on Gaussian data (D2L 17.1): `python -m gan.gan train|evaluate`.
+"""The book's GAN on Gaussian data (D2L 17.1): `python -m gan.gan train|evaluate|generate`.
 
 Data X = Z A + b (Z standard normal, A = [[1, 2], [-0.1, 0.5]], b = [1, 2], 1000 points);
 a linear generator; an MLP discriminator 2 -> 5 -> 3 -> 1 with tanh; Adam with
@@ -32,35 +32,22 @@ class Config(cli.TrainConfig):
 DEMO = {"epochs": 10}
 
 
-def _model():
-    """`gan.gan_model`: the models and their training, imported (with TensorFlow) when a command runs."""
-    from gan import gan_model
-
-    return gan_model
+def _generate_arguments(parser):
+    parser.add_argument("--n", type=cli.positive_int, default=10, help="number of points (default: 10)")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the noise (default: 0)")
 
 
-def train(ctx):
-    return _model().train(ctx)
+MODEL = cli.ModelModule("gan.gan_model")  # the models and their training, imported when a command runs
+__getattr__ = MODEL.forward  # gan.gan.GAN, .GaussianGAN, .gan_dataset, .build, ... from gan.gan_model
 
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`GAN`, `GaussianGAN`, `gan_dataset`, `build`, ...) from `gan.gan_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
-
-COMMANDS = {"train": cli.Command(train, "train the GAN on the book's 2-D Gaussian data", trains=True),
-            "evaluate": cli.Command(evaluate, "mean and covariance of generated vs real samples")}
-
-
-def main(argv=None):
-    return cli.main("The book's GAN on 2-D Gaussian data (D2L 17.1)", Config, COMMANDS,
-                    demo=DEMO, argv=argv)
+VERBS = {"predict": "generate"}  # the field's word for what a trained GAN answers
+COMMANDS = {"train": cli.Command(MODEL.command("train"), "train the GAN on the book's 2-D Gaussian data", trains=True),
+            "evaluate": cli.Command(MODEL.command("evaluate"), "mean and covariance of generated vs real samples"),
+            "generate": cli.Command(MODEL.command("generate"), "draw points from the trained generator",
+                                    add_arguments=_generate_arguments)}
+SPEC = cli.Spec("gan.gan", "The book's GAN on 2-D Gaussian data (D2L 17.1)", Config, COMMANDS, DEMO, model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, generate = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("generate")
 
 
 if __name__ == "__main__":

@@ -183,3 +183,12 @@ def evaluate(ctx):
     restore(ctx, model)
     real = gaussian_data(cfg.n_points, cfg.seed)
     return _report(real, _generate(model, cfg.n_points, cfg.seed), ctx.run_dir / "samples.png")
+
+
+def generate(ctx):
+    """`--n` points (n, 2) from the trained generator, its noise seeded by `--sample-seed`."""
+    model = build(ctx.config)
+    epoch = restore(ctx, model)
+    z = np.random.default_rng(10_000 + ctx.args.sample_seed).normal(size=(ctx.args.n, model.latent_dim))
+    points = model.generator(z.astype(np.float32), training=False).numpy()
+    return {"samples": points.round(6).tolist(), "epoch": epoch}

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import cli
+from common import cli, runs
 from common.errors import DatasetError, DlsuiteError, UsageError
 from gp_hpo.gp_base import StandardisedGP, as_inputs
 from gp_hpo.kernels import Pairs, jittered_cholesky, parse_kernel, symmetrize_from_lower
@@ -406,7 +406,7 @@ def _describe(hyperparameters, unit_of):
     return "\n".join(lines)
 
 
-def fit(ctx):
+def _fit(ctx):
     """Fit the GP's hyperparameters, save the model, plot the fit, return the hyperparameters.
 
     Prints every hyperparameter with its unit, then the JSON; writes model.json (the model,
@@ -481,7 +481,7 @@ def predictive_metrics(y, mean, std):
             "coverage_95": float(np.mean(np.abs(z) <= 1.959963984540054))}
 
 
-def predict(ctx):
+def _predict(ctx):
     """Predict at --x or at --data's rows; writes predictions.csv; scores against y when present."""
     args = ctx.args
     gp, saved = restore(ctx.run_dir)
@@ -512,7 +512,7 @@ def predict(ctx):
     return result
 
 
-def plot(ctx):
+def _plot(ctx):
     """Redraw fit.png and draw prior and posterior function samples (samples.png) of a fitted run."""
     from gp_hpo.gp_plots import plot_fit, plot_samples
 
@@ -535,19 +535,32 @@ def _plot_arguments(parser):
     parser.add_argument("--samples", type=cli.positive_int, default=5, help="functions drawn from prior and posterior")
 
 
+VERBS = {"train": "fit"}  # the field's word for training a GP (its hyperparameters)
 COMMANDS = {
-    "fit": cli.Command(fit, "fit the hyperparameters by maximum marginal likelihood, save the model, plot",
+    "fit": cli.Command(_fit, "fit the hyperparameters by maximum marginal likelihood, save the model, plot",
                        configurable=True, reads_data=False),
-    "predict": cli.Command(predict, "posterior mean and std at --x or --data; rmse, nlpd, coverage_95 with y",
+    "predict": cli.Command(_predict, "posterior mean and std at --x or --data; rmse, nlpd, coverage_95 with y",
                            add_arguments=_predict_arguments, reads_data=False),
-    "plot": cli.Command(plot, "redraw fit.png and draw prior/posterior samples (samples.png) of a fitted run",
+    "plot": cli.Command(_plot, "redraw fit.png and draw prior/posterior samples (samples.png) of a fitted run",
                         add_arguments=_plot_arguments, reads_data=False),
 }
+SPEC = cli.Spec("gp_hpo.gp", "Exact Gaussian-process regression (D2L 18)", Config, COMMANDS, DEMO, PRESETS)
+main = SPEC.main
+fit, predict, plot = SPEC.api("fit"), SPEC.api("predict"), SPEC.api("plot")
 
 
-def main(argv=None):
-    return cli.main("Exact Gaussian-process regression (D2L 18)", Config, COMMANDS, demo=DEMO, argv=argv,
-                    presets=PRESETS)
+def load(run_dir=None):
+    """The fitted GP of a `fit` run (default: the newest completed one), conditioned on the run's data and
+    hyperparameters: an `ExactGP` (or, for `--backend gpytorch`, a `gp_hpo.gp_gpytorch.GPyTorchGP`) whose
+    `predict(X_new)` gives the posterior mean and std, in the data's units."""
+    if run_dir is None:
+        run_dir = cli.latest_run(SPEC.prog)
+        if run_dir is None:
+            raise UsageError(f"no completed run under {cli.default_run_root(SPEC.prog)}; fit first or pass run_dir")
+    module = runs.module_of(runs.read_config(run_dir))
+    if module is not None and module != SPEC.prog:
+        raise UsageError(f"{run_dir} was written by {module}; use {module}.load")
+    return restore(run_dir)[0]
 
 
 if __name__ == "__main__":

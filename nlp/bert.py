@@ -75,27 +75,8 @@ DEMO = {"epochs": 4, "batch_size": 32, "vocab_size": 200, "lr": 2e-3, "max_len":
 BOOK = {"batch_size": 512, "lr": 0.01, "dropout": 0.2, "weight_decay": 0.0, "epochs": 2}
 
 
-def _model():
-    """`nlp.bert_model`: the pretrainer and its training, imported (with TensorFlow) when a command runs."""
-    from nlp import bert_model
-
-    return bert_model
-
-
-def pretrain(ctx):
-    return _model().pretrain(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def encode(ctx):
-    return _model().encode(ctx)
-
-
-def encode_preset(args):
-    return _model().encode_preset(args)
+MODEL = cli.ModelModule("nlp.bert_model")  # the pretrainer and its training, imported when a command runs
+DATA = cli.ModelModule("nlp.bert_data")  # vocabulary, packing, the NSP corpus and masking (TensorFlow too)
 
 
 def __getattr__(name):
@@ -103,12 +84,8 @@ def __getattr__(name):
     (`make_tokenizer`, `encode_pairs`, `PretrainingCorpus`, ...), imported when first asked for."""
     if name.startswith("__"):
         raise AttributeError(name)
-    model = _model()
-    if hasattr(model, name):
-        return getattr(model, name)
-    from nlp import bert_data
-
-    return getattr(bert_data, name)
+    model = MODEL()
+    return getattr(model, name) if hasattr(model, name) else DATA.forward(name)
 
 
 def _encode_arguments(parser):
@@ -117,14 +94,38 @@ def _encode_arguments(parser):
                         help="encode with a local keras-hub BERT preset directory instead of a run")
 
 
+VERBS = {"train": "pretrain"}  # the field's word for training BERT
 COMMANDS = {
-    "pretrain": cli.Command(pretrain, "pretrain BERT (masked LM + next sentence) on WikiText-2", trains=True),
-    "evaluate": cli.Command(evaluate, "MLM and NSP loss/accuracy of a pretrained run on the test split"),
-    "encode": cli.Command(encode, "BERT's outputs for a text or a text pair (shapes, [CLS] vector)",
+    "pretrain": cli.Command(MODEL.command("pretrain"), "pretrain BERT (masked LM + next sentence) on WikiText-2",
+                            trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"),
+                            "MLM and NSP loss/accuracy of a pretrained run on the test split"),
+    "encode": cli.Command(MODEL.command("encode"), "BERT's outputs for a text or a text pair (shapes, [CLS] vector)",
                           add_arguments=_encode_arguments, reads_data=False),
 }
 PRESETS = {"book": BOOK}
 DESCRIPTION = "BERT pretraining (masked LM + next sentence prediction) on WikiText-2, from keras-hub"
+SPEC = cli.Spec("nlp.bert", DESCRIPTION, Config, COMMANDS, DEMO, PRESETS, MODEL)
+load = SPEC.load
+pretrain, evaluate = SPEC.api("pretrain"), SPEC.api("evaluate")
+_encode_run = SPEC.api("encode")
+
+
+def _encode_preset(args):
+    return MODEL().encode_preset(args)
+
+
+def encode(run_dir=None, /, texts=(), preset=None, **options):
+    """`python -m nlp.bert encode` from Python -> the result dict: BERT's outputs for `texts` (one text or a pair),
+    from a pretrained run (`run_dir`, default the newest completed one) or, with `preset` and no `run_dir`, from a
+    local keras-hub BERT preset directory."""
+    texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+    if preset is not None and run_dir is None and options.get("run_dir") is None:
+        if options or not texts:
+            raise UsageError("encode with a preset takes texts (one, or a pair) and nothing else"
+                             + (f"; got {', '.join(sorted(options))}" if options else ""))
+        return _encode_preset(argparse.Namespace(texts=texts, preset=Path(preset)))
+    return _encode_run(run_dir, texts=texts or None, preset=preset, **options)
 
 
 def _encodes_a_preset(argv):
@@ -148,9 +149,9 @@ def _encodes_a_preset(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if _encodes_a_preset(argv):
-        return cli.tool_main(DESCRIPTION, {"encode": cli.Tool(encode_preset, COMMANDS["encode"].help,
+        return cli.tool_main(DESCRIPTION, {"encode": cli.Tool(_encode_preset, COMMANDS["encode"].help,
                                                               add_arguments=_encode_arguments)}, argv)
-    return cli.main(DESCRIPTION, Config, COMMANDS, demo=DEMO, argv=argv, presets=PRESETS)
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":

@@ -41,33 +41,18 @@ class Config(cli.TrainConfig):
 DEMO = {"epochs": 10, "embed_size": 32, "batch_size": 512}
 
 
-def _model():
-    """`nlp.glove_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from nlp import glove_model
-
-    return glove_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`GloVe`, `build`, `word_vectors`, ...) from `nlp.glove_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("nlp.glove_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # nlp.glove.GloVe, .build, .word_vectors, ... from nlp.glove_model
 
 COMMANDS = {
-    "train": cli.Command(train, "train GloVe on the co-occurrence counts", trains=True),
+    "train": cli.Command(MODEL.command("train"), "train GloVe on the co-occurrence counts", trains=True),
     **embeddings.run_commands(),
 }
-
-
-def main(argv=None):
-    return cli.main("GloVe: word vectors from weighted least squares on co-occurrence counts", Config, COMMANDS,
-                    demo=DEMO, argv=argv)
+SPEC = cli.Spec("nlp.glove", "GloVe: word vectors from weighted least squares on co-occurrence counts", Config,
+                COMMANDS, DEMO, model=MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate = SPEC.api("train"), SPEC.api("evaluate")
+similar, analogy = SPEC.api("similar"), SPEC.api("analogy")
 
 
 if __name__ == "__main__":

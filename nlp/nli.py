@@ -77,32 +77,6 @@ PRESETS = {"book": {"embedding_dim": 100, "hidden": 200, "lr": 0.001, "epochs": 
                     "compare": "concat", "min_freq": 5, "freeze_embeddings": False, "embeddings": "glove.6b.100d"}}
 
 
-def _model():
-    """`nlp.nli_model`: the models and their training, imported (with TensorFlow) when a command runs."""
-    from nlp import nli_model
-
-    return nli_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def predict(ctx):
-    return _model().predict(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`DecomposableAttention`, `build`, `encode`, `scores`, ...) from `nlp.nli_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
-
 def _evaluate_arguments(parser):
     parser.add_argument("--split", help="split to score: train, dev, test or holdout (default: what train "
                                         "scored: holdout when trained with --holdout, else test, else dev)")
@@ -113,18 +87,21 @@ def _predict_arguments(parser):
     parser.add_argument("--hypothesis", required=True, help="the hypothesis sentence")
 
 
+MODEL = cli.ModelModule("nlp.nli_model")  # the models and their training, imported when a command runs
+__getattr__ = MODEL.forward  # nlp.nli.DecomposableAttention, .build, .encode, .scores, ... from nlp.nli_model
+
 COMMANDS = {
-    "train": cli.Command(train, "train the decomposable attention model (or fine-tune BERT) on SNLI", trains=True),
-    "evaluate": cli.Command(evaluate, "accuracy, per-class precision/recall and confusion matrix on a split",
-                            add_arguments=_evaluate_arguments),
-    "predict": cli.Command(predict, "label and probabilities of one premise/hypothesis pair",
+    "train": cli.Command(MODEL.command("train"), "train the decomposable attention model (or fine-tune BERT) on SNLI",
+                         trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "accuracy, per-class precision/recall and confusion matrix on "
+                            "a split", add_arguments=_evaluate_arguments),
+    "predict": cli.Command(MODEL.command("predict"), "label and probabilities of one premise/hypothesis pair",
                            add_arguments=_predict_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("Natural language inference on SNLI: decomposable attention or fine-tuned BERT", Config,
-                    COMMANDS, demo=DEMO, argv=argv, presets=PRESETS)
+SPEC = cli.Spec("nlp.nli", "Natural language inference on SNLI: decomposable attention or fine-tuned BERT", Config,
+                COMMANDS, DEMO, PRESETS, MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

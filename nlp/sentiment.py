@@ -67,46 +67,24 @@ PRESETS = {"book": {**_BOOK, "model": "birnn", "hidden": 100, "layers": 2, "lr":
                             "dropout": 0.5, "lr": 0.001}}
 
 
-def _model():
-    """`nlp.sentiment_model`: the models and their training, imported (with TensorFlow) when a command runs."""
-    from nlp import sentiment_model
-
-    return sentiment_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def predict(ctx):
-    return _model().predict(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`BiRNN`, `TextCNN`, `build`, `test_accuracy`, ...) from `nlp.sentiment_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
-
 def _predict_arguments(parser):
     parser.add_argument("text", help="the review to classify")
 
 
+MODEL = cli.ModelModule("nlp.sentiment_model")  # the models and their training, imported when a command runs
+__getattr__ = MODEL.forward  # nlp.sentiment.BiRNN, .TextCNN, .build, .test_accuracy, ... from nlp.sentiment_model
+
 COMMANDS = {
-    "train": cli.Command(train, "train a sentiment classifier (BiRNN or TextCNN) on IMDb reviews", trains=True),
-    "evaluate": cli.Command(evaluate, "test accuracy of a trained run"),
-    "predict": cli.Command(predict, "label and probability of one review", add_arguments=_predict_arguments),
+    "train": cli.Command(MODEL.command("train"), "train a sentiment classifier (BiRNN or TextCNN) on IMDb reviews",
+                         trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "test accuracy of a trained run"),
+    "predict": cli.Command(MODEL.command("predict"), "label and probability of one review",
+                           add_arguments=_predict_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("Sentiment analysis on IMDb: bidirectional LSTM or TextCNN", Config, COMMANDS, demo=DEMO,
-                    argv=argv, presets=PRESETS)
+SPEC = cli.Spec("nlp.sentiment", "Sentiment analysis on IMDb: bidirectional LSTM or TextCNN", Config, COMMANDS, DEMO,
+                PRESETS, MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

@@ -80,15 +80,8 @@ PRESETS = {"book": {"embed_size": 100, "batch_size": 512, "optimizer": "adam", "
                     "shared_noise": 0, "min_freq": 10, "vectors": "input"}}
 
 
-def _model():
-    """`nlp.word2vec_model`: the model and its training, imported (with TensorFlow) when a command runs."""
-    from nlp import word2vec_model
-
-    return word2vec_model
-
-
-def train(ctx):
-    return _model().train(ctx)
+MODEL = cli.ModelModule("nlp.word2vec_model")  # the model and its training, imported when a command runs
+__getattr__ = MODEL.forward  # nlp.word2vec.Word2Vec, .build, .examples, .word_vectors, ... from nlp.word2vec_model
 
 
 def load_run(run_dir):
@@ -101,25 +94,19 @@ def load_run(run_dir):
     if not saved.get("subwords"):
         return embeddings.load_run(run_dir)
     config = Config(**{f.name: saved[f.name] for f in dataclasses.fields(Config) if f.name in saved})
-    return _model().checkpoint_vectors(run_dir, config)
-
-
-def __getattr__(name):
-    """The model's names (`Word2Vec`, `build`, `examples`, `word_vectors`, ...) from `nlp.word2vec_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
+    return MODEL().checkpoint_vectors(run_dir, config)
 
 
 COMMANDS = {
-    "train": cli.Command(train, "train word2vec (skip-gram or CBOW) with negative sampling", trains=True),
+    "train": cli.Command(MODEL.command("train"), "train word2vec (skip-gram or CBOW) with negative sampling",
+                         trains=True),
     **embeddings.run_commands(load_run),
 }
-
-
-def main(argv=None):
-    return cli.main("word2vec: skip-gram / CBOW word embeddings with negative sampling", Config,
-                    COMMANDS, demo=DEMO, argv=argv, presets=PRESETS)
+SPEC = cli.Spec("nlp.word2vec", "word2vec: skip-gram / CBOW word embeddings with negative sampling", Config,
+                COMMANDS, DEMO, PRESETS, MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate = SPEC.api("train"), SPEC.api("evaluate")
+similar, analogy = SPEC.api("similar"), SPEC.api("analogy")
 
 
 if __name__ == "__main__":

@@ -119,42 +119,19 @@ def _predict_arguments(parser):
     parser.add_argument("--out", help="output directory (default: RUN_DIR/predictions)")
 
 
-def _model():
-    """`vision.fcn_model`: the model, its training and evaluation, imported (with TensorFlow) when a command runs."""
-    from vision import fcn_model
-
-    return fcn_model
-
-
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def predict(ctx):
-    return _model().predict(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`build_fcn`, `build`, `make_scorer`, `masked_cross_entropy`, ...) from `vision.fcn_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
-
+MODEL = cli.ModelModule("vision.fcn_model")  # the model, its training and evaluation, imported when a command runs
+__getattr__ = MODEL.forward  # vision.fcn.build_fcn, .build, .make_scorer, .masked_cross_entropy, ... (fcn_model)
 
 COMMANDS = {
-    "train": cli.Command(train, "train FCN on VOC2012-format data", trains=True),
-    "evaluate": cli.Command(evaluate, "pixel accuracy and mIoU of a trained run", _evaluate_arguments),
-    "predict": cli.Command(predict, "write palette-overlay PNGs for images", _predict_arguments),
+    "train": cli.Command(MODEL.command("train"), "train FCN on VOC2012-format data", trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"), "pixel accuracy and mIoU of a trained run",
+                            _evaluate_arguments),
+    "predict": cli.Command(MODEL.command("predict"), "write palette-overlay PNGs for images", _predict_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("FCN semantic segmentation (d2l 14.11; FCN-16s/8s of Long et al.)", Config, COMMANDS, demo=DEMO,
-                    argv=argv, presets=PRESETS)
+SPEC = cli.Spec("vision.fcn", "FCN semantic segmentation (d2l 14.11; FCN-16s/8s of Long et al.)", Config, COMMANDS,
+                DEMO, PRESETS, MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

@@ -109,45 +109,28 @@ def _predict_arguments(parser):
                         help="draw boxes scoring at least this in white; an image with none gets its best box in grey")
 
 
-def _model():
-    """`vision.ssd_model`: the model, its training and evaluation, imported (with TensorFlow) when a command runs."""
-    from vision import ssd_model
-
-    return ssd_model
+MODEL = cli.ModelModule("vision.ssd_model")  # the model, its training and evaluation, imported when a command runs
+__getattr__ = MODEL.forward  # vision.ssd.TinySSD, .build, .make_detector, .SIZES, ... from vision.ssd_model
 
 
-def train(ctx):
-    return _model().train(ctx)
-
-
-def evaluate(ctx):
-    return _model().evaluate(ctx)
-
-
-def predict(ctx):
+def _predict(ctx):
     """Draw the detections on `ctx.args.images` (a bad --threshold is refused before TensorFlow loads)."""
     if not 0 <= ctx.args.threshold <= 1:
         raise UsageError(f"--threshold must be in [0, 1], got {ctx.args.threshold}")
-    return _model().predict(ctx)
-
-
-def __getattr__(name):
-    """The model's names (`TinySSD`, `build`, `make_detector`, `SIZES`, ...) from `vision.ssd_model`."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return getattr(_model(), name)
+    return MODEL().predict(ctx)
 
 
 COMMANDS = {
-    "train": cli.Command(train, "train TinySSD on banana-detection data", trains=True),
-    "evaluate": cli.Command(evaluate, "mAP@.5, COCO mAP, class_err and bbox_mae on the validation split"),
-    "predict": cli.Command(predict, "draw predicted boxes on images", add_arguments=_predict_arguments),
+    "train": cli.Command(MODEL.command("train"), "train TinySSD on banana-detection data", trains=True),
+    "evaluate": cli.Command(MODEL.command("evaluate"),
+                            "mAP@.5, COCO mAP, class_err and bbox_mae on the validation split"),
+    "predict": cli.Command(_predict, "draw predicted boxes on images",
+                           add_arguments=_predict_arguments),
 }
-
-
-def main(argv=None):
-    return cli.main("TinySSD object detection (D2L 14.7)", Config, COMMANDS, demo=DEMO, argv=argv,
-                    presets={"book": BOOK})
+PRESETS = {"book": BOOK}
+SPEC = cli.Spec("vision.ssd", "TinySSD object detection (D2L 14.7)", Config, COMMANDS, DEMO, PRESETS, MODEL)
+main, load = SPEC.main, SPEC.load
+train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 
 
 if __name__ == "__main__":

@@ -244,7 +244,7 @@ def evaluate(ctx):
 
 
 def predict(ctx):
-    """Draw the detections on `ctx.args.images` (`vision.ssd.predict` has checked --threshold)."""
+    """Draw the detections on `ctx.args.images` (the command, `vision.ssd`, has checked --threshold)."""
     cfg, args = ctx.config, ctx.args
     originals, batch = read_images(args.images, cfg.image_size)
     out = writable_dir(args.out or Path(ctx.run_dir) / "predictions")  # before the model is built

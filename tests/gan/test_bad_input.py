@@ -10,20 +10,11 @@ import shutil
 import pytest
 
 from gan import data, dcgan, dcgan_model
-from tests.cli_helpers import run, tree_digest
+from tests.cli_helpers import one_line, run, tree_digest
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
 TINY = ["--image-size", "16", "--gen-width", "8", "--disc-width", "8", "--batch-size", "8", "--quality-epochs", "1",
         "--epochs", "1"]
-
-
-def one_line(err, *needles):
-    """The command's stderr is exactly one line, holding every needle."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def _sprites(root, n=12):

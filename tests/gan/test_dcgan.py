@@ -126,6 +126,13 @@ def test_evaluate_and_generate(tiny_run, capsys, monkeypatch):
     assert img.shape == (16, 16, 3) and img.dtype == np.uint8
 
 
+def test_generate_from_python(tiny_run):
+    generated = dcgan.generate(str(tiny_run), n=3, out="api")  # the command's result dict
+    assert generated == {"images": 3, "out": "api", "epoch": 4}
+    assert sorted(p.name for p in Path("api").glob("*.png")) == [f"sample_{i:04d}.png" for i in range(3)]
+    assert dcgan.load(str(tiny_run)).generator.output_shape == (None, 16, 16, 3)
+
+
 def test_checkpoint_of_other_sizes_gives_one_line(tiny_run, capsys):
     before = tree_digest(tiny_run)
     assert dcgan.main(["train", "--resume", "--run-dir", str(tiny_run), "--gen-width", "8", "--demo"]) == 2

@@ -56,3 +56,21 @@ def test_bad_flags_give_one_line_and_exit_2(flags, message, capsys):
     assert gan.main(["train", *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_python_api_trains_evaluates_generates_and_loads(capsys):
+    from common.errors import UsageError
+
+    trained = gan.train(gan.Config(epochs=2, n_points=64), run_dir="api")
+    assert trained["run_dir"] == "api"
+    evaluated = gan.evaluate("api")
+    assert evaluated["mean"] == trained["mean"] and evaluated["cov"] == trained["cov"]
+    generated = gan.generate("api", n=5, sample_seed=1)
+    assert generated["epoch"] == 2 and np.asarray(generated["samples"]).shape == (5, 2)
+    model = gan.load("api")  # the trained GaussianGAN: its generator gives the same points for the same noise
+    z = np.random.default_rng(10_000 + 1).normal(size=(5, 2)).astype(np.float32)
+    np.testing.assert_allclose(model.generator(z).numpy(), generated["samples"], atol=1e-5)
+    with pytest.raises(UsageError, match="--d-lr must be positive"):
+        gan.train(gan.Config(d_lr=-1.0))
+    with pytest.raises(UsageError, match="unknown option 'count'"):
+        gan.generate("api", count=5)

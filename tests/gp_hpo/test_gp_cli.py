@@ -174,3 +174,32 @@ def test_a_bad_setting_is_one_line_naming_the_term(capsys, tmp_path):
     code, line = _error(capsys, ["fit", "--run-dir", "e", "--kernel", "rbf(lengthscale=0)"])
     assert code == 2 and "in rbf(lengthscale=0): lengthscale must be a positive number, got '0'" in line
     assert not (tmp_path / "e").exists()
+
+
+def test_the_python_api_fits_predicts_and_loads(tmp_path):
+    from common.errors import UsageError
+    from gp_hpo import gp, hpo
+
+    fitted = gp.fit(gp.Config(kernel="rbf + periodic", restarts=0), run_dir="api")
+    assert fitted["run_dir"] == "api" and fitted["n"] == 50
+    predicted = gp.predict("api", x="0.5,1,2.5")
+    model = gp.load("api")  # the fitted GP, conditioned on the run's data
+    assert model.hyperparameters() == pytest.approx({k: fitted[k] for k in model.hyperparameters()})
+    mean, f_std = model.predict(np.array([[0.5], [1.0], [2.5]]))
+    np.testing.assert_allclose(mean, predicted["mean"], rtol=1e-9)
+    np.testing.assert_allclose(f_std, predicted["f_std"], rtol=1e-9)
+    newest = gp.fit(gp.Config(kernel="matern52", restarts=0))  # into runs/gp/<time>: what load() reads
+    assert newest["run_dir"].startswith("runs/gp/")
+    assert gp.load().hyperparameters() == pytest.approx({k: newest[k] for k in ("lengthscale", "signal_std",
+                                                                                   "noise_std")})
+    with pytest.raises(UsageError, match="unknown kernel"):
+        gp.fit(gp.Config(kernel="rbf + nope"))
+    with pytest.raises(UsageError, match="unknown option 'xs'"):
+        gp.predict("api", xs="0.5")
+
+    summary = hpo.run(hpo.Config(objective="gp_hpo.hpo.objectives:branin", searcher="bo", trials=6, initial_random=3,
+                                 max_epochs=1, min_epochs=1), run_dir="study")
+    assert summary["trials"] == 6 and summary["failed_trials"] == 0 and summary["study_dir"] == "study"
+    assert json.loads((tmp_path / "study" / "summary.json").read_text())["best_error"] == summary["best_error"]
+    with pytest.raises(UsageError, match="--min-epochs \\(3\\) must not exceed --max-epochs \\(1\\)"):
+        hpo.run(hpo.Config(min_epochs=3, max_epochs=1), run_dir="other")

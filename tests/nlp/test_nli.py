@@ -110,7 +110,7 @@ def test_attention_real_snli_dev_with_glove(shared_data, capsys):
     assert code == 0, err
     assert result["split"] == "holdout" and result["pairs"] == 984
     # majority ~0.36; the target is 0.60: the default (--compare match) measured 0.6128 on this
-    # seed-0 split, the book's features (--compare concat) 0.596 (docs/nlp.md)
+    # seed-0 split, the book's features (--compare concat) 0.596 (docs/experiments/nlp.md)
     assert result["accuracy"] >= 0.60
 
 

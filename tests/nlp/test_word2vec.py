@@ -147,6 +147,6 @@ def test_default_run_on_real_ptb(shared_data, capsys):
     code, out, _ = run(word2vec.main, ["similar", "chip", "-k", 5, "--run-dir", "ptb"], capsys)
     assert {"intel", "microprocessor"} & set(out["neighbours"])
     if E.reference_files()[0] is not None:
-        # Measured 0.401-0.408 over seeds 0..2 (docs/nlp.md), gensim's 20 epochs 0.381-0.394 (the
+        # Measured 0.401-0.408 over seeds 0..2 (docs/experiments/nlp.md), gensim's 20 epochs 0.381-0.394 (the
         # issue's bar). A broken model scores below 0.15 (gensim's 5 epochs).
         assert result["spearman"] >= 0.38

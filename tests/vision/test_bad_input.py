@@ -12,7 +12,7 @@ from PIL import Image
 
 from common.data import checked_image_size
 from common.errors import DatasetError
-from tests.cli_helpers import run, tree_digest
+from tests.cli_helpers import one_line, run, tree_digest
 from vision import banana, fcn, fcn_model, photo_segmentation, ssd, ssd_model, voc
 
 GARBAGE = bytes(range(256)) * 4 + b"\x00\xff\xfe" * 64
@@ -20,15 +20,6 @@ BANANA_HEADER = b"img_name,label,xmin,ymin,xmax,ymax\n"
 SSD_TINY = ["--image-size", "64", "--batch-size", "4", "--train-images", "8", "--val-images", "4", "--epochs", "1"]
 FCN_TINY = ["--width", "8", "--crop", "64x64", "--scale", "1-1", "--jitter", "0", "--batch-size", "4", "--epochs", "1",
             "--val-every", "1"]
-
-
-def one_line(err, *needles):
-    """The command's stderr is exactly one line, holding every needle."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def truncated(path, keep=0.6):

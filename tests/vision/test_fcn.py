@@ -370,7 +370,7 @@ def test_predict_and_evaluate_need_a_run(capsys):
 def test_default_settings_reach_the_issue_miou(capsys):
     # The README's quality command: default settings (FCN-8s, scale/colour augmentation, 45 epochs of batch 4,
     # 256x256 crops) on the offline photograph set (300 train / 60 val, vision.photo_segmentation); issue 15 asks
-    # for mIoU >= 0.6. Measured 0.602 on 2026-11-29 (seed 0; --seed 1 gave 0.589, docs/vision.md). About
+    # for mIoU >= 0.6. Measured 0.602 on 2026-11-29 (seed 0; --seed 1 gave 0.589, docs/experiments/vision.md). About
     # 15 minutes on 2 CPU cores.
     assert fcn.main(["train", "--run-dir", "runs/fcn/quality"]) == 0
     capsys.readouterr()

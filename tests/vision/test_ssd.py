@@ -1,5 +1,6 @@
 """vision.ssd (TinySSD through the spine); its metrics are tests/vision/test_detection_eval.py."""
 import json
+import re
 import types
 from pathlib import Path
 
@@ -297,3 +298,36 @@ def test_resume_of_another_models_run_is_refused_before_any_data_is_made(tmp_pat
     assert err.count("\n") == 1 and "mf-run was written by recsys.mf; use python -m recsys.mf train --resume" in err
     assert tree_digest("mf-run") == before
     assert not any(Path(tmp_path, "cache").rglob("*.png"))
+
+
+def test_the_python_api_follows_a_notebook(capsys):
+    """Cell by cell in one process: train twice with other settings and run directories, evaluate each run
+    (the numbers train reported), load a model (it reproduces them), bad options raise UsageError."""
+    tiny = dict(epochs=1, image_size=64, generated_size=64, train_images=16, val_images=8, batch_size=8,
+                eval_every=1)
+    first = ssd.train(ssd.Config(**tiny), demo=True, run_dir="first")
+    second = ssd.train(ssd.Config(**tiny, lr=1e-3, class_loss="mean", seed=3), demo=True, run_dir="second")
+    out = capsys.readouterr().out
+    assert len(re.findall(r"^2/2 .*- loss: ", out, re.M)) == 2, out  # Keras's own progress line, once per run
+    assert first["run_dir"] == "first" and second["run_dir"] == "second" and first["loss"] != second["loss"]
+    saved = {d: json.loads(Path(d, "config.json").read_text()) for d in ("first", "second")}
+    assert (saved["first"]["lr"], saved["first"]["class_loss"], saved["first"]["seed"]) == (3e-3, "hard_negative", 0)
+    assert (saved["second"]["lr"], saved["second"]["class_loss"], saved["second"]["seed"]) == (1e-3, "mean", 3)
+    for trained, run_dir in ((first, "first"), (second, "second")):
+        evaluated = ssd.evaluate(run_dir)
+        assert evaluated["map50"] == pytest.approx(trained["val_map50"], abs=1e-6)
+        assert evaluated["class_err"] == pytest.approx(trained["val_class_err"], rel=1e-4)
+    model = ssd.load("first")
+    assert isinstance(model, ssd.TinySSD)
+    config = ssd.Config(**{**ssd.DEMO, **tiny})
+    root = banana.banana_root(None, "generated", 16, 8, 0, 1, 64)
+    paths, labels, sizes = banana.read_bananas(root, "val")
+    data = banana.batches(banana.decoded_dataset(paths, labels, sizes, 64), 8)
+    dets, gt = ssd.detect_dataset(ssd.make_detector(model, config.nms_threshold), data)
+    assert coco_map(gt, dets, sizes)["map50"] == pytest.approx(first["val_map50"], abs=1e-6)
+    with pytest.raises(UsageError, match="--image-size must be a positive multiple of 64, got 100"):
+        ssd.train(ssd.Config(image_size=100))
+    with pytest.raises(UsageError, match="--threshold must be in"):
+        ssd.predict("first", images=[str(paths[0])], threshold=2)
+    with pytest.raises(UsageError, match="unknown option 'treshold'"):
+        ssd.predict("first", images=[str(paths[0])], treshold=0.5)
