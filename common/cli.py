@@ -777,9 +777,10 @@ class Spec:
             result, _ = execute(self.prog, self.config_cls, self.commands, args, self.demo, self.presets, argv)
             return result
 
-        call.__name__ = call.__qualname__ = verb.replace("-", "_")
+        name = verb.replace("-", "_")
+        call.__name__ = call.__qualname__ = name
         call.__doc__ = (f"`python -m {self.prog} {verb}` from Python: "
-                        + ("train(config=None, **flags)" if fresh else f"{verb}(run_dir=None, **flags)")
+                        + (f"{name}(config=None, **flags)" if fresh else f"{name}(run_dir=None, **flags)")
                         + f" -> the result dict. {self.commands[verb].help}.")
         return call
 
@@ -794,7 +795,7 @@ class Spec:
             run_dir = latest_run(self.prog)
             if run_dir is None:
                 raise UsageError(f"no completed run under {default_run_root(self.prog)}; train first or pass run_dir")
-        _check_module(self.prog, "train", run_dir, runs.read_config(run_dir))
+        _check_module(self.prog, "evaluate", run_dir, runs.read_config(run_dir))
         path = Path(run_dir) / runs.MODEL
         if not path.exists():
             raise DlsuiteError(f"{run_dir} has no {runs.MODEL} (the run did not finish); evaluate it with its "

@@ -149,7 +149,9 @@ class _OneEpoch(keras.callbacks.Callback):
 
 
 def _verbose():
-    return 1 if sys.stdout.isatty() else 2
+    """Keras's live progress bar in a terminal or a notebook (Jupyter's stdout is no terminal), else a line
+    per epoch (logs, CI)."""
+    return 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
 
 
 def check_finite(loss, epoch, advice):

@@ -79,10 +79,6 @@ DOMAIN_VERBS = {"pretrain": ("nlp.bert",), "generate": ("gan.gan", "gan.dcgan"),
 # runs whose trained model answers queries by verbs of their own, not `predict`
 QUERIED_OTHERWISE = {"nlp.word2vec": ("similar", "analogy"), "nlp.glove": ("similar", "analogy"),
                      "nlp.bert": ("encode",)}
-# `predict` is being added to these right now (issue #30: a user's top-k items, a row's click probability, the
-# greedy action); remove each from this list with its predict
-PREDICT_PENDING = {"recsys.autorec", "recsys.neumf", "recsys.caser", "recsys.fm", "recsys.deepfm", "rl.dqn"}
-
 
 def _verbs(module):
     """The module's contract verb -> the verb its command line and API use."""
@@ -123,7 +119,7 @@ def test_the_verbs_are_the_contracts_or_declared_domain_words(name):
 def test_a_trained_model_answers_queries_with_predict(name):
     module = importlib.import_module(name)
     spec = getattr(module, "SPEC", None)
-    if spec is None or spec.model is None or name in PREDICT_PENDING:  # no Keras model: a study, a table, a GP
+    if spec is None or spec.model is None:  # no Keras model: a study, a table, a GP
         return
     query = _verbs(module)["predict"]
     if name in QUERIED_OTHERWISE:
@@ -134,6 +130,6 @@ def test_a_trained_model_answers_queries_with_predict(name):
 
 def test_the_exceptions_name_command_modules():
     modules = set(_command_modules())
-    assert set(QUERIED_OTHERWISE) <= modules and PREDICT_PENDING <= modules
+    assert set(QUERIED_OTHERWISE) <= modules
     assert {name for names in DOMAIN_VERBS.values() for name in names} <= modules
     assert "predict" in importlib.import_module("gp_hpo.gp").COMMANDS  # a fitted GP answers queries, without Keras
