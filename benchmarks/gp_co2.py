@@ -152,7 +152,8 @@ def main(argv=None):
     if "sklearn" in lines and "ours_gallery" in lines:
         sk, ours = lines["sklearn"], lines["ours_gallery"]
         ratio.update({"ours_fit_over_sklearn": round(ours["fit_seconds"] / sk["fit_seconds"], 3),
-                      "ours_lml_minus_sklearn": round(ours["log_marginal_likelihood"] - sk["log_marginal_likelihood"], 3),
+                      "ours_lml_minus_sklearn": round(ours["log_marginal_likelihood"]
+                                                      - sk["log_marginal_likelihood"], 3),
                       "ours_rmse_over_sklearn": round(ours["rmse"] / sk["rmse"], 3),
                       "ours_coverage_over_sklearn": round(ours["coverage_95"] / sk["coverage_95"], 3)})
     plain = [line for name, line in lines.items() if name.startswith("ours_plain")]

@@ -3,8 +3,8 @@
 Each line `python -m MODULE ARGS   # {"key": value, ...}  (T s)` is run in order, in one scratch folder (so
 `evaluate` reads the run `train` made), and the last JSON line it prints is compared with the keys the comment
 shows: numbers within `--rtol` (relative) or `--atol`, lists as prefixes (a comment abridges them), strings
-exactly (a `<placeholder>` matches anything). Lines that name `PATH/TO/...` files or whose comment is not JSON
-are skipped.
+exactly (a `<placeholder>` matches anything); speeds (keys ending `_per_s`) are the machine's, not compared.
+Lines that name `PATH/TO/...` files or whose comment is not JSON are skipped.
 
     python -m benchmarks.readme_examples --check     # exit 1 and one line per difference
     python -m benchmarks.readme_examples --write     # rewrite the comments' values (and times) from this machine
@@ -57,6 +57,8 @@ def differences(expected, actual, rtol, atol, key=""):
     found = []
     if isinstance(expected, dict):
         for k, v in expected.items():
+            if k.endswith("_per_s"):
+                continue
             if not isinstance(actual, dict) or k not in actual:
                 found.append(f"{key}{k}: missing")
             else:

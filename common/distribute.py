@@ -174,8 +174,6 @@ def distribute_own_input(strategy, global_batch, dataset_fn):
     epoch are those of one replica. Under the default strategy it is `dataset_fn(InputShard(0, 1, 1,
     global_batch))` itself. The global batch must split evenly over the replicas (`UsageError`).
     """
-    import tensorflow as tf
-
     per_replica_batch_size(global_batch, strategy)
     local_replicas = []
 

@@ -28,7 +28,8 @@ def reduce_per_replica(values, strategy, reduction):
 
     def reduce(value):
         if isinstance(value, tf.distribute.DistributedValues) or tf.is_tensor(value):
-            rank = value.values[0].shape.rank if isinstance(value, tf.distribute.DistributedValues) else value.shape.rank
+            distributed = isinstance(value, tf.distribute.DistributedValues)
+            rank = value.values[0].shape.rank if distributed else value.shape.rank
             return strategy.reduce("MEAN", value, axis=0 if rank else None)
         return value
 

@@ -1,2 +1,2 @@
 """gp_hpo domain of dlsuite."""
-import common  # noqa: F401  (imports TensorFlow with its start-up noise silenced)
+import common  # noqa: F401  (TensorFlow, wherever a module first imports it, loads with its start-up noise silenced)

@@ -307,7 +307,8 @@ def read_table(path, x_columns=(), y_column="y", require_y=True):
                 try:
                     v = float(row[i])
                 except ValueError:
-                    raise DatasetError(f"{path} line {reader.line_num}: column {c!r} is not a number: {row[i]!r}") from None
+                    raise DatasetError(f"{path} line {reader.line_num}: column {c!r} is not a number: "
+                                       f"{row[i]!r}") from None
                 if not math.isfinite(v):
                     raise DatasetError(f"{path} line {reader.line_num}: column {c!r} is not finite: {row[i]!r}")
                 values.append(v)
@@ -357,7 +358,8 @@ class Config(cli.Config):
     iterations: int = field(default=100, metadata=cli.at_least(
         1, "gpytorch backend: L-BFGS iterations (at most) or Adam steps per start"))
     lr: float = field(default=0.1, metadata=cli.positive("Adam learning rate (gpytorch backend)"))
-    seed: int = field(default=0, metadata=cli.bounds(cli.SEED_BOUNDS["bounds"][4], "seed of the book's data and of the random restarts"))
+    seed: int = field(default=0, metadata=cli.bounds(cli.SEED_BOUNDS["bounds"][4],
+                                                     "seed of the book's data and of the random restarts"))
 
     def validate(self):
         super().validate()
@@ -389,7 +391,8 @@ def units(kernel, d, x_names, y_name):
     inputs), the --y column for signal and noise stds, "1" for dimensionless ones."""
     out = {}
     for s in kernel.layout(d):
-        out[s.name] = (x_names if d > 1 else x_names[0]) if s.spec.unit == "x" else y_name if s.spec.unit == "y" else "1"
+        x_unit = x_names if d > 1 else x_names[0]
+        out[s.name] = x_unit if s.spec.unit == "x" else y_name if s.spec.unit == "y" else "1"
     out["noise_std"] = y_name
     return out
 

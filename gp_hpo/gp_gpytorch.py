@@ -18,8 +18,8 @@ lacks, is a small `gpytorch.kernels.Kernel` subclass, and so is `white`. Starts 
 and its bounds become GPyTorch `Interval` constraints (other parameters keep GPyTorch's positive
 constraints, unbounded above).
 
-`device` is a torch device ("cuda"; default the CPU). `cholesky=True` (the default) computes with Cholesky at every size, as `ExactGP` does;
-`cholesky=False` keeps GPyTorch's defaults (conjugate gradients and Lanczos above 800
+`device` is a torch device ("cuda"; default the CPU). `cholesky=True` (the default) computes with Cholesky at
+every size, as `ExactGP` does; `cholesky=False` keeps GPyTorch's defaults (conjugate gradients and Lanczos above 800
 points), which is how the benchmark runs GPyTorch. torch and gpytorch come with the `gp`
 extra and are imported when the backend is used.
 """

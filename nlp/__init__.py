@@ -1,2 +1,2 @@
 """nlp domain of dlsuite."""
-import common  # noqa: F401  (TensorFlow, wherever it is first imported, loads with its start-up noise silenced)
+import common  # noqa: F401  (TensorFlow, wherever a module first imports it, loads with its start-up noise silenced)

@@ -368,7 +368,8 @@ def prepare_criteo(path, threshold=CTR_THRESHOLD, test_ratio=0.1, val_ratio=0.1,
                     os.remove(tmp / f"{kind}-{b:06d}.npy")
         vocabulary.save(tmp / VOCABULARY)
         meta = {"source": str(path.resolve()), "rows": {name: int(n) for name, n in zip(PARTS, part_rows)},
-                "field_dims": vocabulary.field_dims, "threshold": threshold, "test_ratio": test_ratio, "val_ratio": val_ratio,
+                "field_dims": vocabulary.field_dims, "threshold": threshold, "test_ratio": test_ratio,
+                "val_ratio": val_ratio,
                 "seed": seed, "version": CACHE_VERSION}
         (tmp / "meta.json").write_text(json.dumps(meta))
     return _open(target)

@@ -20,6 +20,7 @@ def test_differences_respect_the_tolerance_prefixes_and_placeholders():
         "auc: 0.96, README 0.9", "items.1: 2, README 1", "run_dir: 'elsewhere' does not match 'runs/mf/<time>'",
         "n: 11, README 10"]
     assert differences({"x": 1.0}, {}, 0.05, 0.01) == ["x: missing"]
+    assert differences({"tokens_per_s": 1000}, {"tokens_per_s": 2000}, 0.05, 0.01) == []  # the machine's speed
 
 
 def test_rewrite_keeps_the_comment_precision():

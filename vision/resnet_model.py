@@ -109,8 +109,8 @@ def build_backbone(name="resnet18", weights="none", width=64, stages=False):
     """The feature extractor `name` with `weights`: "none", "imagenet" (resnet50) or a file PATH.
 
     `stages=True` gives a model with three outputs, the stride-8, stride-16 and stride-32
-    feature maps (the `SKIP_LAYERS` and the last layer), for FCN-16s/8s. Raises `UsageError` for an unknown name or a missing weights file and `DlsuiteError`
-    when the ImageNet weights cannot be downloaded (offline).
+    feature maps (the `SKIP_LAYERS` and the last layer), for FCN-16s/8s. Raises `UsageError` for an unknown
+    name or a missing weights file and `DlsuiteError` when the ImageNet weights cannot be downloaded (offline).
     """
     if name not in BACKBONES:
         raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

@@ -73,7 +73,8 @@ class Config(cli.Config):
     storage: str = field(default="", metadata={"help": "Optuna storage URL or journal file ('': journal.log "
                                                        "in the study directory)", "metavar": "URL"})
     study: str = field(default="hpo", metadata={"help": "study name inside the storage"})
-    seed: int = field(default=0, metadata=cli.bounds(cli.SEED_BOUNDS["bounds"][4], "seed of the searcher and of every trial"))
+    seed: int = field(default=0, metadata=cli.bounds(cli.SEED_BOUNDS["bounds"][4],
+                                                     "seed of the searcher and of every trial"))
     max_wall_seconds: float = field(default=0.0, metadata=cli.bounds(
         "[0, inf)", "stop starting and stop running trials after this many seconds (0: no limit)"))
     initial_random: int = field(default=5, metadata=cli.at_least(1, "random configurations before BO's GP"))

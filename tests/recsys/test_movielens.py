@@ -1,4 +1,5 @@
-"""recsys.movielens: the readers of every MovieLens release, their one-line errors, the generators and the demo cache."""
+"""recsys.movielens: the readers of every MovieLens release, their one-line errors, the generators and the demo
+cache."""
 import re
 
 import numpy as np
