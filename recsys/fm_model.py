@@ -173,7 +173,7 @@ def train(ctx, build_model=build):
     with ctx.strategy.scope():
         model = build_model(cfg, fit)
     run = ctx.run()
-    if run.chief:
+    if run.chief and not run.resume:  # a resumed run keeps its own (its data was checked to be the same)
         fit.vocabulary.save(run.file(VOCABULARY))
 
     def on_epoch_end(epoch, logs):

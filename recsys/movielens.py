@@ -291,8 +291,10 @@ ID_MAPS = "ids.npz"
 
 
 def save_id_maps(run, data):
-    """Write the dense-index -> file-id maps of `data` into the run directory (`ids.npz`), atomically."""
-    if not run.chief:
+    """Write the dense-index -> file-id maps of `data` into a new run directory (`ids.npz`), atomically. A resumed
+    run keeps the maps it was started with (its data was checked to be the same), so a resume that fails later
+    leaves the run byte-identical (npz files carry timestamps)."""
+    if not run.chief or run.resume:
         return
     with atomic_path(run.file(ID_MAPS)) as tmp:
         with open(tmp, "wb") as f:

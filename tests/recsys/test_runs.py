@@ -70,3 +70,16 @@ def test_mf_defaults_do_not_diverge_on_a_few_hundred_ratings(tmp_path, capsys):
     assert code == 0, err
     assert "sgd takes batches of" in err
     assert result["loss"] < 1.0 and result["val_rmse"] < 1.5  # ratings 1-5: a diverged or untrained fit is far off
+
+
+def test_a_resume_that_fails_on_its_checkpoints_leaves_the_run_byte_identical(capsys):
+    """Past the flag checks, a resume whose checkpoints are all damaged writes nothing: not even ids.npz, which it
+    used to rewrite with the same bytes (its modification time shows the write)."""
+    code, _, err = run(mf.main, ["train", "--demo", "--epochs", 1, "--run-dir", "mf-run"], capsys)
+    assert code == 0, err
+    for state in Path("mf-run/checkpoints").glob("*/state.data-*"):
+        state.write_bytes(state.read_bytes()[:10])
+    before, written = tree_digest("mf-run"), Path("mf-run/ids.npz").stat().st_mtime_ns
+    code, _, err = run(mf.main, ["train", "--resume", "--epochs", 2, "--run-dir", "mf-run"], capsys)
+    assert code == 1 and "no intact checkpoint" in err, err
+    assert tree_digest("mf-run") == before and Path("mf-run/ids.npz").stat().st_mtime_ns == written
