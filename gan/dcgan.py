@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import cli
+from common.errors import UsageError
 from gan import data
 
 BOOK = {"image_size": 64, "gen_width": 64, "disc_width": 64, "latent_dim": 100, "batch_size": 256,
-        "lr": 0.005, "epochs": 20, "flip": False}
+        "lr": 0.005, "epochs": 20, "flip": False, "augment": "none", "ema": 0.0, "spectral_norm": False, "loss": "bce"}
+AUGMENTATIONS = ("color", "translation", "cutout")  # gan.diffaugment.OPS, in the order they are applied
 
 
 @dataclass
@@ -43,6 +45,30 @@ class Config(cli.TrainConfig):
     holdout: float = field(default=0.15, metadata=cli.bounds(
         "(0, 0.5)", "fraction of images held out as the quality floor"))
     quality_epochs: int = field(default=4, metadata=cli.at_least(1, "epochs of the quality metric's feature network"))
+    augment: str = field(default=",".join(AUGMENTATIONS), metadata={
+        "help": "differentiable augmentations of every image the discriminator sees (DiffAugment): a comma list "
+                f"of {', '.join(AUGMENTATIONS)}, or none"})
+    ema: float = field(default=0.999, metadata=cli.bounds(
+        "[0, 1)", "decay of the moving average of the generator's weights that draws the samples (0: none)"))
+    spectral_norm: bool = field(default=True, metadata={
+        "help": "spectral normalisation of the discriminator's convolutions (in place of its batch norms)"})
+    loss: str = field(default="hinge", metadata={"choices": ["bce", "hinge"], "help": "adversarial loss"})
+
+    def validate(self):
+        super().validate()
+        self.augment_policy  # noqa: B018 (raises UsageError on an unknown name)
+
+    @property
+    def augment_policy(self):
+        """--augment as a tuple of names in the order they are applied (() for none)."""
+        names = [n.strip() for n in self.augment.split(",") if n.strip()]
+        if names in ([], ["none"]):
+            return ()
+        unknown = [n for n in names if n not in AUGMENTATIONS]
+        if unknown:
+            raise UsageError(f"--augment {unknown[0]!r} is not an augmentation; give a comma list of "
+                                 f"{','.join(AUGMENTATIONS)}, or none")
+        return tuple(n for n in AUGMENTATIONS if n in names)
 
 
 DEMO = {"epochs": 4, "batch_size": 32, "lr": 0.0005, "gen_width": 32, "disc_width": 32, "quality_epochs": 2}
@@ -52,6 +78,8 @@ def _generate_arguments(parser):
     parser.add_argument("--n", type=cli.positive_int, default=64, help="number of images (default: 64)")
     parser.add_argument("--out", type=Path, help="directory to write sample_NNNN.png into (default: RUN_DIR/samples)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the noise (default: 0)")
+    parser.add_argument("--interpolate", type=cli.positive_int, metavar="STEPS",
+                        help="also write interpolation.png: 4 latent walks of STEPS images between two random points")
 
 
 MODEL = cli.ModelModule("gan.dcgan_model")  # the networks and their training, imported when a command runs

@@ -17,7 +17,7 @@ from common.distribute import per_replica_batch_size, use_xla
 from common.errors import CheckpointMismatch, DlsuiteError, UsageError
 from common.files import atomic_path, writable_dir
 from common.plots import plt, save_figure
-from gan import data, quality
+from gan import data, diffaugment, quality
 from gan.gan_model import GAN, gan_dataset
 
 GRID_SIZE = 32
@@ -59,40 +59,64 @@ def build_generator(image_size=64, latent_dim=100, width=64, sync_batch_norm=Fal
     return keras.Model(z, keras.layers.Activation("tanh")(x), name="generator")
 
 
-def build_discriminator(image_size=64, width=64, sync_batch_norm=False):
+def build_discriminator(image_size=64, width=64, sync_batch_norm=False, spectral_norm=False):
     """Images (batch, image_size, image_size, 3) -> logits (batch, 1).
 
     For 64x64 and width 64: 32x32x64 -> 16x16x128 -> 8x8x256 -> 4x4x512 -> 1x1x1,
     kernel 4 stride 2, LeakyReLU(0.2), batch norm after all but the first convolution.
+    `spectral_norm`: every convolution's kernel divided by its largest singular value
+    (`keras.layers.SpectralNormalization`, one power iteration per call; Miyato et al. 2018)
+    in place of the batch norms.
     """
+    def conv(*args, **kwargs):
+        layer = keras.layers.Conv2D(*args, use_bias=False, kernel_initializer=_init(), **kwargs)
+        return keras.layers.SpectralNormalization(layer) if spectral_norm else layer
+
     n = _doublings(image_size)
     images = keras.Input((image_size, image_size, 3))
     x = images
     for i in range(n):
-        x = keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same", use_bias=False,
-                                kernel_initializer=_init())(x)
-        if i > 0:
+        x = conv(width * 2 ** i, 4, strides=2, padding="same")(x)
+        if i > 0 and not spectral_norm:
             x = _batch_norm(sync_batch_norm)(x)
         x = keras.layers.LeakyReLU(0.2)(x)
-    x = keras.layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_init())(x)
+    x = conv(1, 4, padding="valid")(x)
     return keras.Model(images, keras.layers.Flatten()(x), name="discriminator")
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class DCGAN(GAN):
-    """The book's DCGAN generator and discriminator trained by `GAN.train_step`."""
+    """The book's DCGAN generator and discriminator trained by `GAN.train_step`, with the small-data
+    parts: DiffAugment `augment` (a tuple of policy names), spectral normalisation of the
+    discriminator, the `loss` ("bce" or "hinge") and an `ema` of the generator's weights (0: none).
+    `sampler` is the generator that draws samples: the EMA one when there is one."""
 
-    def __init__(self, image_size=64, latent_dim=100, gen_width=64, disc_width=64, sync_batch_norm=False, **kwargs):
+    def __init__(self, image_size=64, latent_dim=100, gen_width=64, disc_width=64, sync_batch_norm=False,
+                 augment=(), spectral_norm=False, loss="bce", ema=0.0, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.latent_dim = image_size, latent_dim
         self.gen_width, self.disc_width = gen_width, disc_width
+        self.augment_policy, self.spectral_norm, self.loss_kind = tuple(augment), spectral_norm, loss
+        self.ema_decay = float(ema)
         self.generator = build_generator(image_size, latent_dim, gen_width, sync_batch_norm)
-        self.discriminator = build_discriminator(image_size, disc_width, sync_batch_norm)
+        self.discriminator = build_discriminator(image_size, disc_width, sync_batch_norm, spectral_norm)
+        if self.ema_decay > 0:
+            self.ema_generator = build_generator(image_size, latent_dim, gen_width, sync_batch_norm)
+            self.ema_generator.set_weights(self.generator.get_weights())
         self.built = True
+
+    @property
+    def sampler(self):
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def call(self, z, training=False):
+        """Images (batch, S, S, 3) in [-1, 1] from the sampler for noise z (batch, latent_dim)."""
+        return self.sampler(z, training=training)
 
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "latent_dim": self.latent_dim,
-                "gen_width": self.gen_width, "disc_width": self.disc_width}
+                "gen_width": self.gen_width, "disc_width": self.disc_width, "augment": list(self.augment_policy),
+                "spectral_norm": self.spectral_norm, "loss": self.loss_kind, "ema": self.ema_decay}
 
 
 def build(config, replicas=1):
@@ -103,7 +127,8 @@ def build(config, replicas=1):
     """
     keras.utils.set_random_seed(config.seed)
     model = DCGAN(config.image_size, config.latent_dim, config.gen_width, config.disc_width,
-                  sync_batch_norm=replicas > 1)
+                  sync_batch_norm=replicas > 1, augment=config.augment_policy,
+                  spectral_norm=config.spectral_norm, loss=config.loss, ema=config.ema)
     adam = lambda: keras.optimizers.Adam(config.lr, beta_1=config.beta_1)  # noqa: E731
     model.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=use_xla())
     return model
@@ -115,9 +140,11 @@ def random_flip(images, seed):
     return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
-def generate_images(model, z, batch_size=256):
-    """Generator outputs (n, S, S, 3) in [-1, 1] for noise z (n, latent_dim), inference-mode batch norm."""
-    return np.concatenate([model.generator(z[i:i + batch_size], training=False).numpy()
+def generate_images(model, z, batch_size=256, generator=None):
+    """Outputs (n, S, S, 3) in [-1, 1] of the model's sampler (the EMA generator if it has one) or of
+    `generator`, for noise z (n, latent_dim), inference-mode batch norm."""
+    generator = generator or model.sampler
+    return np.concatenate([generator(z[i:i + batch_size], training=False).numpy()
                            for i in range(0, len(z), batch_size)])
 
 
@@ -218,39 +245,73 @@ def train(ctx):
     z_quality = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
     z_grid = fixed_noise(GRID_SIZE, cfg.latent_dim, cfg.seed + 3)
     if not run.resume:
-        reference.update(floor=meter.floor, ceiling=meter.score(generate_images(model, z_quality)),
-                         n_train=len(real), n_held_out=len(held_out))
+        untrained = meter.scores(generate_images(model, z_quality))
+        reference.update(floor=meter.floor, kid_floor=meter.kid_floor, ceiling=untrained["quality"],
+                         kid_ceiling=untrained["kid"], n_train=len(real), n_held_out=len(held_out))
         run.write_json(REFERENCE, reference)
     steps = len(real) // cfg.batch_size
 
     def on_epoch_end(epoch, logs):
         save_grid(generate_images(model, z_grid), run.file(f"samples/epoch-{epoch + 1:04d}.png"))
-        return {"quality": meter.score(generate_images(model, z_quality)),
+        return {**meter.scores(generate_images(model, z_quality)),
                 "images_per_s": round(steps * cfg.batch_size / logs["time_s"], 1)}
 
     transform = random_flip if cfg.flip else None
+    uniforms = diffaugment.UNIFORMS if model.augment_policy else 0
     history = training.fit(model, lambda epoch: gan_dataset(real, cfg.batch_size, cfg.latent_dim, cfg.seed, epoch,
-                                                            transform), run, epochs=cfg.epochs,
+                                                            transform, uniforms), run, epochs=cfg.epochs,
                            on_epoch_end=on_epoch_end)
     if run.chief and history:
         _quality_plot(history, reference, run.file("quality.png"))
     last = history[-1]
-    return {"quality": last["quality"], "floor": reference["floor"], "ceiling": reference["ceiling"],
+    return {"quality": last["quality"], "kid": last["kid"], "kid_std": last["kid_std"],
+            "floor": reference["floor"], "kid_floor": reference.get("kid_floor"), "ceiling": reference["ceiling"],
+            "kid_ceiling": reference.get("kid_ceiling"),
             "d_loss": last["d_loss"], "g_loss": last["g_loss"], "epochs": last["epoch"],
             "images_per_s": last["images_per_s"], "train_time_s": round(sum(h["time_s"] for h in history), 1)}
 
 
+NEAREST_PNG = "nearest_training.png"
+MEMORISATION_SAMPLES = 16
+
+
 def evaluate(ctx):
+    """Frechet distance and KID of the sampler (the EMA generator, if the run has one; the raw generator's
+    under "raw"), with floor and ceiling, and the memorisation check: the median distance from generated
+    images to their nearest training image in feature space against that of held-out real images, and
+    `nearest_training.png` (16 samples, each beside its nearest training image)."""
     cfg = ctx.config
     extractor = load_feature_net(Path(ctx.run_dir) / FEATURE_NET)
     real, held_out = load_images(ctx, cfg)
     meter = quality.QualityMeter(extractor, real, held_out)
     z = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
     model = build(cfg)
-    ceiling = meter.score(generate_images(model, z))
+    untrained = meter.scores(generate_images(model, z))
     epoch = restore(ctx, model)
-    return {"quality": meter.score(generate_images(model, z)), "floor": meter.floor, "ceiling": ceiling,
-            "epoch": epoch}
+    images = generate_images(model, z)
+    index, distance, medians = meter.memorisation(images)
+    pairs = np.stack([images[:MEMORISATION_SAMPLES], real[index[:MEMORISATION_SAMPLES]]], axis=1)
+    save_grid(pairs.reshape(-1, *images.shape[1:]), Path(ctx.run_dir) / NEAREST_PNG)
+    result = {**meter.scores(images), "floor": meter.floor, "kid_floor": meter.kid_floor,
+              "ceiling": untrained["quality"], "kid_ceiling": untrained["kid"]}
+    if model.ema_generator is not None:
+        result["raw"] = meter.scores(generate_images(model, z, generator=model.generator))
+    medians["samples_closer_than_held_out"] = bool(medians["sample_nn_median"] < medians["held_out_nn_median"])
+    return {**result, "memorisation": medians, "nearest_png": str(Path(ctx.run_dir) / NEAREST_PNG), "epoch": epoch}
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between latent points a, b (d,) at fractions t (k,) -> (k, d); near-parallel
+    points interpolate linearly."""
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1, 1))
+    t = np.asarray(t, np.float64)[:, None]
+    if omega < 1e-6:
+        return ((1 - t) * a + t * b).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+
+
+INTERPOLATION_ROWS = 4
 
 
 def generate(ctx):
@@ -258,8 +319,16 @@ def generate(ctx):
     out = writable_dir(ctx.args.out or Path(ctx.run_dir) / "samples")  # before the model is built
     model = build(cfg)
     epoch = restore(ctx, model)
-    images = generate_images(model, fixed_noise(ctx.args.n, cfg.latent_dim, 10_000 + ctx.args.sample_seed))
-    pixels = to_uint8(images)
+    noise = fixed_noise(ctx.args.n, cfg.latent_dim, 10_000 + ctx.args.sample_seed)
+    pixels = to_uint8(generate_images(model, noise))
     for i, img in enumerate(pixels):
         Image.fromarray(img).save(out / f"sample_{i:04d}.png")
-    return {"images": len(pixels), "out": str(out), "epoch": epoch}
+    result = {"images": len(pixels), "out": str(out), "epoch": epoch}
+    steps = ctx.args.interpolate
+    if steps:
+        ends = fixed_noise(2 * INTERPOLATION_ROWS, cfg.latent_dim, 20_000 + ctx.args.sample_seed)
+        walks = np.concatenate([slerp(ends[2 * r], ends[2 * r + 1], np.linspace(0, 1, steps))
+                                for r in range(INTERPOLATION_ROWS)])
+        result["interpolation"] = str(save_grid(generate_images(model, walks), out / "interpolation.png",
+                                                ncols=steps))
+    return result

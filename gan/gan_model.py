@@ -14,6 +14,7 @@ from common import training
 from common.data import epoch_seed
 from common.distribute import per_replica_batch_size, scale_loss
 from common.plots import plt, save_figure
+from gan.diffaugment import diff_augment
 
 A = np.array([[1.0, 2.0], [-0.1, 0.5]], np.float32)
 B = np.array([1.0, 2.0], np.float32)
@@ -30,12 +31,37 @@ def bce_with_logits(logits, target):
     return tf.reduce_mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
 
 
+def discriminator_loss(real_logits, fake_logits, kind="bce"):
+    """The discriminator's loss on logits (batch, 1) of real and fake images: "bce", the book's mean
+    cross-entropy (real -> 1, fake -> 0, averaged over the two); "hinge", mean relu(1 - real) + mean relu(1 + fake)."""
+    if kind == "hinge":
+        return tf.reduce_mean(tf.nn.relu(1 - real_logits)) + tf.reduce_mean(tf.nn.relu(1 + fake_logits))
+    return (bce_with_logits(real_logits, 1) + bce_with_logits(fake_logits, 0)) / 2
+
+
+def generator_loss(fake_logits, kind="bce"):
+    """The generator's loss on the discriminator's logits (batch, 1) of its images: "bce", cross-entropy
+    against 1 (the non-saturating loss); "hinge", -mean logit."""
+    if kind == "hinge":
+        return -tf.reduce_mean(fake_logits)
+    return bce_with_logits(fake_logits, 1)
+
+
 class GAN(keras.Model):
     """A generator and a discriminator trained by alternating Adam steps (D2L 17.1).
 
     Subclasses set `self.generator` (z (batch, latent) -> x) and `self.discriminator`
-    (x -> logits (batch, 1)) in `__init__`. `compile(d_optimizer, g_optimizer)`.
+    (x -> logits (batch, 1)) in `__init__`. `compile(d_optimizer, g_optimizer)`. Optional
+    small-data parts a subclass may set: `augment_policy` (DiffAugment names; the batches
+    then carry uniforms (batch, 3, UNIFORMS)), `loss_kind` ("bce" or "hinge") and
+    `ema_generator` with `ema_decay` (an exponential moving average of the generator's
+    weights, updated after every step).
     """
+
+    augment_policy = ()
+    loss_kind = "bce"
+    ema_generator = None
+    ema_decay = 0.0
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         super().compile(**kwargs)
@@ -52,44 +78,73 @@ class GAN(keras.Model):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
+    def get_compile_config(self):
+        """The two optimizers, so `keras.models.load_model` gives a compiled GAN (Keras cannot replay a custom compile)."""
+        if not self.compiled:
+            return {}
+        return {name: keras.optimizers.serialize(getattr(self, name)) for name in ("d_optimizer", "g_optimizer")}
+
+    def compile_from_config(self, config):
+        if config.get("d_optimizer") and config.get("g_optimizer"):  # files saved before hold Keras' own config
+            self.compile(**{name: keras.optimizers.deserialize(config[name]) for name in ("d_optimizer", "g_optimizer")},
+                         jit_compile=False)
+
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
     def train_step(self, data):
-        """One discriminator step, then one generator step, on `data = (real, z)`.
+        """One discriminator step, then one generator step, on `data = (real, z[, u])`.
 
         The fake batch is generated once and reused by both steps (the book recomputes
         it); the generator's loss goes through the just-updated discriminator, as in
-        the book. Losses are per-replica means, scaled for the cross-replica sum.
+        the book. With an augmentation policy, uniforms u[:, 0], u[:, 1], u[:, 2] drive
+        the augmentation of the real and fake images of the discriminator's step and of
+        the fake images of the generator's step. Losses are per-replica means, scaled
+        for the cross-replica sum.
         """
-        real, z = data
+        real, z, *uniforms = data
+
+        def augment(x, k):
+            return diff_augment(x, uniforms[0][:, k], self.augment_policy) if self.augment_policy else x
+
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as g_tape:
             fake = self.generator(z, training=True)
             with tf.GradientTape() as d_tape:
-                real_logits = self.discriminator(real, training=True)
-                fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
-                d_loss = (bce_with_logits(real_logits, 1) + bce_with_logits(fake_logits, 0)) / 2
+                real_logits = self.discriminator(augment(real, 0), training=True)
+                fake_logits = self.discriminator(augment(tf.stop_gradient(fake), 1), training=True)
+                d_loss = discriminator_loss(real_logits, fake_logits, self.loss_kind)
                 scaled_d_loss = scale_loss(d_loss)
             with g_tape.stop_recording():
                 self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled_d_loss, d_vars), d_vars))
-            g_loss = bce_with_logits(self.discriminator(fake, training=True), 1)
+            g_loss = generator_loss(self.discriminator(augment(fake, 2), training=True), self.loss_kind)
             scaled_g_loss = scale_loss(g_loss)
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled_g_loss, g_vars), g_vars))
+        if self.ema_generator is not None:
+            self._update_ema()
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
 
+    def _update_ema(self):
+        """ema <- d ema + (1 - d) w for every generator variable (batch-norm statistics too), with the
+        warm-up d = min(ema_decay, (1 + t) / (10 + t)) at generator step t (as tf.train.ExponentialMovingAverage)."""
+        t = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1 + t) / (10 + t))
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+            average.assign(decay * average + (1 - decay) * weight)
 
-def gan_dataset(real, batch_size, latent_dim, seed, epoch, transform=None):
-    """tf.data pipeline of `(real batch, z batch)` for one epoch, fully seeded by (seed, epoch).
+
+def gan_dataset(real, batch_size, latent_dim, seed, epoch, transform=None, uniforms=0):
+    """tf.data pipeline of `(real batch, z batch[, u batch])` for one epoch, fully seeded by (seed, epoch).
 
     `real` (n, ...) float32 is shuffled with `epoch_seed(seed, epoch)` (the same order however
     often the dataset is iterated, so a distributed iterator sees what a local one sees),
     batched with the global `batch_size` (last partial batch dropped), passed through
     `transform(x, batch_seed)` (e.g. a random flip) and paired with standard-normal z
-    (batch, latent_dim); batch i's stateless seed is (epoch_seed, i).
+    (batch, latent_dim); batch i's stateless seed is (epoch_seed, i). `uniforms` > 0 adds
+    u ~ U[0, 1) (batch, 3, uniforms) for the augmentation of the three discriminator calls.
     """
     shuffle_seed = epoch_seed(seed, epoch)
 
@@ -97,7 +152,10 @@ def gan_dataset(real, batch_size, latent_dim, seed, epoch, transform=None):
         batch_seed = tf.stack([tf.constant(shuffle_seed, tf.int64), i])
         if transform is not None:
             x = transform(x, batch_seed)
-        return x, tf.random.stateless_normal((batch_size, latent_dim), seed=batch_seed + [0, 1 << 30])
+        z = tf.random.stateless_normal((batch_size, latent_dim), seed=batch_seed + [0, 1 << 30])
+        if not uniforms:
+            return x, z
+        return x, z, tf.random.stateless_uniform((batch_size, 3, uniforms), seed=batch_seed + [0, 2 << 30])
 
     ds = (tf.data.Dataset.from_tensor_slices(real).shuffle(len(real), seed=shuffle_seed, reshuffle_each_iteration=False)
           .batch(batch_size, drop_remainder=True).enumerate().map(add_noise, num_parallel_calls=tf.data.AUTOTUNE))

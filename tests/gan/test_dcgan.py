@@ -53,7 +53,8 @@ def test_untrained_weights_come_from_the_seed_alone():
     # every process), which made the untrained generator, and the "ceiling", vary from run to run
     cfg = cli.build_config(dcgan.Config, {}, demo=dcgan.DEMO)
     model = dcgan.build(cfg)
-    convs = [l for net in (model.generator, model.discriminator) for l in net.layers if hasattr(l, "kernel")]
+    layers = [getattr(l, "layer", l) for net in (model.generator, model.discriminator) for l in net.layers]
+    convs = [l for l in layers if hasattr(l, "kernel_initializer")]  # spectral norm wraps the discriminator's
     assert len({id(l.kernel_initializer) for l in convs}) == len(convs)
     again = dcgan.build(cfg)
     for a, b in zip(model.generator.weights, again.generator.weights, strict=True):
@@ -98,13 +99,36 @@ def test_two_replicas_match_one(tiny_run, capsys):
                        "--run-dir", "two"]) == 0
     two = _last_json(capsys)
     one = json.loads((tiny_run / "metrics.json").read_text())[0]
-    # Measured: 2 replicas deviate from 1 by at most 0.11% after this epoch (reduction order,
-    # amplified by the adversarial game); per-replica batch statistics (batch norm not
-    # synchronised) move d_loss/g_loss by 1.8%/3.1%. 0.5% separates the two.
-    np.testing.assert_allclose([two["d_loss"], two["g_loss"]], [one["d_loss"], one["g_loss"]], rtol=5e-3)
+    # The default recipe (DiffAugment, spectral norm, hinge loss, EMA) splits its augmentation uniforms
+    # with the batch. Measured: 2 replicas deviate from 1 by 0.06% in d_loss (1.45) and 8e-4 in the
+    # hinge g_loss (-0.13, near zero, so compared absolutely): reduction order, amplified by the game.
+    # Batch norm not synchronised moved the book recipe's losses by 1.8% and 3.1%.
+    np.testing.assert_allclose(two["d_loss"], one["d_loss"], rtol=3e-3)
+    np.testing.assert_allclose(two["g_loss"], one["g_loss"], atol=3e-3)
     # Each run trains its own quality feature network with multithreaded (non-deterministic)
     # reductions; two identical 1-replica runs differ by up to ~3% in the Frechet distance.
     np.testing.assert_allclose(two["quality"], one["quality"], rtol=0.05)
+
+
+def test_resume_reproduces_the_uninterrupted_run_with_augmentation(tmp_path, monkeypatch, capsys):
+    """Two epochs in one go, and one epoch then --resume to two: the same weights (generator, its moving average,
+    discriminator with its spectral-norm vectors) and the same quality, since every augmentation and noise
+    draw is seeded by (seed, epoch, batch)."""
+    import keras
+
+    monkeypatch.chdir(tmp_path)
+    flags = [*TINY, "--gen-width", "8", "--disc-width", "8", "--quality-epochs", "1"]
+    assert dcgan.main(["train", *flags, "--epochs", "2", "--run-dir", "full"]) == 0
+    full = _last_json(capsys)
+    assert dcgan.main(["train", *flags, "--epochs", "1", "--run-dir", "part"]) == 0
+    assert dcgan.main(["train", "--resume", "--epochs", "2", "--run-dir", "part"]) == 0
+    resumed = _last_json(capsys)
+    models = [keras.models.load_model(Path(d) / "model.keras") for d in ("full", "part")]
+    assert models[0].ema_generator is not None and models[0].augment_policy == dcgan.AUGMENTATIONS
+    for a, b in zip(*(m.get_weights() for m in models), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for key in ("quality", "kid", "d_loss", "g_loss"):
+        assert resumed[key] == full[key], key
 
 
 def test_evaluate_and_generate(tiny_run, capsys, monkeypatch):
@@ -116,12 +140,22 @@ def test_evaluate_and_generate(tiny_run, capsys, monkeypatch):
     out = _last_json(capsys)
     ref = json.loads((tiny_run / "quality_reference.json").read_text())
     last = json.loads((tiny_run / "metrics.json").read_text())[-1]
-    assert set(out) >= {"quality", "floor", "ceiling"}
-    np.testing.assert_allclose([out["quality"], out["floor"], out["ceiling"]],
-                               [last["quality"], ref["floor"], ref["ceiling"]], rtol=1e-4)
+    assert set(out) >= {"quality", "kid", "kid_std", "floor", "kid_floor", "ceiling", "kid_ceiling", "raw",
+                        "memorisation"}
+    np.testing.assert_allclose([out["quality"], out["kid"], out["floor"], out["ceiling"], out["kid_ceiling"]],
+                               [last["quality"], last["kid"], ref["floor"], ref["ceiling"], ref["kid_ceiling"]],
+                               rtol=1e-4)
+    assert out["kid_floor"] < out["kid"] < out["kid_ceiling"] and out["raw"]["quality"] != out["quality"]
+    memo = out["memorisation"]
+    assert memo["samples_closer_than_held_out"] == (memo["sample_nn_median"] < memo["held_out_nn_median"])
+    pairs = np.asarray(Image.open(out["nearest_png"]))
+    assert pairs.shape == (4 * (16 * 3 + 2) + 2, 8 * (16 * 3 + 2) + 2, 3)  # 16 samples beside their nearest
     assert dcgan.main(["generate", "--run-dir", str(tiny_run), "--n", "5", "--out", "samples"]) == 0
     files = sorted(Path("samples").glob("*.png"))
     assert [f.name for f in files] == [f"sample_{i:04d}.png" for i in range(5)]
+    assert dcgan.main(["generate", "--run-dir", str(tiny_run), "--n", "1", "--out", "walk", "--interpolate", "6"]) == 0
+    walk = np.asarray(Image.open(_last_json(capsys)["interpolation"]))
+    assert walk.shape == (4 * 50 + 2, 6 * 50 + 2, 3)  # 4 walks of 6 images, 16 px enlarged 3x with 2 px gaps
     img = np.asarray(Image.open(files[0]))
     assert img.shape == (16, 16, 3) and img.dtype == np.uint8
 
