@@ -18,7 +18,7 @@ from common.errors import CheckpointMismatch, DlsuiteError, UsageError
 from common.files import atomic_path, writable_dir
 from common.plots import plt, save_figure
 from gan import data, diffaugment, quality
-from gan.gan_model import GAN, gan_dataset
+from gan.gan_model import GAN, gan_dataset, standing_statistics
 
 GRID_SIZE = 32
 FEATURE_NET = "feature_net.keras"
@@ -148,6 +148,16 @@ def generate_images(model, z, batch_size=256, generator=None):
                            for i in range(0, len(z), batch_size)])
 
 
+STATS_SAMPLES = 1024
+
+
+def calibrate(model, config):
+    """Give the moving-average generator (if the model has one) the batch-norm statistics of its own weights,
+    from STATS_SAMPLES noise vectors seeded by the run's seed; a no-op for the raw generator."""
+    if model.ema_generator is not None:
+        standing_statistics(model.ema_generator, fixed_noise(STATS_SAMPLES, config.latent_dim, config.seed + 4))
+
+
 def to_uint8(images):
     """Images in [-1, 1] -> uint8 pixels in 0..255 (same shape)."""
     return np.round((np.asarray(images) + 1) * 127.5).clip(0, 255).astype(np.uint8)
@@ -245,6 +255,7 @@ def train(ctx):
     z_quality = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
     z_grid = fixed_noise(GRID_SIZE, cfg.latent_dim, cfg.seed + 3)
     if not run.resume:
+        calibrate(model, cfg)
         untrained = meter.scores(generate_images(model, z_quality))
         reference.update(floor=meter.floor, kid_floor=meter.kid_floor, ceiling=untrained["quality"],
                          kid_ceiling=untrained["kid"], n_train=len(real), n_held_out=len(held_out))
@@ -252,8 +263,13 @@ def train(ctx):
     steps = len(real) // cfg.batch_size
 
     def on_epoch_end(epoch, logs):
+        calibrate(model, cfg)
         save_grid(generate_images(model, z_grid), run.file(f"samples/epoch-{epoch + 1:04d}.png"))
-        return {**meter.scores(generate_images(model, z_quality)),
+        raw = {}
+        if model.ema_generator is not None:  # the raw generator's numbers beside the average's
+            raw = {f"raw_{k}": v for k, v in meter.scores(generate_images(model, z_quality, generator=model.generator))
+                   .items() if k != "kid_std"}
+        return {**meter.scores(generate_images(model, z_quality)), **raw,
                 "images_per_s": round(steps * cfg.batch_size / logs["time_s"], 1)}
 
     transform = random_flip if cfg.flip else None
@@ -286,8 +302,10 @@ def evaluate(ctx):
     meter = quality.QualityMeter(extractor, real, held_out)
     z = fixed_noise(meter.n, cfg.latent_dim, cfg.seed + 2)
     model = build(cfg)
+    calibrate(model, cfg)
     untrained = meter.scores(generate_images(model, z))
     epoch = restore(ctx, model)
+    calibrate(model, cfg)
     images = generate_images(model, z)
     index, distance, medians = meter.memorisation(images)
     pairs = np.stack([images[:MEMORISATION_SAMPLES], real[index[:MEMORISATION_SAMPLES]]], axis=1)
@@ -319,6 +337,7 @@ def generate(ctx):
     out = writable_dir(ctx.args.out or Path(ctx.run_dir) / "samples")  # before the model is built
     model = build(cfg)
     epoch = restore(ctx, model)
+    calibrate(model, cfg)
     noise = fixed_noise(ctx.args.n, cfg.latent_dim, 10_000 + ctx.args.sample_seed)
     pixels = to_uint8(generate_images(model, noise))
     for i, img in enumerate(pixels):

@@ -128,12 +128,30 @@ class GAN(keras.Model):
         return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
 
     def _update_ema(self):
-        """ema <- d ema + (1 - d) w for every generator variable (batch-norm statistics too), with the
-        warm-up d = min(ema_decay, (1 + t) / (10 + t)) at generator step t (as tf.train.ExponentialMovingAverage)."""
+        """ema <- d ema + (1 - d) w for every trainable generator weight, with the warm-up
+        d = min(ema_decay, (1 + t) / (10 + t)) at generator step t (as tf.train.ExponentialMovingAverage).
+        The average's batch-norm statistics are not averaged: `standing_statistics` computes them for its weights."""
         t = tf.cast(self.g_optimizer.iterations, tf.float32)
         decay = tf.minimum(self.ema_decay, (1 + t) / (10 + t))
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+        for average, weight in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights,
+                                   strict=True):
             average.assign(decay * average + (1 - decay) * weight)
+
+
+def standing_statistics(generator, z):
+    """Set every batch norm's moving mean and variance of `generator` to the batch statistics of one
+    training-mode pass over noise z (n, latent_dim) ("standing statistics", as BigGAN samples its
+    averaged generator): averaged weights need the statistics of their own activations, and the
+    raw generator's (or averaged ones) do not fit them. A function of the weights and z alone."""
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 0.0
+        generator(z, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
 
 
 def gan_dataset(real, batch_size, latent_dim, seed, epoch, transform=None, uniforms=0):

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from common import cli
 from gan import dcgan, diffaugment
-from gan.gan_model import discriminator_loss, generator_loss
+from gan.gan_model import discriminator_loss, generator_loss, standing_statistics
 
 
 def _uniforms(batch, **values):
@@ -90,17 +90,35 @@ def test_generator_average_follows_the_warm_up_formula():
                                           "batch_size": 4, "ema": 0.9})
     model = dcgan.build(cfg)
     assert model.sampler is model.ema_generator
-    before = [w.numpy() for w in model.generator.weights]
+    before = [w.numpy() for w in model.generator.trainable_weights]
     for a, b in zip(model.ema_generator.weights, model.generator.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())  # starts as the generator
+    statistics = [w.numpy() for w in model.ema_generator.non_trainable_weights]
     real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32))
     z = tf.constant(np.random.default_rng(1).normal(size=(4, 4)).astype(np.float32))
     u = tf.constant(np.random.default_rng(2).uniform(size=(4, 3, diffaugment.UNIFORMS)).astype(np.float32))
     model.train_step((real, z, u))
     decay = min(0.9, 2 / 11)  # after the first generator step, t = 1
-    for average, old, new in zip(model.ema_generator.weights, before, model.generator.weights, strict=True):
+    for average, old, new in zip(model.ema_generator.trainable_weights, before, model.generator.trainable_weights,
+                                 strict=True):
         np.testing.assert_allclose(average.numpy(), decay * old + (1 - decay) * new.numpy(), rtol=1e-5, atol=1e-7)
-    assert any(not np.allclose(o, n.numpy()) for o, n in zip(before, model.generator.weights))
+    assert any(not np.allclose(o, n.numpy()) for o, n in zip(before, model.generator.trainable_weights))
+    for kept, now in zip(statistics, model.ema_generator.non_trainable_weights, strict=True):
+        np.testing.assert_array_equal(kept, now.numpy())  # batch-norm statistics are not averaged
+
+
+def test_standing_statistics_are_the_batch_statistics_of_the_averaged_weights():
+    g = dcgan.build_generator(8, 4, 4)
+    z = tf.constant(np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32))
+    standing_statistics(g, z)
+    norms = [layer for layer in g.layers if type(layer).__name__ == "BatchNormalization"]
+    assert [layer.momentum for layer in norms] == [0.9] * len(norms)  # restored
+    first = norms[0]
+    x = g.get_layer(index=2)(g.get_layer(index=1)(z))  # reshape, then the first transposed convolution
+    np.testing.assert_allclose(first.moving_mean.numpy(), x.numpy().mean((0, 1, 2)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(first.moving_variance.numpy(), x.numpy().var((0, 1, 2)), rtol=1e-3, atol=1e-6)
+    out = g(z, training=False).numpy()
+    np.testing.assert_allclose(out, g(z, training=True).numpy(), atol=1e-4)  # inference = training on that batch
     book = dcgan.build(cli.build_config(dcgan.Config, {"image_size": 16, "gen_width": 8, "disc_width": 8},
                                         preset=dcgan.BOOK))
     assert book.ema_generator is None and book.sampler is book.generator and book.augment_policy == ()
