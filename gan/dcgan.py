@@ -45,14 +45,14 @@ class Config(cli.TrainConfig):
     holdout: float = field(default=0.15, metadata=cli.bounds(
         "(0, 0.5)", "fraction of images held out as the quality floor"))
     quality_epochs: int = field(default=4, metadata=cli.at_least(1, "epochs of the quality metric's feature network"))
-    augment: str = field(default=",".join(AUGMENTATIONS), metadata={
+    augment: str = field(default="translation", metadata={
         "help": "differentiable augmentations of every image the discriminator sees (DiffAugment): a comma list "
                 f"of {', '.join(AUGMENTATIONS)}, or none"})
     ema: float = field(default=0.999, metadata=cli.bounds(
         "[0, 1)", "decay of the moving average of the generator's weights that draws the samples (0: none)"))
-    spectral_norm: bool = field(default=True, metadata={
+    spectral_norm: bool = field(default=False, metadata={
         "help": "spectral normalisation of the discriminator's convolutions (in place of its batch norms)"})
-    loss: str = field(default="hinge", metadata={"choices": ["bce", "hinge"], "help": "adversarial loss"})
+    loss: str = field(default="bce", metadata={"choices": ["bce", "hinge"], "help": "adversarial loss"})
 
     def validate(self):
         super().validate()

@@ -99,12 +99,13 @@ def test_two_replicas_match_one(tiny_run, capsys):
                        "--run-dir", "two"]) == 0
     two = _last_json(capsys)
     one = json.loads((tiny_run / "metrics.json").read_text())[0]
-    # The default recipe (DiffAugment, spectral norm, hinge loss, EMA) splits its augmentation uniforms
-    # with the batch. Measured: 2 replicas deviate from 1 by 0.06% in d_loss (1.45) and 8e-4 in the
-    # hinge g_loss (-0.13, near zero, so compared absolutely): reduction order, amplified by the game.
-    # Batch norm not synchronised moved the book recipe's losses by 1.8% and 3.1%.
+    # The default recipe (translation DiffAugment, EMA) splits its augmentation uniforms with the batch
+    # (so do --augment color,translation,cutout, spectral norm and the hinge loss: 2 replicas deviated
+    # from 1 by 0.06% in d_loss and 8e-4 in the near-zero hinge g_loss). Reduction order, amplified by
+    # the game, keeps the losses within 0.3%; batch norm not synchronised moved the book recipe's
+    # losses by 1.8% and 3.1%.
     np.testing.assert_allclose(two["d_loss"], one["d_loss"], rtol=3e-3)
-    np.testing.assert_allclose(two["g_loss"], one["g_loss"], atol=3e-3)
+    np.testing.assert_allclose(two["g_loss"], one["g_loss"], rtol=3e-3, atol=3e-3)
     # Each run trains its own quality feature network with multithreaded (non-deterministic)
     # reductions; two identical 1-replica runs differ by up to ~3% in the Frechet distance.
     np.testing.assert_allclose(two["quality"], one["quality"], rtol=0.05)
@@ -124,7 +125,7 @@ def test_resume_reproduces_the_uninterrupted_run_with_augmentation(tmp_path, mon
     assert dcgan.main(["train", "--resume", "--epochs", "2", "--run-dir", "part"]) == 0
     resumed = _last_json(capsys)
     models = [keras.models.load_model(Path(d) / "model.keras") for d in ("full", "part")]
-    assert models[0].ema_generator is not None and models[0].augment_policy == dcgan.AUGMENTATIONS
+    assert models[0].ema_generator is not None and models[0].augment_policy == ("translation",)
     for a, b in zip(*(m.get_weights() for m in models), strict=True):
         np.testing.assert_array_equal(a, b)
     for key in ("quality", "kid", "d_loss", "g_loss"):
