@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.distribute import STRATEGIES, configure_devices, is_chief, make_strategy, per_replica_batch_size
-from common import runs, seeding
+from common import runs, seeding, tfds_source
 from common.errors import DlsuiteError, NoIntactCheckpoint, UsageError
 from common.files import writable_dir
 
@@ -297,7 +297,7 @@ class Context:
     def data_dir(self):
         """`--data-dir`, else (for an existing run) the directory the run was trained on, else None."""
         given = getattr(self.args, "data_dir", None)
-        if given is not None or getattr(self.args, "demo", False):
+        if given is not None or getattr(self.args, "demo", False) or getattr(self.args, "tfds", None):
             return given
         if self.trained_on.get("source") == "dir":
             return Path(self.trained_on["path"])
@@ -308,7 +308,29 @@ class Context:
         """`--demo`, else (for an existing run without --data-dir) whether it was trained with --demo."""
         if getattr(self.args, "demo", False):
             return True
-        return getattr(self.args, "data_dir", None) is None and self.trained_on.get("source") == "demo"
+        return (getattr(self.args, "data_dir", None) is None and not getattr(self.args, "tfds", None)
+                and self.trained_on.get("source") == "demo")
+
+    @property
+    def tfds(self):
+        """The TFDS dataset to read, {"name": "imdb_reviews", "data_dir": str or None}: `--tfds`/`--tfds-dir`,
+        else (for an existing run without --data-dir or --demo) the one the run was trained on, else None."""
+        given = getattr(self.args, "tfds", None)
+        if given:
+            tfds_dir = getattr(self.args, "tfds_dir", None)
+            return {"name": given, "data_dir": str(Path(tfds_dir).expanduser().resolve()) if tfds_dir else None}
+        if (getattr(self.args, "data_dir", None) is None and not getattr(self.args, "demo", False)
+                and self.trained_on.get("source") == "tfds"):
+            return {"name": self.trained_on["tfds"], "data_dir": self.trained_on.get("data_dir")}
+        return None
+
+    def tfds_examples(self, split, batch_size=None):
+        """The examples of `split` of the chosen TFDS dataset (`tfds_source.load`: numpy dicts, of arrays of
+        `batch_size` examples when given); the split is recorded in config.json's data source."""
+        chosen = self.tfds
+        examples = tfds_source.load(chosen["name"], split, chosen["data_dir"], batch_size)
+        self._tfds_splits = [*getattr(self, "_tfds_splits", []), split]
+        return examples
 
     def data_source(self):
         """What this command reads: {"source": "demo"} / {"source": "dir", "path", "fingerprint"} /
@@ -316,7 +338,10 @@ class Context:
         `datasets` the readers resolved so far (name -> path and fingerprint)."""
         from common.data import fingerprint, resolved_datasets
 
-        if self.demo:
+        if self.tfds is not None:
+            source = {"source": "tfds", **tfds_source.describe(self.tfds["name"], self.tfds["data_dir"]),
+                      "data_dir": self.tfds["data_dir"], "read": getattr(self, "_tfds_splits", [])}
+        elif self.demo:
             source = {"source": "demo"}
         elif self.data_dir is not None:
             path = Path(self.data_dir).expanduser().resolve()
@@ -332,7 +357,8 @@ class Context:
         if not trained or not hasattr(self.args, "data_dir"):
             return
         given_dir, given_demo = getattr(self.args, "data_dir", None), getattr(self.args, "demo", False)
-        if given_dir is None and not given_demo:
+        given_tfds = getattr(self.args, "tfds", None)
+        if given_dir is None and not given_demo and not given_tfds:
             if trained.get("source") == "dir":
                 from common.data import fingerprint
 
@@ -342,8 +368,10 @@ class Context:
                 if fingerprint(path) != trained.get("fingerprint"):
                     print(f"note: the files in {path} changed since the run was trained on them", file=sys.stderr)
             return
-        now = "--demo data" if given_demo else f"--data-dir {given_dir}"
+        now = ("--demo data" if given_demo else f"--tfds {tfds_source.dataset_name(given_tfds)}" if given_tfds
+               else f"--data-dir {given_dir}")
         before = {"demo": "--demo data", "dir": f"--data-dir {trained.get('path')}",
+                  "tfds": f"--tfds {trained.get('tfds')}",
                   "default": "the default dataset"}.get(trained.get("source"), "other data")
         if now != before and not (given_dir is not None and trained.get("source") == "dir"
                                   and Path(given_dir).expanduser().resolve() == Path(trained["path"])):
@@ -425,7 +453,35 @@ def latest_run(prog):
     return runs.newest_run(default_run_root(prog))[0]
 
 
-def build_parser(prog, description, config_cls, commands, presets=None, demo=None, parser_class=_Parser):
+def _add_tfds_arguments(parser, tfds, fresh):
+    """`--tfds NAME[:CONFIG]` (one of the `tfds` datasets the module reads) and `--tfds-dir DIR`."""
+    def name(text):
+        if tfds_source.base_name(text) not in tfds:
+            raise argparse.ArgumentTypeError(f"reads {', '.join(sorted(tfds))}, got {text!r}")
+        return text
+
+    parser.add_argument("--tfds", type=name, metavar="NAME[:CONFIG]",
+                        help="read the TFDS-prepared dataset NAME instead of --data-dir, never downloading: "
+                             + "; ".join(f"{k} ({v})" for k, v in tfds.items())
+                             + ("" if fresh else " (default: what the run was trained on)"))
+    parser.add_argument("--tfds-dir", type=Path, metavar="DIR",
+                        help="the TFDS data folder `tfds build --data_dir` wrote (default: TFDS's own, "
+                             "$TFDS_DATA_DIR or ~/tensorflow_datasets)")
+
+
+def _check_data_flags(args):
+    """At most one of --data-dir, --demo and --tfds; --tfds-dir only with --tfds."""
+    given = [flag for flag, value in (("--data-dir", getattr(args, "data_dir", None)),
+                                      ("--demo", getattr(args, "demo", False)),
+                                      ("--tfds", getattr(args, "tfds", None))) if value]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} name two data sources; give one")
+    if getattr(args, "tfds_dir", None) is not None and getattr(args, "tfds", None) is None:
+        raise UsageError("--tfds-dir names where TFDS datasets are; pass --tfds NAME with it")
+
+
+def build_parser(prog, description, config_cls, commands, presets=None, demo=None, parser_class=_Parser, tfds=None):
+    """`tfds`: the TFDS datasets the module reads (name -> what it is), offered by `--tfds`/`--tfds-dir`."""
     parser = parser_class(prog=f"python -m {prog}", description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(commands) + "}",
                                 parser_class=parser_class)
@@ -434,6 +490,8 @@ def build_parser(prog, description, config_cls, commands, presets=None, demo=Non
         if cmd.reads_data:
             p.add_argument("--data-dir", type=Path, help="directory holding the dataset's own layout"
                            + ("" if cmd.fresh else " (default: what the run was trained on)"))
+        if cmd.reads_data and tfds:
+            _add_tfds_arguments(p, tfds, cmd.fresh)
         p.add_argument("--run-dir", type=Path,
                        help=f"run directory (default: new runs/{default_run_root(prog).name}/<time> for train, "
                             "the newest one otherwise)")
@@ -562,13 +620,15 @@ def _check_resume(config_cls, args, changed, saved):
     trained = saved.get("data") or {}
     if not trained or not hasattr(args, "data_dir"):
         return
-    given_dir, given_demo = args.data_dir, getattr(args, "demo", False)
+    given_dir, given_demo, given_tfds = args.data_dir, getattr(args, "demo", False), getattr(args, "tfds", None)
     source = trained.get("source")
     if given_demo and source != "demo" or given_dir is not None and (
-            source != "dir" or Path(given_dir).expanduser().resolve() != Path(trained.get("path", ""))):
-        before = {"demo": "--demo data", "dir": f"--data-dir {trained.get('path')}"}.get(source, "the default dataset")
+            source != "dir" or Path(given_dir).expanduser().resolve() != Path(trained.get("path", ""))) or (
+            given_tfds and (source != "tfds" or tfds_source.dataset_name(given_tfds) != trained.get("tfds"))):
+        before = {"demo": "--demo data", "dir": f"--data-dir {trained.get('path')}",
+                  "tfds": f"--tfds {trained.get('tfds')}"}.get(source, "the default dataset")
         raise UsageError(f"{run_dir} was trained on {before}; --resume continues on the same data "
-                         "(omit --data-dir and --demo, or start a new run)")
+                         "(omit --data-dir, --demo and --tfds, or start a new run)")
     if source == "dir" and Path(trained["path"]).is_dir():
         from common.data import fingerprint
 
@@ -589,15 +649,16 @@ def _calling_module(depth=2):
     return spec.name if spec is not None else caller["__name__"]
 
 
-def main(description, config_cls, commands, demo=None, argv=None, presets=None, prog=None):
+def main(description, config_cls, commands, demo=None, argv=None, presets=None, prog=None, tfds=None):
     """Parse `argv`, build the context and run the chosen command; return the exit code.
 
     The program name (`python -m <domain>.<model>`) is `prog`, default the module that calls `main`.
     `demo`: field overrides for `--demo`. `presets`: name -> field overrides for `--preset`. A command
-    whose training Ctrl-C stopped prints its JSON with `"interrupted": true` and exits 130.
+    whose training Ctrl-C stopped prints its JSON with `"interrupted": true` and exits 130. `tfds`: the TFDS
+    datasets the module reads (`--tfds`).
     """
     prog = prog or _calling_module()
-    parser = build_parser(prog, description, config_cls, commands, presets, demo)
+    parser = build_parser(prog, description, config_cls, commands, presets, demo, tfds=tfds)
     args = parser.parse_args(argv)
     try:
         result, interrupted = execute(prog, config_cls, commands, args, demo, presets,
@@ -618,6 +679,7 @@ def execute(prog, config_cls, commands, args, demo=None, presets=None, argv=()):
     cmd = commands[args.command]
     ctx, created = None, False
     try:
+        _check_data_flags(args)
         picked = _resolve_run_dir(prog, args, cmd.fresh)
         resume = getattr(args, "resume", False)
         explicit = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
@@ -759,9 +821,11 @@ class Spec:
     demo: dict = None
     presets: dict = None
     model: ModelModule = None
+    tfds: dict = None  # the TFDS datasets the module reads: name -> what it is (`--tfds NAME`)
 
     def main(self, argv=None):
-        return main(self.description, self.config_cls, self.commands, self.demo, argv, self.presets, prog=self.prog)
+        return main(self.description, self.config_cls, self.commands, self.demo, argv, self.presets, prog=self.prog,
+                    tfds=self.tfds)
 
     def api(self, verb):
         """`verb` as a Python function (see the class docstring)."""
@@ -773,7 +837,7 @@ class Spec:
             else:
                 argv = [verb, *_option_flags(self._parser(verb), {"run_dir": first, **options})]
             args = build_parser(self.prog, self.description, self.config_cls, self.commands, self.presets,
-                                self.demo, parser_class=_RaisingParser).parse_args(argv)
+                                self.demo, parser_class=_RaisingParser, tfds=self.tfds).parse_args(argv)
             result, _ = execute(self.prog, self.config_cls, self.commands, args, self.demo, self.presets, argv)
             return result
 
@@ -786,7 +850,7 @@ class Spec:
 
     def _parser(self, verb):
         parser = build_parser(self.prog, self.description, self.config_cls, self.commands, self.presets, self.demo,
-                              parser_class=_RaisingParser)
+                              parser_class=_RaisingParser, tfds=self.tfds)
         return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[verb]
 
     def load(self, run_dir=None):

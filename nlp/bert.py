@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import cli
+from common.export import add_arguments as export_arguments
 from common.errors import UsageError
 
 
@@ -102,12 +103,14 @@ COMMANDS = {
                             "MLM and NSP loss/accuracy of a pretrained run on the test split"),
     "encode": cli.Command(MODEL.command("encode"), "BERT's outputs for a text or a text pair (shapes, [CLS] vector)",
                           add_arguments=_encode_arguments, reads_data=False),
+    "export": cli.Command(MODEL.command("export"), "a SavedModel of the run's encoder reading raw text",
+                          add_arguments=export_arguments, reads_data=False),
 }
 PRESETS = {"book": BOOK}
 DESCRIPTION = "BERT pretraining (masked LM + next sentence prediction) on WikiText-2, from keras-hub"
 SPEC = cli.Spec("nlp.bert", DESCRIPTION, Config, COMMANDS, DEMO, PRESETS, MODEL)
 load = SPEC.load
-pretrain, evaluate = SPEC.api("pretrain"), SPEC.api("evaluate")
+pretrain, evaluate, export = SPEC.api("pretrain"), SPEC.api("evaluate"), SPEC.api("export")
 _encode_run = SPEC.api("encode")
 
 

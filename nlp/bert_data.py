@@ -57,16 +57,21 @@ def coverage(tokenizer, texts):
             "known_fraction": round((words - unknown) / words, 4) if words else 0.0}
 
 
+def segment_packer(tokenizer, seq_len):
+    """keras-hub's `MultiSegmentPacker` of `[CLS] a [SEP] (b [SEP])`, truncated round-robin and padded to
+    `seq_len` with `tokenizer`'s ids (also inside exported graphs: `nlp.bert_model.export`)."""
+    return require_keras_hub().layers.MultiSegmentPacker(
+        sequence_length=seq_len, start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
+        pad_value=tokenizer.pad_token_id, truncate="round_robin")
+
+
 def pack_pairs(tokenizer, first, second, seq_len):
     """Pack ragged word-piece ids `first`, `second` `(n, None)` into `[CLS] a [SEP] b [SEP]`,
     truncated round-robin (the longer side loses pieces first) and padded to `seq_len`.
     `second=None` packs single segments `[CLS] a [SEP]`. Returns NumPy int32 `token_ids`,
     `segment_ids` (0 for [CLS] a [SEP], 1 for b [SEP]) and `padding_mask` (1 on real tokens),
     each `(n, seq_len)`."""
-    packer = require_keras_hub().layers.MultiSegmentPacker(
-        sequence_length=seq_len, start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
-        pad_value=tokenizer.pad_token_id, truncate="round_robin")
-    token_ids, segment_ids = packer((first,) if second is None else (first, second))
+    token_ids, segment_ids = segment_packer(tokenizer, seq_len)((first,) if second is None else (first, second))
     token_ids = np.asarray(token_ids, np.int32)
     return {"token_ids": token_ids, "segment_ids": np.asarray(segment_ids, np.int32),
             "padding_mask": (token_ids != tokenizer.pad_token_id).astype(np.int32)}

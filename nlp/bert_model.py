@@ -366,3 +366,45 @@ def encode_preset(args):
     backbone, tokenizer, seq_len = load_backbone(preset=args.preset)
     return encode_texts(backbone, tokenizer, args.texts, seq_len)
 
+
+
+def export(ctx):
+    """A SavedModel of the run's pretrained encoder reading raw text (`common.export.write`): the keras-hub
+    `BertTokenizer` (lower-casing WordPiece; unknown words -> [UNK]) and `MultiSegmentPacker` run in the graph,
+    as `encode` does. Signatures `serving_default` (input `text`) and `pair` (`text`, `text_pair`: [CLS] a [SEP]
+    b [SEP], truncated round-robin), tf.string `(b,)`; outputs `cls` float32 `(b, hidden)` (the [CLS] row of
+    the sequence output, `encode`'s vector), `sequence_output` `(b, max_len, hidden)`, `pooled_output`
+    `(b, hidden)`, `token_ids` and `padding_mask` int32 `(b, max_len)` (1 on real tokens; sequences are padded
+    to the run's --max-len). Loading it needs `import tensorflow_text` (the tokenizer's ops)."""
+    from common import export as exporting
+    from nlp import bert_data, serving
+
+    serving.saved_model_only(ctx)
+    backbone, tokenizer, seq_len = load_backbone(run_dir=ctx.run_dir)
+    packer = bert_data.segment_packer(tokenizer, seq_len)
+    module = tf.Module()
+    module.tokenizer = tokenizer
+    module.model_variables = [v.value for v in backbone.variables]  # not the Keras model (it traces its own)
+
+    def outputs(*texts):
+        token_ids, segment_ids = packer(tuple(tf.cast(tokenizer(t), tf.int32) for t in texts))
+        token_ids, segment_ids = tf.cast(token_ids, tf.int32), tf.cast(segment_ids, tf.int32)
+        padding_mask = tf.cast(token_ids != tokenizer.pad_token_id, tf.int32)
+        out = backbone({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
+        return {"cls": out["sequence_output"][:, 0], "sequence_output": out["sequence_output"],
+                "pooled_output": out["pooled_output"], "token_ids": token_ids, "padding_mask": padding_mask}
+
+    text = tf.TensorSpec([None], tf.string, name="text")
+    signatures = {"serving_default": tf.function(lambda text: outputs(text), input_signature=[text]),
+                  "pair": tf.function(lambda text, text_pair: outputs(text, text_pair),
+                                      input_signature=[text, tf.TensorSpec([None], tf.string, name="text_pair")])}
+    readme = (f"{ctx.prog} export of {ctx.run_dir}: BERT's outputs for raw text (WordPiece in the graph; "
+              f"sequences of --max-len {seq_len}, [CLS] a [SEP] (b [SEP]), padded).\n"
+              "Load it after `import tensorflow_text` (the tokenizer's ops; TensorFlow Serving links them in).\n"
+              "cls is the [CLS] row of sequence_output (what `encode` prints); padding_mask marks real tokens.\n"
+              "An unknown word becomes [UNK]; an empty string gives [CLS] [SEP] and padding.\n\n"
+              "example:\n  import tensorflow as tf, tensorflow_text  # noqa\n  model = tf.saved_model.load(DIR)\n"
+              "  model.signatures['serving_default'](text=tf.constant(['a crane is flying']))['cls']\n"
+              "  model.signatures['pair'](text=tf.constant(['a crane']), text_pair=tf.constant(['he bought it']))\n")
+    vocabulary = "".join(f"{t}\n" for t in tokenizer.get_vocabulary())
+    return exporting.write(ctx.args.out, module, signatures, readme=readme, files={"vocab.txt": vocabulary})

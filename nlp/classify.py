@@ -5,7 +5,8 @@
   `freeze_embeddings_field`, `val_ratio_field`): field factories rather than a base dataclass,
   because a base class's fields come first in a dataclass, and so in `--help`, which would
   reorder both commands' flags.
-- The run's vocabulary file (`save_vocab`, `load_vocab`; as a token list `save_tokens`, `load_tokens`), the initial word vectors with their
+- The run's vocabulary file (`save_vocab`, `load_vocab`; as a token list `save_tokens`, `load_tokens`) and class
+  names (`save_classes`), the initial word vectors with their
   one-line OOV note (`initial_embeddings`, `embeddings_report`), the seeded held-back and
   validation parts of a training split (`holdout_indices`), training with a per-epoch
   validation accuracy (`fit`), restoring a trained run (`restore`), and batch-wise class
@@ -29,6 +30,7 @@ from nlp import pretrained
 from nlp.text import UNK, Vocab, read_lines
 
 VOCAB_FILE = "vocab.txt"
+CLASSES_FILE = "classes.json"
 PAD = pretrained.PAD
 
 
@@ -98,6 +100,16 @@ def load_tokens(run_dir, missing="{run_dir} holds no vocab.txt; train into it fi
 def save_vocab(run, vocab):
     """Write `vocab` into the run directory as `vocab.txt`, one token a line in index order (`save_tokens`)."""
     save_tokens(run, vocab.idx_to_token)
+
+
+def save_classes(run, names):
+    """Write the class names (index order) into the run directory as `classes.json`, a JSON list (atomically,
+    the chief only); `evaluate`, `predict` and `export` name the model's outputs by it."""
+    import json
+
+    if run.chief:
+        with atomic_path(run.file(CLASSES_FILE)) as tmp:
+            tmp.write_text(json.dumps(list(names)), encoding="utf-8")
 
 
 def load_vocab(run_dir):

@@ -1,8 +1,10 @@
 """The IMDb large movie review dataset (the book's 15.1) and the offline demo generator.
 
 Layout (as in the canonical `aclImdb_v1.tar.gz`): `aclImdb/{train,test}/{pos,neg}/*.txt`, one
-review a file. `--data-dir` may point at `aclImdb/` or at the folder holding it; without it the
-archive is downloaded (SHA-1 checked) into the dataset cache. Reviews are lower-cased, the
+review a file; any other class folders (`train/<class>/*.txt`, any number of classes) are read the
+same way, the classes named by their folders (`class_folders`). `--data-dir` may point at `aclImdb/`
+or at the folder holding it; without it the archive is downloaded (SHA-1 checked) into the dataset
+cache. Reviews are lower-cased, the
 `<br />` line breaks removed, and split into runs of letters and digits plus `!` and `?`.
 An empty or binary review file is a one-line `DatasetError` naming it.
 
@@ -25,6 +27,7 @@ IMDB_SHA1 = "01ada507287d82875905620988597833ad4e0903"
 LABELS = ("negative", "positive")
 FOLDERS = ("neg", "pos")  # label 0, 1
 REQUIRED = [f"{split}/{folder}" for split in ("train", "test") for folder in FOLDERS]
+UNLABELLED = "unsup"  # aclImdb's train/unsup: reviews without a label
 _TOKEN = re.compile(r"[a-z0-9]+|[!?]")
 
 
@@ -55,14 +58,35 @@ def imdb_directory(data_dir=None, demo=False):
         if not (directory / "test" / "pos").is_dir():
             generate_demo(directory)
         return directory
-    return cdata.resolve_dataset("aclImdb", required=REQUIRED, url=IMDB_URL, sha1=IMDB_SHA1, data_dir=data_dir,
-                                 hint="--demo")
+    return cdata.resolve_dataset("aclImdb", required=REQUIRED if data_dir is None else ["train", "test"],
+                                 url=IMDB_URL, sha1=IMDB_SHA1, data_dir=data_dir, hint="--demo")
 
 
-def read_imdb(directory, split):
-    """`Reviews` of `directory/<split>/{neg,pos}/*.txt` (files in name order, negatives first)."""
+def class_folders(directory):
+    """The class folders of `directory/train` in name order (`("neg", "pos")` for aclImdb, whose
+    unlabelled `unsup` is left out); fewer than two is a `DatasetError`."""
+    train = Path(directory) / "train"
+    folders = tuple(sorted(p.name for p in train.iterdir() if p.is_dir() and p.name != UNLABELLED))
+    if len(folders) < 2:
+        raise DatasetError(f"{train} holds {len(folders)} class folder{'' if len(folders) == 1 else 's'}; "
+                           "a classifier needs one folder of *.txt files per class, at least two")
+    return folders
+
+
+def class_names(folders):
+    """The classes' names: aclImdb's `neg`/`pos` are `negative`/`positive`, other folders their own names."""
+    return list(LABELS) if tuple(folders) == FOLDERS else list(folders)
+
+
+def read_imdb(directory, split, folders=FOLDERS):
+    """`Reviews` of `directory/<split>/<folder>/*.txt`, labelled by the folder's index in `folders`
+    (files in name order, folder by folder); a `split` folder of another class is a `DatasetError`."""
     tokens, labels = [], []
-    for label, folder in enumerate(FOLDERS):
+    other = sorted({p.name for p in (Path(directory) / split).glob("*") if p.is_dir()} - {*folders, UNLABELLED})
+    if other:
+        raise DatasetError(f"{Path(directory) / split / other[0]} is a class the training split lacks "
+                           f"({', '.join(folders)}); remove it or add train/{other[0]}")
+    for label, folder in enumerate(folders):
         files = sorted((Path(directory) / split / folder).glob("*.txt"))
         if not files:
             raise DatasetError(f"no reviews in {Path(directory) / split / folder}; expected *.txt files")

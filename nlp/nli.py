@@ -10,6 +10,9 @@ from 0.596 to 0.613). Aggregate: the two sums of those
 vectors, concatenated, go through an MLP h and a linear layer to the three labels
 (entailment, contradiction, neutral).
 
+Data (`nlp.snli`): SNLI's official `.txt`, SNLI's or MultiNLI's JSONL, InferSent's `s1/s2/labels`
+files (auto-detected, or `--format`), or TFDS's `snli` / `multi_nli` (`--tfds`).
+
 The embedding table starts from a vectors file in GloVe text format (`--embeddings PATH`:
 real GloVe, or `vectors.txt` of an `nlp.word2vec` / `nlp.glove` run), frozen by default
 (`--no-freeze-embeddings` trains it); the vocabulary tokens the file lacks are counted and
@@ -32,6 +35,7 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
+from common.export import add_arguments as export_arguments
 from common.errors import UsageError
 from nlp import classify
 
@@ -59,6 +63,10 @@ class Config(cli.TrainConfig):
     holdout: float = field(default=0.0, metadata=cli.bounds(
         "[0, 1)", "hold this seeded share of the training split back as the 'holdout' evaluation split"))
     val_ratio: float = classify.val_ratio_field(0.05, "pairs")
+    format: str = field(default="auto", metadata={
+        "choices": ["auto", "official", "jsonl", "infersent"], "help": "--data-dir's layout: official "
+        "snli_1.0_<split>.txt, SNLI's or MultiNLI's <split>.jsonl, InferSent's s1/s2/labels.<split>, or auto "
+        "(each split from the first of these that has it)"})
     bert_run: str = field(default="", metadata={
         "help": "--model bert: an nlp.bert pretrain run directory to fine-tune", "metavar": "DIR"})
     bert_preset: str = field(default="", metadata={
@@ -87,6 +95,7 @@ def _predict_arguments(parser):
     parser.add_argument("--hypothesis", required=True, help="the hypothesis sentence")
 
 
+TFDS = {"snli": "SNLI 1.0", "multi_nli": "MultiNLI 1.0"}  # --tfds: the TFDS datasets train/evaluate read
 MODEL = cli.ModelModule("nlp.nli_model")  # the models and their training, imported when a command runs
 __getattr__ = MODEL.forward  # nlp.nli.DecomposableAttention, .build, .encode, .scores, ... from nlp.nli_model
 
@@ -97,11 +106,14 @@ COMMANDS = {
                             "a split", add_arguments=_evaluate_arguments),
     "predict": cli.Command(MODEL.command("predict"), "label and probabilities of one premise/hypothesis pair",
                            add_arguments=_predict_arguments),
+    "export": cli.Command(MODEL.command("export"), "a SavedModel of the run reading raw sentence pairs",
+                          add_arguments=export_arguments),
 }
 SPEC = cli.Spec("nlp.nli", "Natural language inference on SNLI: decomposable attention or fine-tuned BERT", Config,
-                COMMANDS, DEMO, PRESETS, MODEL)
+                COMMANDS, DEMO, PRESETS, MODEL, tfds=TFDS)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

@@ -95,9 +95,19 @@ def encode(vocab, pairs, max_len):
             "hypothesis": encode_padded(vocab, pairs.hypotheses, max_len, pad)}
 
 
+def data_source(ctx):
+    """(where, readers): the command's pairs as `snli.load_splits` reads them, from `--tfds snli` /
+    `multi_nli`, `--data-dir` in `--format`, or the demo."""
+    if ctx.tfds is not None:
+        return f"TFDS {ctx.tfds['name']}", snli.tfds_readers(ctx.tfds["name"], ctx.tfds_examples)
+    directory = snli.snli_directory(ctx.data_dir, ctx.demo)
+    return directory, snli.find_splits(directory, ctx.config.format)
+
+
 def load_splits(ctx):
     cfg = ctx.config
-    return snli.load_splits(snli.snli_directory(ctx.data_dir, ctx.demo), cfg.holdout, cfg.val_ratio, cfg.seed)
+    where, readers = data_source(ctx)
+    return snli.load_splits(where, cfg.holdout, cfg.val_ratio, cfg.seed, readers)
 
 
 def train(ctx):
@@ -111,6 +121,7 @@ def train(ctx):
         model = build(cfg, len(vocab), vocab[PAD], initial)
     run = ctx.run()
     classify.save_vocab(run, vocab)
+    classify.save_classes(run, snli.LABELS)
     fitted = classify.fit(model, run, cfg, encode(vocab, splits.train, cfg.max_len), splits.train.labels,
                           encode(vocab, splits.val, cfg.max_len), splits.val.labels)
     scores = classification_report(model, vocab, splits.evaluation, cfg.max_len)
@@ -157,8 +168,8 @@ def _print_report(split, result):
 
 def evaluate(ctx):
     cfg = ctx.config
-    name, pairs = snli.read_evaluation(snli.snli_directory(ctx.data_dir, ctx.demo), ctx.args.split, cfg.holdout,
-                                       cfg.seed)
+    where, readers = data_source(ctx)
+    name, pairs = snli.read_evaluation(where, ctx.args.split, cfg.holdout, cfg.seed, readers)
     if cfg.model == "bert":
         model, tokenizer, seq_len = restore_bert(ctx)
         predicted = class_probabilities(model, encode_bert(tokenizer, pairs, seq_len), 256).argmax(axis=1)
@@ -238,3 +249,68 @@ def restore_bert(ctx):
     ctx.restore(model)
     return model, tokenizer, seq_len
 
+
+def export(ctx):
+    """Write the run's model as a SavedModel reading raw sentence pairs (`nlp.serving.export_classifier`;
+    `export_bert` for `--model bert`): inputs `premise`, `hypothesis`, outputs `probabilities` (one
+    column per label), `label`, `words`, `unknown_words`."""
+    from nlp import serving
+
+    serving.saved_model_only(ctx)
+    names = serving.class_names(ctx.run_dir, snli.LABELS)
+    if ctx.config.model == "bert":
+        return export_bert(ctx, names)
+    model, vocab = restore(ctx)
+    return serving.export_classifier(ctx, model, model.num_classes, vocab.idx_to_token, ("premise", "hypothesis"),
+                                     serving.whitespace_tokens, names,
+                                     {"premise": "a man is sleeping .", "hypothesis": "nobody is sleeping ."})
+
+
+def export_bert(ctx, names):
+    """`export` of a `--model bert` run: `predict`'s lower-casing and whitespace split, the keras-hub
+    `BertTokenizer` and `MultiSegmentPacker` in the graph; `words` / `unknown_words` count as
+    `nlp.bert_data.coverage` (pieces not starting with ##; [UNK]). Loading it needs `import tensorflow_text`."""
+    import tensorflow as tf
+
+    from common import export as exporting
+    from nlp import serving
+
+    model, tokenizer, seq_len = restore_bert(ctx)
+    if len(names) != model.output_shape[-1]:
+        raise UsageError(f"the run's model has {model.output_shape[-1]} classes but {len(names)} class names; "
+                         "restore its classes.json")
+    packer = bert_data.segment_packer(tokenizer, seq_len)
+    module = tf.Module()
+    module.tokenizer = tokenizer
+    module.model_variables = [v.value for v in model.variables]  # not the Keras model (it traces its own)
+    starts_word = tf.constant([not t.startswith("##") for t in tokenizer.get_vocabulary()])
+    label_names, unk = tf.constant(names), tokenizer.token_to_id("[UNK]")
+
+    def pieces(text):
+        joined = tf.strings.reduce_join(serving.whitespace_tokens(text), axis=-1, separator=" ")
+        return tf.cast(tokenizer(joined), tf.int32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="premise"),
+                                  tf.TensorSpec([None], tf.string, name="hypothesis")])
+    def serve(premise, hypothesis):
+        sides = (pieces(premise), pieces(hypothesis))
+        token_ids, segment_ids = packer(sides)
+        token_ids = tf.cast(token_ids, tf.int32)
+        inputs = {"token_ids": token_ids, "segment_ids": tf.cast(segment_ids, tf.int32),
+                  "padding_mask": tf.cast(token_ids != tokenizer.pad_token_id, tf.int32)}
+        probabilities = tf.nn.softmax(model(inputs, training=False), axis=-1)
+        words = sum(tf.reduce_sum(tf.cast(tf.ragged.map_flat_values(tf.gather, starts_word, side), tf.int32), axis=1)
+                    for side in sides)
+        unknown = sum(tf.reduce_sum(tf.cast(side == unk, tf.int32), axis=1) for side in sides)
+        return {"probabilities": probabilities, "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
+                "words": words, "unknown_words": unknown}
+
+    readme = (f"{ctx.prog} export of {ctx.run_dir} (fine-tuned BERT; WordPiece in the graph, pairs of --max-len "
+              f"{seq_len}). Load it after `import tensorflow_text` (the tokenizer's ops).\n"
+              f"outputs: probabilities (columns: {', '.join(names)}), label (class name), words and unknown_words "
+              "(word pieces starting a word; [UNK]).\n\nexample:\n  import tensorflow as tf, tensorflow_text  # noqa\n"
+              "  model = tf.saved_model.load(DIR)\n  model.signatures['serving_default'](premise=tf.constant(['a man "
+              "is sleeping .']), hypothesis=tf.constant(['nobody is sleeping .']))\n")
+    files = {"labels.txt": "".join(f"{n}\n" for n in names),
+             "vocab.txt": "".join(f"{t}\n" for t in tokenizer.get_vocabulary())}
+    return exporting.write(ctx.args.out, module, {"serving_default": serve}, readme=readme, files=files)

@@ -8,6 +8,10 @@ two tables initialised from the vectors file, one trained and one kept fixed, co
 them, and runs 1-D convolutions of several widths (`--kernel-sizes 3,4,5`, `--channels`
 each) with max-over-time pooling, dropout and a linear layer.
 
+Data: aclImdb's folders (any folders `train/<class>/*.txt`, `test/<class>/*.txt`; `nlp.imdb`), a
+`train`/`test` table in CSV, TSV or JSONL (`--columns text,label`; `nlp.text_tables`), or TFDS's
+`imdb_reviews` (`--tfds`); the class names (index order) are saved as the run's `classes.json`.
+
 Embeddings start from a vectors file in GloVe text format as in `nlp.nli` (`--embeddings
 PATH`, frozen with `--freeze-embeddings`); OOV tokens are counted and reported. A seeded
 `--val-ratio` of the training reviews is held back for the per-epoch validation accuracy;
@@ -27,8 +31,9 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
+from common.export import add_arguments as export_arguments
 from common.errors import UsageError
-from nlp import classify
+from nlp import classify, text_tables
 
 
 @dataclass
@@ -50,9 +55,15 @@ class Config(cli.TrainConfig):
     embeddings: str = classify.embeddings_field()
     freeze_embeddings: bool = classify.freeze_embeddings_field(False, "(trained) embedding table")
     val_ratio: float = classify.val_ratio_field(0.1, "reviews")
+    format: str = field(default="auto", metadata={
+        "choices": ["auto", "folders", "table"], "help": "--data-dir's layout: folders (aclImdb: train/ and test/ "
+        "holding a folder of *.txt per class), table (train and test .csv/.tsv/.jsonl), or auto-detected"})
+    columns: str = field(default="text,label", metadata={
+        "help": "a table's text column and label column", "metavar": "TEXT,LABEL"})
 
     def validate(self):
         super().validate()
+        text_tables.parse_columns(self.columns)
         if self.model == "textcnn" and len(self.kernel_sizes) != len(self.channels):
             raise UsageError(f"--kernel-sizes has {len(self.kernel_sizes)} widths but --channels has "
                              f"{len(self.channels)} counts; give one count per width")
@@ -71,6 +82,7 @@ def _predict_arguments(parser):
     parser.add_argument("text", help="the review to classify")
 
 
+TFDS = {"imdb_reviews": "the 25k/25k IMDb reviews"}  # --tfds: the TFDS datasets train/evaluate read
 MODEL = cli.ModelModule("nlp.sentiment_model")  # the models and their training, imported when a command runs
 __getattr__ = MODEL.forward  # nlp.sentiment.BiRNN, .TextCNN, .build, .test_accuracy, ... from nlp.sentiment_model
 
@@ -80,11 +92,14 @@ COMMANDS = {
     "evaluate": cli.Command(MODEL.command("evaluate"), "test accuracy of a trained run"),
     "predict": cli.Command(MODEL.command("predict"), "label and probability of one review",
                            add_arguments=_predict_arguments),
+    "export": cli.Command(MODEL.command("export"), "a SavedModel of the run reading raw reviews",
+                          add_arguments=export_arguments),
 }
 SPEC = cli.Spec("nlp.sentiment", "Sentiment analysis on IMDb: bidirectional LSTM or TextCNN", Config, COMMANDS, DEMO,
-                PRESETS, MODEL)
+                PRESETS, MODEL, tfds=TFDS)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

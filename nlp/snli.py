@@ -6,8 +6,16 @@ Layouts, found in `--data-dir` or in its `snli_1.0/` folder (the zip's), nothing
 - official `snli_1.0.zip`: `snli_1.0_{train,dev,test}.txt`, tab separated with a header row;
   the label is `gold_label`, the sentences are `sentence1_binary_parse` and
   `sentence2_binary_parse` with their parentheses stripped, as the book does;
-- tokenised, one pair a line: `s1.{split}` (premises), `s2.{split}` (hypotheses),
-  `labels.{split}` (the real dev set is in `../shared/data/snli/`).
+- tokenised, one pair a line (InferSent's): `s1.{split}` (premises), `s2.{split}` (hypotheses),
+  `labels.{split}` (the real dev set is in `../shared/data/snli/`);
+- JSONL, one object a line, as SNLI's and MultiNLI's zips ship them (`snli_1.0_{split}.jsonl`,
+  `multinli_1.0_{train,dev_matched,dev_mismatched}.jsonl`, or `{split}.jsonl`): `gold_label`,
+  `sentence1`, `sentence2` (their `*_binary_parse` fields, where present, give the tokens as above;
+  every other field is ignored). Also found in `multinli_1.0/`.
+
+`--format` picks one layout; `auto` reads each split from the first layout that has it, in the
+order above (SNLI's zip holds the same pairs as `.txt` and `.jsonl`). `tfds_readers` reads TFDS's
+`snli` and `multi_nli` instead.
 
 Pairs labelled '-' (no annotator majority) are dropped; any other label outside
 entailment / contradiction / neutral, and files of different line counts, are one-line
@@ -35,6 +43,14 @@ SNLI_SHA1 = "9fcde07509c7e87ec61c640c1b2753d9041758e4"
 LABELS = ("entailment", "contradiction", "neutral")  # the book's label indices 0, 1, 2
 SPLITS = ("train", "dev", "test")
 ZIP_FOLDER = "snli_1.0"  # what snli_1.0.zip extracts to
+ZIP_FOLDERS = (ZIP_FOLDER, "multinli_1.0")
+FORMATS = ("official", "jsonl", "infersent")  # --format (besides auto), in auto's order of preference
+JSONL_PREFIXES = ("snli_1.0_", "multinli_1.0_")
+# TFDS's label order (ClassLabel names of `snli` and `multi_nli`; -1: no gold label) and split names
+TFDS_LABELS = ("entailment", "neutral", "contradiction")
+TFDS_SPLITS = {"snli": {"train": "train", "dev": "validation", "test": "test"},
+               "multi_nli": {"train": "train", "dev_matched": "validation_matched",
+                             "dev_mismatched": "validation_mismatched"}}
 HOLDOUT = "holdout"
 _PARENS = re.compile(r"[()]")
 _SPACES = re.compile(r"\s{2,}")
@@ -70,12 +86,13 @@ def _tokens(sentence):
 
 def _pairs(premises, hypotheses, labels, source, first_line=1):
     """`Pairs` of the lines whose label is not '-'; `DatasetError` naming the line of the first
-    unknown label (`first_line`: the file line of the first pair)."""
+    unknown label (`first_line`: the file line of the first pair, or a list of each pair's line)."""
     index = {**{name: i for i, name in enumerate(LABELS)}, "-": -1}
     ids = np.fromiter((index.get(label, -2) for label in labels), dtype=np.int32, count=len(labels))
     bad = np.flatnonzero(ids == -2)
     if len(bad):
-        raise DatasetError(f"{source} line {bad[0] + first_line}: unknown label {labels[bad[0]]!r}; "
+        line = first_line[bad[0]] if isinstance(first_line, list) else bad[0] + first_line
+        raise DatasetError(f"{source} line {line}: unknown label {labels[bad[0]]!r}; "
                            f"expected one of {', '.join(LABELS)} (or '-', which is skipped)")
     keep = np.flatnonzero(ids >= 0)
     return Pairs([_tokens(premises[i]) for i in keep], [_tokens(hypotheses[i]) for i in keep], ids[keep])
@@ -120,21 +137,75 @@ def read_tokenised(directory, split):
     return _pairs(premises, hypotheses, [label.strip() for label in labels], files[2])
 
 
-def find_splits(directory):
-    """Split name -> reader (a function returning `Pairs`) for every split in `directory`,
-    official files taking precedence over tokenised ones of the same split."""
+def read_jsonl(path):
+    """`Pairs` of one SNLI / MultiNLI JSONL file (`gold_label`, `sentence1`, `sentence2` per line; the
+    `*_binary_parse` fields, where present, stripped of their parentheses; other fields ignored)."""
+    import json
+
+    lines = read_lines(path, "NLI JSONL file", "pass SNLI's or MultiNLI's .jsonl files as distributed")
+    numbers = [i for i, line in enumerate(lines, 1) if line.strip()]
+    if not numbers:
+        raise DatasetError(f"{path} is empty; it needs one JSON object a line with gold_label, sentence1, sentence2")
+    firsts, seconds, labels = [], [], []
+    for number in numbers:
+        try:
+            row = json.loads(lines[number - 1])
+        except ValueError as e:
+            raise DatasetError(f"{path} line {number} is not JSON ({e.msg}); write one object a line") from None
+        missing = [k for k in ("gold_label", "sentence1", "sentence2") if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise DatasetError(f"{path} line {number} has no {', '.join(missing)}; SNLI's JSONL gives every pair "
+                               "gold_label, sentence1 and sentence2")
+        parse = [row.get(f"sentence{i}_binary_parse") for i in (1, 2)]
+        firsts.append(strip_parse(parse[0]) if parse[0] else row["sentence1"])
+        seconds.append(strip_parse(parse[1]) if parse[1] else row["sentence2"])
+        labels.append(str(row["gold_label"]).strip())
+    return _pairs(firsts, seconds, labels, path, first_line=numbers)
+
+
+def _jsonl_split(path):
+    stem = path.stem
+    return next((stem[len(p):] for p in JSONL_PREFIXES if stem.startswith(p)), stem)
+
+
+def find_splits(directory, format="auto"):
+    """Split name -> reader (a function returning `Pairs`) for every split in `directory` in `format`
+    (one of `FORMATS`), or with "auto" in every format, the official files taking precedence over JSONL
+    and JSONL over tokenised ones of the same split."""
     directory = Path(directory)
     found = {}
-    for path in sorted(directory.glob("labels.*")):
-        split = path.name.split(".", 1)[1]
-        found[split] = lambda split=split: read_tokenised(directory, split)
-    for path in sorted(directory.glob("snli_1.0_*.txt")):
-        found[path.stem[len("snli_1.0_"):]] = lambda path=path: read_official(path)
+    if format in ("auto", "infersent"):
+        for path in sorted(directory.glob("labels.*")):
+            split = path.name.split(".", 1)[1]
+            found[split] = lambda split=split: read_tokenised(directory, split)
+    if format in ("auto", "jsonl"):
+        for path in sorted(directory.glob("*.jsonl")):
+            found[_jsonl_split(path)] = lambda path=path: read_jsonl(path)
+    if format in ("auto", "official"):
+        for path in sorted(directory.glob("snli_1.0_*.txt")):
+            found[path.stem[len("snli_1.0_"):]] = lambda path=path: read_official(path)
     return found
 
 
+def tfds_readers(name, examples):
+    """Split name (`train`, `dev`, `test`; MultiNLI's `dev_matched`, `dev_mismatched`) -> reader of the
+    TFDS dataset `name` (`snli` or `multi_nli`), `examples(tfds_split)` giving its numpy dicts (`premise`,
+    `hypothesis`, `label` in `TFDS_LABELS` order, -1 dropped); sentences lower-cased and split on whitespace."""
+    to_ours = np.asarray([LABELS.index(n) for n in TFDS_LABELS] + [-1], np.int32)  # TFDS's -1 -> -1
+
+    def read(split):
+        rows = list(examples(split))
+        ids = to_ours[np.asarray([r["label"] for r in rows], np.int64).reshape(-1)]
+        keep = np.flatnonzero(ids >= 0)
+        return Pairs([_tokens(rows[i]["premise"].decode("utf-8")) for i in keep],
+                     [_tokens(rows[i]["hypothesis"].decode("utf-8")) for i in keep], ids[keep])
+
+    return {ours: lambda split=split: read(split) for ours, split in TFDS_SPLITS[name.split("/")[0]].items()}
+
+
 def _holds_splits(directory):
-    return directory.is_dir() and (any(directory.glob("labels.*")) or any(directory.glob("snli_1.0_*.txt")))
+    return directory.is_dir() and any(any(directory.glob(pattern))
+                                      for pattern in ("labels.*", "snli_1.0_*.txt", "*.jsonl"))
 
 
 def snli_directory(data_dir=None, demo=False):
@@ -153,11 +224,12 @@ def snli_directory(data_dir=None, demo=False):
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise DatasetError(f"--data-dir {root} does not exist or is not a directory")
-    found = next((d for d in (root, root / ZIP_FOLDER) if _holds_splits(d)), None)
+    found = next((d for d in (root, *(root / f for f in ZIP_FOLDERS)) if _holds_splits(d)), None)
     if found is None:
-        raise DatasetError(f"snli: no snli_1.0_<split>.txt nor s1/s2/labels.<split> files in {root} "
-                           f"(nor in its {ZIP_FOLDER}/); pass the folder that holds them")
-    first = sorted(p.name for p in [*found.glob("labels.*"), *found.glob("snli_1.0_*.txt")])[0]
+        raise DatasetError(f"snli: no snli_1.0_<split>.txt, <split>.jsonl nor s1/s2/labels.<split> files in {root} "
+                           f"(nor in its {'/ or '.join(ZIP_FOLDERS)}/); pass the folder that holds them")
+    first = sorted(p.name for p in [*found.glob("labels.*"), *found.glob("snli_1.0_*.txt"),
+                                    *found.glob("*.jsonl")])[0]
     return cdata.resolve_dataset("snli", required=[first], data_dir=found)
 
 
@@ -199,15 +271,16 @@ def _evaluation_name(readers, train_name, holdout, directory):
     """The split a run scores: `holdout` when it holds one back, else `test`, else `dev` (not trained on)."""
     if holdout > 0:
         return HOLDOUT
-    name = next((s for s in ("test", "dev") if s in readers and s != train_name), None)
+    name = next((s for s in ("test", "dev", "dev_matched") if s in readers and s != train_name), None)
     if name is None:
         raise UsageError(f"{directory} holds only the {train_name} split: pass --holdout 0.1 to hold a part "
                          "of it back for evaluation")
     return name
 
 
-def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
-    """Read the splits of `directory` and arrange them for training (`Splits`).
+def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0, readers=None):
+    """Read the splits of `directory` (or `readers`, split name -> reader, from `find_splits` or
+    `tfds_readers`, with `directory` naming their source) and arrange them for training (`Splits`).
 
     Trains on `train`, else on `dev` when it is the only labelled split besides `test` (the
     shared copy of SNLI holds only dev). `holdout` > 0 holds a seeded part of the training split
@@ -215,7 +288,7 @@ def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
     `dev` (when not trained on). `val_ratio` carves the per-epoch validation part out of what
     remains for training.
     """
-    readers = find_splits(directory)
+    readers = find_splits(directory) if readers is None else readers
     train_name = _training_name(readers, directory)
     full = _read_split(readers[train_name], train_name, directory)
     kept, held = holdout_indices(len(full), holdout, seed)  # (all, none) when holdout is 0
@@ -228,11 +301,12 @@ def load_splits(directory, holdout=0.0, val_ratio=0.0, seed=0):
     return Splits(rest.subset(fit), rest.subset(val), evaluation, evaluation_name, train_name, readers)
 
 
-def read_evaluation(directory, name=None, holdout=0.0, seed=0):
+def read_evaluation(directory, name=None, holdout=0.0, seed=0, readers=None):
     """`(name, Pairs)` of the split `name` of `directory`, by default the one `load_splits` scores
     with the same `holdout` and `seed`. Reads that split's files once and nothing else, except the
-    training split (once) for `holdout`. `UsageError` listing the splits there are for another name."""
-    readers = find_splits(directory)
+    training split (once) for `holdout`. `UsageError` listing the splits there are for another name.
+    `readers`: as for `load_splits`."""
+    readers = find_splits(directory) if readers is None else readers
     train_name = _training_name(readers, directory)
     if holdout > 0:
         def held_back(read_train=readers[train_name]):

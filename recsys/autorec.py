@@ -17,11 +17,13 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from recsys.movielens import MovieLensConfig, recommend_arguments
+from recsys.movielens import TFDS, MovieLensConfig, recommend_arguments
 
 
 @dataclass
 class Config(MovieLensConfig):
+    NEEDS_RATINGS = True  # a table needs a rating column
+
     epochs: int = 40
     batch_size: int = 256
     lr: float = 0.002
@@ -47,7 +49,7 @@ COMMANDS = {
                            add_arguments=recommend_arguments),
 }
 SPEC = cli.Spec("recsys.autorec", "Item-based AutoRec on MovieLens (explicit ratings)", Config, COMMANDS, DEMO,
-                model=MODEL)
+                model=MODEL, tfds=TFDS)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
 

@@ -13,6 +13,7 @@ from common.data import epoch_dataset
 from common.models import ScaledLossModel
 from recsys.movielens import recommend, save_id_maps
 from recsys.splits import load_splits
+from recsys.tables import interaction_source
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -71,7 +72,8 @@ def heldout_rmse(model, known, heldout):
 
 def _load(ctx):
     cfg = ctx.config
-    return load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed, cfg.dataset)
+    return load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed,
+                       **interaction_source(ctx))
 
 
 def train(ctx):

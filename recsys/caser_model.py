@@ -12,6 +12,7 @@ from recsys.movielens import recommend
 from recsys.ranking import pairwise_dataset, ranking_report
 from recsys.ranking_model import PairwiseRanker, fit_ranker
 from recsys.splits import load_splits
+from recsys.tables import interaction_source
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -68,7 +69,7 @@ def build(config, num_users, num_items):
 
 
 def _load(ctx):
-    return load_splits(ctx.data_dir, ctx.demo, "seq-aware", dataset=ctx.config.dataset)
+    return load_splits(ctx.data_dir, ctx.demo, "seq-aware", **interaction_source(ctx))
 
 
 def report(model, known, heldout, config):
@@ -119,3 +120,20 @@ def predict(ctx):
         return restore(ctx, train_set.num_users, train_set.num_items).score_all((users, window))[0]
 
     return recommend(ctx, train_set, scores_of)
+
+
+def export(ctx):
+    """A SavedModel of the run (`recsys.serving.export_top_k`): a user id of the data in, the `--k` items with
+    the highest scores given the user's last `--window` training items (held in the SavedModel) among those
+    the user has no training interaction with out (as `predict`)."""
+    import tensorflow as tf
+
+    from recsys import serving
+
+    serving.check_export(ctx)
+    train_set = _load(ctx).train
+    model = restore(ctx, train_set.num_users, train_set.num_items)
+    windows = tf.Variable(latest_windows(train_set, np.arange(train_set.num_users), ctx.config.window,
+                                         train_set.num_items), trainable=False, name="latest_windows")
+    return serving.export_top_k(ctx, model, train_set,
+                                lambda users: model.score_all((users, tf.gather(windows, users))), tracked=[windows])

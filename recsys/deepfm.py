@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
+from common.export import add_arguments as export_arguments
 from recsys import fm
 from recsys.ctr import click_arguments
 
@@ -31,10 +32,13 @@ COMMANDS = {
     "evaluate": cli.Command(MODEL.command("evaluate"), "test AUC and log loss of a trained run"),
     "predict": cli.Command(MODEL.command("predict"), "click probabilities of rows given as in the data",
                            add_arguments=click_arguments, reads_data=False),
+    "export": cli.Command(MODEL.command("export"), "a SavedModel of the run: a row of raw values in, click "
+                          "probability out", add_arguments=export_arguments, reads_data=False),
 }
 SPEC = cli.Spec("recsys.deepfm", "DeepFM for click-through rate", Config, COMMANDS, DEMO, model=MODEL)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

@@ -31,3 +31,7 @@ def evaluate(ctx):
 
 def predict(ctx):
     return fm_model.predict(ctx, build)
+
+
+def export(ctx):
+    return fm_model.export(ctx, build)

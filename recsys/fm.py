@@ -12,6 +12,7 @@ seeded `--val-ratio` of the training rows is held out and scored every epoch (`v
     python -m recsys.fm train --data-dir PATH/TO/ctr # the book's train.csv/test.csv
     python -m recsys.fm train --dataset criteo --data-dir PATH/TO/criteo --data-file train.txt
     python -m recsys.fm train --dataset criteo --demo  # a generated file in the Kaggle layout
+    python -m recsys.fm train --dataset table --data-dir D --numeric price --categorical ad,site  # your CSV
     python -m recsys.fm evaluate                     # the newest run, on the data it was trained on
     python -m recsys.fm predict --data FILE          # click probability of each line (the data's format)
 """
@@ -19,6 +20,8 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
+from common.export import add_arguments as export_arguments
+from common.errors import UsageError
 from recsys.ctr import CTR_THRESHOLD, click_arguments
 
 
@@ -32,14 +35,32 @@ class Config(cli.TrainConfig):
         "help": "pairwise term (--no-interactions: logistic regression)"})
     weight_decay: float = field(default=1e-3, metadata=cli.bounds("[0, inf)", "L2 penalty on the batch's embeddings"))
     dataset: str = field(default="ctr", metadata={
-        "choices": ["ctr", "criteo"], "help": (
-            "ctr: the book's train.csv/test.csv; criteo: one Criteo file (Kaggle train.txt layout), streamed")})
-    data_file: str = field(default="train.txt", metadata={"help": "Criteo file inside --data-dir"})
+        "choices": ["ctr", "criteo", "table"], "help": (
+            "ctr: the book's train.csv/test.csv; criteo: one Criteo file (Kaggle train.txt layout), streamed; "
+            "table: a CSV/TSV/Parquet file with --label, --numeric and --categorical columns")})
+    data_file: str = field(default="train.txt", metadata={"help": (
+        "Criteo file inside --data-dir; for --dataset table the table (default: its only .csv/.tsv/.parquet)")})
+    label: str = field(default="label", metadata={"help": "--dataset table: the 0/1 click column"})
+    numeric: str = field(default="", metadata={"metavar": "A,B,...", "help": (
+        "--dataset table: numeric columns (bucketed as Criteo's integers: floor(ln(v)^2) above 2)")})
+    categorical: str = field(default="", metadata={"metavar": "C,D,...", "help": (
+        "--dataset table: categorical columns (values of any type)")})
+    format: str = field(default="auto", metadata={"choices": ["auto", "csv", "tsv", "parquet"], "help": (
+        "--dataset table: the table's format (auto: from its extension)")})
     threshold: int = field(default=CTR_THRESHOLD, metadata=cli.at_least(
         1, "values rarer than this share a bucket"))
-    test_ratio: float = field(default=0.1, metadata=cli.bounds("(0, 1)", "Criteo rows held out for the test set"))
+    test_ratio: float = field(default=0.1, metadata=cli.bounds(
+        "(0, 1)", "Criteo or table rows held out for the test set"))
     val_ratio: float = field(default=0.1, metadata=cli.bounds(
         "(0, 1)", "training rows held out for the per-epoch validation AUC and log loss"))
+
+    def validate(self):
+        super().validate()
+        table = self.numeric or self.categorical or self.format != "auto"
+        if self.dataset == "table" and not (self.numeric or self.categorical):
+            raise UsageError("--dataset table needs its feature columns: --numeric A,B and/or --categorical C,D")
+        if self.dataset != "table" and table:
+            raise UsageError("--numeric, --categorical and --format describe a table: add --dataset table")
 
 
 DEMO = {}
@@ -53,10 +74,13 @@ COMMANDS = {
     "evaluate": cli.Command(MODEL.command("evaluate"), "test AUC and log loss of a trained run"),
     "predict": cli.Command(MODEL.command("predict"), "click probabilities of rows given as in the data",
                            add_arguments=click_arguments, reads_data=False),
+    "export": cli.Command(MODEL.command("export"), "a SavedModel of the run: a row of raw values in, click "
+                          "probability out", add_arguments=export_arguments, reads_data=False),
 }
 SPEC = cli.Spec("recsys.fm", "Factorization machine for click-through rate", Config, COMMANDS, DEMO, model=MODEL)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from common import distribute, training
 from common.data import epoch_dataset
-from common.errors import DlsuiteError, UsageError
+from common.errors import DatasetError, DlsuiteError, UsageError
 from common.models import ScaledLossModel
 from recsys import criteo
 from recsys.ctr import CTR_FIELDS, CTRData, FieldVocabulary, ctr_dir, load_ctr, raw_rows
 from recsys.splits import split_rows
+from recsys.tables import find_table, numeric_tokens, read_click_table
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -126,8 +127,36 @@ def load(ctx):
     if cfg.dataset == "ctr":
         train_set, test_set = load_ctr(ctr_dir(ctx.data_dir, ctx.demo), cfg.threshold)
         return (*split_rows(train_set, cfg.val_ratio, cfg.seed), test_set)
+    if cfg.dataset == "table":
+        return load_table(ctx)
     cache = criteo.prepare_criteo(criteo_file(ctx), cfg.threshold, cfg.test_ratio, cfg.val_ratio, cfg.seed)
     return tuple(cache.part(name) for name in criteo.PARTS)
+
+
+def click_table(ctx):
+    """(path, format) of the `--dataset table` file: --data-dir/--data-file, else the only table in --data-dir."""
+    cfg = ctx.config
+    if ctx.demo or ctx.data_dir is None:
+        raise UsageError("--dataset table reads your table: pass --data-dir (and --data-file if it holds several)")
+    given = cfg.data_file if (Path(ctx.data_dir) / cfg.data_file).is_file() else ""
+    return find_table(ctx.data_dir, cfg.format, given)
+
+
+def load_table(ctx):
+    """(fit, validation, test) CTRData of a `--dataset table` file: rows drawn into the parts as Criteo's are
+    (`criteo.row_uniforms`, by row index and seed), the vocabulary counted on the training rows (fit and
+    validation) with `--threshold`, as `criteo.prepare_criteo` does."""
+    cfg = ctx.config
+    labels, raw = read_click_table(*click_table(ctx), cfg.label, cfg.numeric, cfg.categorical)
+    parts = criteo._assign_parts(criteo.row_uniforms(cfg.seed, 0, len(labels)), cfg.test_ratio, cfg.val_ratio)
+    vocabulary = FieldVocabulary(raw[parts != 2], cfg.threshold)
+    features = vocabulary.encode(raw)
+    out = tuple(CTRData(features[parts == p], labels[parts == p], vocabulary.field_dims, vocabulary) for p in range(3))
+    for name, part in zip(criteo.PARTS, out):
+        if not len(part):
+            raise DatasetError(f"{len(labels)} rows give no {name} rows with --test-ratio {cfg.test_ratio} and "
+                               f"--val-ratio {cfg.val_ratio}; use more rows")
+    return out
 
 
 def dataset(config, fit, epoch, strategy=None):
@@ -194,10 +223,26 @@ def evaluate(ctx, build_model=build):
     return {**ctr_report(model, test), "test_rows": len(test)}
 
 
-def rows_to_features(dataset, vocabulary, lines, what):
-    """Lines in the format of `dataset` ("ctr" or "criteo") -> int32 `(rows, fields)` feature ids of `vocabulary`."""
+def rows_to_features(dataset, vocabulary, lines, what, config=None):
+    """Lines in the format of `dataset` ("ctr", "criteo" or "table") -> int32 `(rows, fields)` feature ids of
+    `vocabulary`. A table's lines hold the run `config`'s --numeric then --categorical values, comma separated
+    (after the label, if any)."""
     if dataset == "ctr":
         return vocabulary.encode(raw_rows(lines, CTR_FIELDS, what))
+    if dataset == "table":
+        numeric = len([c for c in config.numeric.split(",") if c.strip()])
+        raw = raw_rows(lines, len(vocabulary.values), what)
+        if numeric:
+            values = raw[:, :numeric]
+            numbers = np.full(values.shape, np.nan)
+            given = values != ""
+            try:
+                numbers[given] = values[given].astype(np.float64)
+            except ValueError:
+                raise DatasetError(f"{what}: the first {numeric} values of a row are the numeric columns "
+                                   f"({config.numeric}); a value is not a number") from None
+            raw[:, :numeric] = np.stack([numeric_tokens(numbers[:, c]) for c in range(numeric)], axis=1)
+        return vocabulary.encode(raw)
     raw = raw_rows(lines, criteo.FIELDS, what)
     try:
         return vocabulary.encode(criteo.raw_tokens(raw))
@@ -218,17 +263,35 @@ def predict(ctx, build_model=build):
     args = ctx.args
     if not args.row and args.data is None:
         raise UsageError("give the rows to score: --row LINE [LINE ...] and/or --data FILE")
-    dataset = ctx.config.dataset
+    cfg = ctx.config
     features = []
     if args.row:
         vocabulary = run_vocabulary(ctx)
-        features.append(rows_to_features(dataset, vocabulary, args.row, "--row"))
+        features.append(rows_to_features(cfg.dataset, vocabulary, args.row, "--row", cfg))
     if args.data is not None:
         if not args.data.is_file():
             raise UsageError(f"--data {args.data}: no such file")
         vocabulary = run_vocabulary(ctx)
-        with open(args.data, encoding="latin-1") as f:
-            features.append(rows_to_features(dataset, vocabulary, f, str(args.data)))
+        if cfg.dataset == "table":  # a table with the run's feature columns (a label column is not needed)
+            kind = cfg.format if cfg.format != "auto" else find_table(args.data.parent, "auto", args.data.name)[1]
+            features.append(vocabulary.encode(read_click_table(args.data, kind, None, cfg.numeric,
+                                                               cfg.categorical)[1]))
+        else:
+            with open(args.data, encoding="latin-1") as f:
+                features.append(rows_to_features(cfg.dataset, vocabulary, f, str(args.data), cfg))
     features = np.concatenate(features)
     model = restore(ctx, CTRData(features, np.zeros(len(features), np.float32), vocabulary.field_dims), build_model)
     return {"rows": len(features), "probabilities": np.round(click_probabilities(model, features), 6).tolist()}
+
+
+def export(ctx, build_model=build):
+    """A SavedModel of the run (`recsys.serving.export_clicks`): a row of raw values in, as the data holds them,
+    the click probability out; the tokens and the run's vocabulary lookup run in the graph, as `predict`."""
+    from recsys import serving
+
+    serving.check_export(ctx)
+    vocabulary = run_vocabulary(ctx)
+    fields = len(vocabulary.values)
+    model = restore(ctx, CTRData(np.zeros((1, fields), np.int32), np.zeros(1, np.float32), vocabulary.field_dims),
+                    build_model)
+    return serving.export_clicks(ctx, model, vocabulary)

@@ -24,11 +24,13 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from recsys.movielens import MovieLensConfig, recommend_arguments
+from recsys.movielens import TFDS, MovieLensConfig, export_arguments, recommend_arguments
 
 
 @dataclass
 class Config(MovieLensConfig):
+    NEEDS_RATINGS = True  # a table needs a rating column
+
     epochs: int = 40
     batch_size: int = 8192
     lr: float = field(default=0.0035, metadata=cli.positive(
@@ -64,11 +66,14 @@ COMMANDS = {
     "evaluate": cli.Command(MODEL.command("evaluate"), "test RMSE of a trained run"),
     "predict": cli.Command(MODEL.command("predict"), "recommend unrated items for one user",
                            add_arguments=recommend_arguments),
+    "export": cli.Command(MODEL.command("export"), "a SavedModel of the run: user id in, top-k unrated items out",
+                          add_arguments=export_arguments),
 }
 SPEC = cli.Spec("recsys.mf", "Matrix factorization on MovieLens (explicit ratings)", Config, COMMANDS, DEMO, PRESETS,
-                MODEL)
+                MODEL, tfds=TFDS)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,7 @@ from common.models import ScaledLossModel
 from recsys.lazy_adam import LazyAdam
 from recsys.movielens import RATING_SCALE, recommend, save_id_maps
 from recsys.splits import load_splits
+from recsys.tables import interaction_source
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -218,7 +219,8 @@ def rating_rmse(model, part):
 
 def _load(ctx):
     cfg = ctx.config
-    return load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed, cfg.dataset)
+    return load_splits(ctx.data_dir, ctx.demo, "random", cfg.test_ratio, cfg.val_ratio, cfg.seed,
+                       **interaction_source(ctx))
 
 
 def _build(config, splits):
@@ -286,3 +288,24 @@ def predict(ctx):
         return predict_ratings(restore(ctx, splits), np.full(len(items), user), items, train_set.rating_scale)
 
     return recommend(ctx, train_set, scores_of, "predicted_ratings", 3)
+
+
+def export(ctx):
+    """A SavedModel of the run (`recsys.serving.export_top_k`): a user id of the data in, the `--k` items with
+    the highest predicted ratings (clipped to the rating scale, as `predict`) among those the user has not
+    rated in training out."""
+    from recsys import serving
+
+    serving.check_export(ctx)
+    splits = _load(ctx)
+    model, train_set = restore(ctx, splits), splits.train
+    low, high = train_set.rating_scale
+
+    def scores_of(users):
+        items = tf.range(model.num_items)
+        p, _, user_bias, _ = model.lookup(users, tf.zeros_like(users))
+        _, q, _, item_bias = model.lookup(tf.zeros_like(items), items)
+        ratings = tf.matmul(p, q, transpose_b=True) + user_bias[:, None] + item_bias[None, :] + model.global_mean
+        return tf.clip_by_value(ratings, low, high)
+
+    return serving.export_top_k(ctx, model, train_set, scores_of)

@@ -4,12 +4,14 @@ Ratings files are parsed by pandas' C reader in chunks (`read_rating_columns`), 
 to dense indices (`Interactions.user_ids`/`item_ids` map them back); everything after parsing
 is NumPy. Interaction data is an `Interactions` record of parallel arrays (zero-based user and
 item ids, ratings, timestamps). The splits are `recsys.splits`, the implicit-feedback index,
-negative sampling and sequence windows `recsys.implicit`, the book's CTR files `recsys.ctr`.
-`MovieLensConfig` (the `--dataset` flag) is light: importing this module loads NumPy only.
+negative sampling and sequence windows `recsys.implicit`, the book's CTR files `recsys.ctr`, your own
+tables and TFDS's ratings `recsys.tables`. `MovieLensConfig` (`--dataset`, and `--columns`, `--format`,
+`--data-file` for a table) is light: importing this module loads NumPy only.
 """
 import dataclasses
 import itertools
 import re
+import typing
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -38,8 +40,9 @@ class Interactions:
 
     users, items: int32 `(n,)`; ratings: float32 `(n,)` (1 for implicit feedback);
     timestamps: int64 `(n,)` (seconds); `num_users`/`num_items` size the id spaces.
-    `user_ids`/`item_ids` give the file's id of each dense index (None: dense index + 1),
-    `rating_scale` the release's (lowest, highest) rating.
+    `user_ids`/`item_ids` give the file's id of each dense index (None: dense index + 1; ints, or str
+    for a table's string ids), `rating_scale` the (lowest, highest) rating; `explicit` False for
+    implicit feedback (a table without a rating column).
     """
 
     users: np.ndarray
@@ -52,6 +55,7 @@ class Interactions:
     user_ids: np.ndarray = None
     item_ids: np.ndarray = None
     rating_scale: tuple = RATING_SCALE
+    explicit: bool = True
 
     def __len__(self):
         return len(self.users)
@@ -111,18 +115,75 @@ RATING_FIELDS = ("user", "item", "rating", "timestamp")
 CHUNK_ROWS = 2_000_000
 
 
+def parse_columns(text, flag="--columns", fields=RATING_FIELDS, required=2):
+    """`"user,item,rating"` -> `["user", "item", "rating", None]`: one entry per field of `fields`, a
+    column name, a 0-based position (int), or None where absent (given empty: `"u,i,,ts"`)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not required <= len(parts) <= len(fields) or any(not p for p in parts[:required]):
+        raise UsageError(f"{flag} takes {','.join(fields[:required])}[,{'][,'.join(fields[required:])}] "
+                         f"(column names or 0-based positions), got {text!r}")
+    named = [int(p) if p.isdigit() else (p or None) for p in parts]
+    return named + [None] * (len(fields) - len(named))
+
+
+TABLE_CHOICES = ["auto", "movielens", "csv", "tsv", "parquet"]
+# --tfds: the TFDS datasets the MovieLens trainers read (`recsys.tables.read_tfds_ratings`)
+TFDS = {"movielens": "its -ratings configs, e.g. movielens/100k-ratings, movielens/1m-ratings"}
+
+
 @dataclass
 class MovieLensConfig(cli.TrainConfig):
-    """The `--dataset` flag of every MovieLens trainer (their Configs add the model's own)."""
+    """The data flags of every MovieLens trainer (their Configs add the model's own): a MovieLens
+    release (`--dataset`) or a table of interactions (`--columns`, `--format`, `--data-file`).
+    `NEEDS_RATINGS`: the model fits ratings, so a table needs a rating column."""
+
+    NEEDS_RATINGS: typing.ClassVar[bool] = False
 
     dataset: str = field(default="ml-100k", metadata={"choices": list(RELEASES), "help": (
         "MovieLens release: --data-dir holds its ratings file (u.data, ratings.dat or ratings.csv) or <name>.zip")})
+    columns: str = field(default="", metadata={"metavar": "USER,ITEM[,RATING][,TIME]", "help": (
+        "read a CSV/TSV/Parquet table of interactions in --data-dir instead: its user, item and optional rating "
+        "and timestamp columns, names or 0-based positions (u,i,,t: no rating); ids of any type; no rating "
+        "column: implicit feedback")})
+    format: str = field(default="auto", metadata={"choices": TABLE_CHOICES, "help": (
+        "auto: a table when --columns is given (format from its extension), else the MovieLens release")})
+    data_file: str = field(default="", metadata={"metavar": "NAME", "help": (
+        "the table inside --data-dir (default: its only .csv, .tsv or .parquet file)")})
+
+    def validate(self):
+        super().validate()
+        if self.columns:
+            spec = parse_columns(self.columns)
+            if self.format == "movielens":
+                raise UsageError("--columns reads a table; --format movielens reads the release's own file "
+                                 "(omit one)")
+            if self.NEEDS_RATINGS and spec[2] is None:
+                raise UsageError(f"--columns {self.columns} has no rating column, and this model fits ratings: "
+                                 "add it (user,item,rating), or train recsys.neumf or recsys.caser on implicit "
+                                 "feedback")
+        elif self.format not in ("auto", "movielens") or self.data_file:
+            flag = f"--format {self.format}" if self.format not in ("auto", "movielens") else "--data-file"
+            raise UsageError(f"{flag} reads a table: give its --columns user,item[,rating][,timestamp]")
+
+    def source(self):
+        """The data options of `recsys.splits.load_splits`: {dataset, format, columns, data_file}."""
+        return {"dataset": self.dataset, "format": self.format, "columns": self.columns,
+                "data_file": self.data_file}
 
 
 def recommend_arguments(parser):
     """`predict --user ID [--top N]`: the flags of the MovieLens recommenders' predict command."""
-    parser.add_argument("--user", type=int, required=True, help="user id as in the ratings file")
+    parser.add_argument("--user", required=True, help="user id as in the ratings file or table (e.g. 3 or alice)")
     parser.add_argument("--top", type=cli.positive_int, default=10, help="how many items to recommend (default: 10)")
+
+
+def export_arguments(parser):
+    """`export --out DIR [--k N]`: the export flags (`common.export.add_arguments`) and the items per user."""
+    from common.export import add_arguments
+
+    add_arguments(parser)
+    parser.add_argument("--k", type=cli.positive_int, default=10,
+                        help="items returned per user, best first (default: 10, as predict's --top)")
 
 
 def _read_declared_counts(directory):
@@ -316,18 +377,21 @@ def load_id_maps(run_dir, data):
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DatasetError(f"{path} is damaged ({reason}); it maps the run's ids to the ratings file's, so train a "
                            "new run") from None
-    if any(len(a) != len(b) or np.any(a != b) for a, b in zip(maps, current)):
+    if any(len(a) != len(b) or a.dtype.kind != b.dtype.kind or np.any(a != b) for a, b in zip(maps, current)):
         raise DatasetError(f"the user/item ids in {data.source} differ from those the run was trained on "
                            f"({path}); pass the --data-dir it was trained on")
     return maps
 
 
 def user_index(run_dir, data, user):
-    """The dense index of the ratings file's user id `user` and the run's dense -> file item ids
-    (`load_id_maps`): (int, `(num_items,)`); UsageError when `data` has no such user."""
+    """The dense index of the file's user id `user` (an int, or text: "3", "alice") and the run's dense -> file
+    item ids (`load_id_maps`): (int, `(num_items,)`); UsageError when `data` has no such user."""
     user_ids, item_ids = load_id_maps(run_dir, data)
-    dense = int(np.searchsorted(user_ids, user))
-    if dense >= len(user_ids) or user_ids[dense] != user:
+    key = str(user)
+    if user_ids.dtype.kind in "iu":
+        key = int(key) if re.fullmatch(r"\s*-?[0-9]+\s*", key) else None
+    dense = int(np.searchsorted(user_ids, key)) if key is not None else len(user_ids)
+    if dense >= len(user_ids) or user_ids[dense] != key:
         raise UsageError(f"--user {user} is not a user id of {data.source} "
                          f"(ids {user_ids[0]}..{user_ids[-1]}, {len(user_ids)} users)")
     return dense, item_ids
@@ -340,7 +404,8 @@ def recommend(ctx, data, scores_of, key="scores", digits=4):
     dense, item_ids = user_index(ctx.run_dir, data, ctx.args.user)
     scores = np.asarray(scores_of(dense))
     top = top_unrated(scores, data, dense, ctx.args.top)
-    return {"user": ctx.args.user, "items": item_ids[top].tolist(), key: np.round(scores[top], digits).tolist()}
+    user = data.file_ids("user", np.array([dense]))[0].item()
+    return {"user": user, "items": item_ids[top].tolist(), key: np.round(scores[top], digits).tolist()}
 
 
 def top_unrated(scores, data, user, top):
@@ -499,3 +564,4 @@ def movielens_dir(data_dir=None, demo=False, dataset="ml-100k"):
 def load_movielens(data_dir=None, demo=False, dataset="ml-100k"):
     """`read_movielens` of `movielens_dir(data_dir, demo, dataset)`."""
     return read_movielens(movielens_dir(data_dir, demo, dataset), dataset)
+

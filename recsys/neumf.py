@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 
 from common import cli
-from recsys.movielens import recommend_arguments
+from recsys.movielens import TFDS, export_arguments, recommend_arguments
 from recsys.ranking import RankingConfig, protocol_arguments
 
 
@@ -43,10 +43,14 @@ COMMANDS = {
                             add_arguments=protocol_arguments),
     "predict": cli.Command(MODEL.command("predict"), "recommend items for one user (not those they interacted with)",
                            add_arguments=recommend_arguments),
+    "export": cli.Command(MODEL.command("export"), "a SavedModel of the run: user id in, top-k unrated items out",
+                          add_arguments=export_arguments),
 }
-SPEC = cli.Spec("recsys.neumf", "NeuMF on MovieLens (implicit feedback, BPR)", Config, COMMANDS, DEMO, model=MODEL)
+SPEC = cli.Spec("recsys.neumf", "NeuMF on MovieLens (implicit feedback, BPR)", Config, COMMANDS, DEMO, model=MODEL,
+                tfds=TFDS)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

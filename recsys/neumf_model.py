@@ -12,6 +12,7 @@ from recsys.movielens import recommend
 from recsys.ranking import pairwise_dataset, ranking_report
 from recsys.ranking_model import PairwiseRanker, fit_ranker
 from recsys.splits import load_splits
+from recsys.tables import interaction_source
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -77,7 +78,7 @@ def build(config, num_users, num_items):
 
 
 def _load(ctx):
-    return load_splits(ctx.data_dir, ctx.demo, "seq-aware", dataset=ctx.config.dataset)
+    return load_splits(ctx.data_dir, ctx.demo, "seq-aware", **interaction_source(ctx))
 
 
 def report(model, known, heldout, k, negatives=None, seed=0):
@@ -123,3 +124,14 @@ def predict(ctx):
     train_set = _load(ctx).train
     return recommend(ctx, train_set, lambda user: restore(ctx, train_set.num_users, train_set.num_items).score_all(
         np.array([user], np.int32))[0])
+
+
+def export(ctx):
+    """A SavedModel of the run (`recsys.serving.export_top_k`): a user id of the data in, the `--k` items with
+    the highest scores among those the user has no training interaction with out (as `predict`)."""
+    from recsys import serving
+
+    serving.check_export(ctx)
+    train_set = _load(ctx).train
+    model = restore(ctx, train_set.num_users, train_set.num_items)
+    return serving.export_top_k(ctx, model, train_set, model.score_all)

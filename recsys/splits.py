@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.errors import DatasetError, UsageError
-from recsys.movielens import Interactions, load_movielens
+from recsys.movielens import Interactions
+from recsys.tables import load_interactions
 
 def _check_split(train, test, how):
     for name, part in (("training", train), ("test", test)):
@@ -97,9 +98,10 @@ def split(data, mode, test_ratio=0.1, seed=0):
     raise UsageError(f"unknown split {mode!r}; choose random or seq-aware")
 
 
-def load_split(data_dir=None, demo=False, mode="random", test_ratio=0.1, seed=0, dataset="ml-100k"):
-    """MovieLens (or the demo data) split by `split(data, mode, ...)` -> (train, test) `Interactions`."""
-    return split(load_movielens(data_dir, demo, dataset), mode, test_ratio, seed)
+def load_split(data_dir=None, demo=False, mode="random", test_ratio=0.1, seed=0, dataset="ml-100k", **table):
+    """MovieLens, a table or TFDS (`table`: format, columns, data_file, tfds; see `recsys.tables.load_interactions`)
+    or the demo data, split by `split(data, mode, ...)` -> (train, test) `Interactions`."""
+    return split(load_interactions(data_dir, demo, dataset, **table), mode, test_ratio, seed)
 
 
 @dataclass
@@ -118,9 +120,9 @@ class Splits:
 
 
 def load_splits(data_dir=None, demo=False, mode="random", test_ratio=0.1, val_ratio=0.05, seed=0,
-                dataset="ml-100k"):
+                dataset="ml-100k", **table):
     """`load_split`, then `hold_out_validation` of its training part -> `Splits`."""
-    train, test = load_split(data_dir, demo, mode, test_ratio, seed, dataset)
+    train, test = load_split(data_dir, demo, mode, test_ratio, seed, dataset, **table)
     fit, val = hold_out_validation(train, mode, val_ratio, seed)
     return Splits(train, fit, val, test)
 

@@ -15,6 +15,7 @@ learning; `evaluate` and `model.keras` use those weights.
     python -m rl.dqn train [--epochs 40 --steps-per-epoch 2500 ...]
     python -m rl.dqn evaluate [--episodes 20]      # {"mean_return": ...}
     python -m rl.dqn predict --observation 0.1,0,-0.2,0.3   # {"action": ..., "q_values": [...]}
+    python -m rl.dqn export --out DIR [--format tflite]    # SavedModel: observation -> action, q_values
 
 The gradient steps run under `ctx.strategy` (a global batch split over replicas);
 the environment, the replay buffer and the epsilon-greedy actor live on the host.
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 
 from common import cli
 from common.errors import UsageError
+from common.export import add_arguments as export_arguments
 
 
 @dataclass
@@ -101,11 +103,14 @@ COMMANDS = {
                             add_arguments=_evaluate_arguments, reads_data=False),
     "predict": cli.Command(MODEL.command("predict"), "the greedy action and Q-values for one observation",
                            add_arguments=_predict_arguments, reads_data=False),
+    "export": cli.Command(MODEL.command("export"), "write the greedy policy as a SavedModel (and TFLite) to serve",
+                          add_arguments=export_arguments, reads_data=False),
 }
 SPEC = cli.Spec("rl.dqn", "Deep Q-network on a gymnasium environment (CartPole-v1)", Config, COMMANDS, DEMO,
                 model=MODEL)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

@@ -322,3 +322,48 @@ def predict(ctx):
     restore(ctx, agent, ["best"])
     q_values = agent.best_net(observation[None, :], training=False).numpy()[0]
     return {"action": int(np.argmax(q_values)), "q_values": [float(q) for q in q_values]}
+
+
+def export(ctx):
+    """Write the kept (best-validation) Q-network as a SavedModel (`common.export`): input `observation`
+    float32 (batch, obs_dim) as the environment gives it (Box, flattened); outputs `q_values` float32
+    (batch, n_actions) and `action` int32 (batch,), the greedy action (the first on a tie, as `predict`)."""
+    from common import export as exporting
+
+    options = exporting.options(ctx.args)  # --out and --format/--quantize checked before the agent is built
+    config = ctx.config
+    agent = build(config, distribute.make_strategy("default"))
+    restore(ctx, agent, ["best"])
+    module = tf.Module()
+    module.q_net = agent.best_net
+
+    @tf.function(input_signature=[tf.TensorSpec([None, agent.obs_dim], tf.float32, name="observation")])
+    def serve(observation):
+        q_values = tf.cast(module.q_net(observation, training=False), tf.float32)
+        return {"q_values": q_values, "action": tf.argmax(q_values, axis=-1, output_type=tf.int32)}
+
+    example = ", ".join(["0.0"] * agent.obs_dim)
+    readme = (f"DQN greedy policy for {config.env} (python -m rl.dqn export, run {ctx.run_dir}).\n"
+              f"Input: observation, float32 [batch, {agent.obs_dim}], as the environment returns it.\n"
+              f"Outputs: q_values float32 [batch, {agent.n_actions}], action int32 [batch] (argmax of q_values).\n\n"
+              "Example (Python, TensorFlow only):\n"
+              "  import tensorflow as tf\n"
+              "  serve = tf.saved_model.load(DIR).signatures['serving_default']\n"
+              f"  serve(observation=tf.constant([[{example}]]))['action']\n")
+    return exporting.write(ctx.args.out, module, {"serving_default": serve}, readme=readme, **options,
+                           representative_dataset=_representative_observations(config.env, agent.obs_dim))
+
+
+def _representative_observations(env_id, obs_dim, steps=200, seed=EVAL_SEED_BASE):
+    """TFLite's representative dataset for int8 calibration: `steps` observations of seeded episodes under
+    random actions, one (1, obs_dim) float32 batch at a time."""
+    def batches():
+        env = make_env(env_id)
+        env.action_space.seed(seed)
+        obs, _ = env.reset(seed=seed)
+        for _ in range(steps):
+            yield [np.asarray(obs, np.float32).reshape(1, obs_dim)]
+            obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                obs, _ = env.reset()
+    return batches

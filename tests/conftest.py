@@ -25,7 +25,11 @@ def shared_data():
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Every test gets its own working directory (runs/ lands there) and dataset cache."""
+    """Every test gets its own working directory (runs/ lands there), dataset cache and record of the datasets
+    resolved (`common.data.resolved_datasets`, which config.json records)."""
+    import common.data
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DLSUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(common.data, "_RESOLVED", {})
     yield

@@ -72,7 +72,7 @@ def test_demo_and_preset_help_show_sizes_as_typed():
 # --- the Python API: one function per command, the same verbs everywhere --------------------------
 CONTRACT = ("train", "evaluate", "predict")
 # verbs a module may have besides the contract's: word-vector queries, BERT's encoder outputs, a GP's plots
-OTHER_VERBS = {"similar", "analogy", "encode", "plot"}
+OTHER_VERBS = {"similar", "analogy", "encode", "plot", "export"}
 # the field's own word replacing a contract verb (a module's VERBS), and the modules where the field uses it
 DOMAIN_VERBS = {"pretrain": ("nlp.bert",), "generate": ("gan.gan", "gan.dcgan"), "fit": ("gp_hpo.gp",),
                 "run": ("gp_hpo.hpo",)}

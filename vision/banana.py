@@ -208,6 +208,12 @@ def generate_bananas(root, num_train=1000, num_val=100, seed=0, max_objects=1, s
 
 
 # --- tf.data pipeline --------------------------------------------------------------------
+def resize_image(image, image_size):
+    """A uint8 image `(h, w, 3)` (or a batch) resized to `(image_size, image_size, 3)`: bilinear, rounded back to
+    uint8. The one resize of the detector's input, in training, `predict` and the exported model alike."""
+    return tf.cast(tf.round(tf.image.resize(image, [image_size, image_size])), tf.uint8)
+
+
 def decoded_dataset(paths, labels, sizes, image_size):
     """Cached dataset of `(uint8 image (image_size, image_size, 3), labels (objects, 5))`.
 
@@ -219,7 +225,7 @@ def decoded_dataset(paths, labels, sizes, image_size):
     def load(path, label):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         if resize:
-            image = tf.cast(tf.round(tf.image.resize(image, [image_size, image_size])), tf.uint8)
+            image = resize_image(image, image_size)
         image.set_shape([image_size, image_size, 3])
         return image, label
 

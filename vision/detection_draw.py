@@ -24,10 +24,10 @@ def _font(size):
     return ImageFont.load_default(size=size)
 
 
-def draw_detections(image, detections, threshold, best=False):
+def draw_detections(image, detections, threshold, best=False, classes=None):
     """PIL image with the detections `(k, 6)` (normalized boxes, by decreasing score) scoring
-    >= threshold drawn in white with `class:score`; with `best`, an image with none of those
-    gets its best detection drawn in grey instead."""
+    >= threshold drawn in white with `class:score` (the class's name from `classes`, else its
+    index); with `best`, an image with none of those gets its best detection drawn in grey instead."""
     image = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
     draw = ImageDraw.Draw(image)
     w, h = image.size
@@ -40,12 +40,16 @@ def draw_detections(image, detections, threshold, best=False):
     for cls, score, *box in keep:
         xy = [box[0] * w, box[1] * h, box[2] * w, box[3] * h]
         draw.rectangle(xy, outline=colour, width=max(2, w // 128))
-        draw.text((xy[0] + 3, xy[1] + 2), f"{int(cls)}:{score:.2f}", fill=colour, font=font)
+        name = classes[int(cls)] if classes else int(cls)
+        draw.text((xy[0] + 3, xy[1] + 2), f"{name}:{score:.2f}", fill=colour, font=font)
     return image
 
 
 def read_images(paths, image_size):
-    """The images at `paths` as RGB PIL images, plus their `(n, size, size, 3)` uint8 resized batch."""
+    """The images at `paths` as RGB PIL images, plus their `(n, size, size, 3)` uint8 batch, resized as the
+    training pipeline and the exported model resize (`vision.banana.resize_image`)."""
+    from vision.banana import resize_image  # TensorFlow: loaded when a detector is about to run
+
     originals = []
     for path in paths:
         try:
@@ -53,18 +57,18 @@ def read_images(paths, image_size):
                 originals.append(im.convert("RGB"))
         except (OSError, ValueError) as e:
             raise DatasetError(f"cannot read image {path} ({e.__class__.__name__}); pass PNG or JPEG files") from None
-    batch = np.stack([np.asarray(im.resize((image_size, image_size), Image.BILINEAR)) for im in originals])
+    batch = np.stack([resize_image(np.asarray(im), image_size).numpy() for im in originals])
     return originals, batch
 
 
-def write_detection_grid(detector, paths, image_size, path, threshold=DRAW_THRESHOLD):
+def write_detection_grid(detector, paths, image_size, path, threshold=DRAW_THRESHOLD, classes=None):
     """A PNG grid of `paths` (drawn at their own resolution) with the boxes scoring >= threshold
-    (white), or else each image's best box (grey)."""
+    (white), or else each image's best box (grey), labelled with `classes` names when given."""
     import tensorflow as tf
 
     originals, batch = read_images(paths, image_size)
     dets = detector(tf.constant(batch)).numpy()
-    images = [np.asarray(draw_detections(np.asarray(im), d, threshold, best=True).resize((256, 256)))
+    images = [np.asarray(draw_detections(np.asarray(im), d, threshold, best=True, classes=classes).resize((256, 256)))
               for im, d in zip(originals, dets)]
     images += [np.zeros_like(images[0])] * (-len(images) % 4)
     grid = np.concatenate([np.concatenate(images[i:i + 4], axis=1) for i in range(0, len(images), 4)], axis=0)

@@ -11,6 +11,7 @@ IoU from a confusion matrix.
     python -m vision.fcn train --dataset voc2012 --crop 320x480 --width 64   # the book's setting
     python -m vision.fcn evaluate [--run-dir R] [--data-dir DIR]
     python -m vision.fcn predict IMAGE... [--run-dir R] [--out DIR]
+    python -m vision.fcn export --out DIR [--probabilities] [--format tflite]   # serve it: docs/export.md
 """
 import re
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from common import cli
 from common.errors import UsageError
+from common.export import add_arguments as export_arguments
 from vision.architectures import BACKBONES, FEATURE_STRIDE, HEADS
 
 
@@ -77,7 +79,13 @@ class Config(cli.TrainConfig):
         "choices": ["photos", "shapes", "voc2012"],
         "help": "photos: offline set of textured objects on real photographs (300 train / 60 val, "
                 "vision.photo_segmentation); shapes: offline generated shapes on flat textures; voc2012: Pascal VOC "
-                "(download or cache); --data-dir overrides all three"})
+                "(download or cache); --data-dir (VOC or mask folders, --format) overrides all three"})
+    num_classes: int = field(default=0, metadata=cli.at_least(
+        0, "output classes; 0: as many as the data names (classes.txt, class_names.txt; VOC: 21)"))
+    format: str = field(default="auto", metadata={
+        "choices": ["auto", "voc", "masks"],
+        "help": "layout of --data-dir: voc (VOCdevkit/VOC2012) or masks (classes.txt, train/ and val/ each with "
+                "images/ and masks/ PNGs of class indices, 255 = ignore); auto: detected"})
     shapes_train: int = field(default=800, metadata=cli.at_least(1, "images in the generated shapes train split"))
     shapes_val: int = field(default=100, metadata=cli.at_least(1, "images in the generated shapes val split"))
     shapes_size: tuple = field(default=(128, 160), metadata=_size_range(
@@ -119,19 +127,30 @@ def _predict_arguments(parser):
     parser.add_argument("--out", help="output directory (default: RUN_DIR/predictions)")
 
 
+def _export_arguments(parser):
+    export_arguments(parser)
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also output every pixel's per-class probabilities (batch, H, W, classes)")
+
+
 MODEL = cli.ModelModule("vision.fcn_model")  # the model, its training and evaluation, imported when a command runs
 __getattr__ = MODEL.forward  # vision.fcn.build_fcn, .build, .make_scorer, .masked_cross_entropy, ... (fcn_model)
 
 COMMANDS = {
-    "train": cli.Command(MODEL.command("train"), "train FCN on VOC2012-format data", trains=True),
+    "train": cli.Command(MODEL.command("train"), "train FCN on VOC2012-format data or image and mask folders",
+                         trains=True),
     "evaluate": cli.Command(MODEL.command("evaluate"), "pixel accuracy and mIoU of a trained run",
                             _evaluate_arguments),
     "predict": cli.Command(MODEL.command("predict"), "write palette-overlay PNGs for images", _predict_arguments),
+    "export": cli.Command(cli.ModelModule("vision.serving").command("fcn_export"),
+                          "write a SavedModel (and TFLite) segmenting encoded images, to serve",
+                          add_arguments=_export_arguments),
 }
 SPEC = cli.Spec("vision.fcn", "FCN semantic segmentation (d2l 14.11; FCN-16s/8s of Long et al.)", Config, COMMANDS,
                 DEMO, PRESETS, MODEL)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

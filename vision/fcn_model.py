@@ -17,7 +17,8 @@ from common import training
 from common.distribute import per_replica_batch_size, use_xla
 from common.errors import DatasetError, UsageError
 from common.files import writable_dir
-from vision import photo_segmentation, voc
+from vision import mask_folders, photo_segmentation, voc
+from vision.detection_data import read_class_names
 from vision.architectures import FEATURE_STRIDE, HEADS
 from vision.resnet_model import build_backbone
 from vision.segmentation_metrics import confusion_matrix, iou_by_name, mean_iou, pixel_accuracy, trimap_labels
@@ -127,30 +128,46 @@ def make_optimizer(cfg, steps_per_epoch, model):
 
 def build(cfg, steps_per_epoch=1, weights=None):
     """The FCN for `cfg`, compiled with its optimizer and the masked loss (call it under a strategy scope)."""
-    model = build_fcn(voc.NUM_CLASSES, cfg.backbone, weights or cfg.backbone_weights, cfg.width, cfg.head)
+    model = build_fcn(cfg.num_classes or voc.NUM_CLASSES, cfg.backbone, weights or cfg.backbone_weights, cfg.width,
+                      cfg.head)  # num_classes 0 (a run from before it followed the data): VOC's 21
     model.compile(make_optimizer(cfg, steps_per_epoch, model), loss=masked_cross_entropy, jit_compile=use_xla())
     return model
 
 
 # --- data ---------------------------------------------------------------------------
 def dataset_root(ctx):
-    """The VOC2012 directory to read: --data-dir, the VOC cache/download, or the generated photos or shapes set."""
+    """The directory to read: --data-dir (the mask-folder layout's root or VOC2012, `--format` or detected), the
+    VOC cache/download, or the generated photos or shapes set (VOC2012)."""
     cfg = ctx.config
-    if ctx.data_dir is not None or cfg.dataset == "voc2012":
-        return voc.voc_root(ctx.data_dir)
+    if ctx.data_dir is not None:
+        fmt, root = mask_folders.detect_format(ctx.data_dir, cfg.format)
+        return root if fmt == "masks" else voc.voc_root(root)
+    if cfg.format == "masks":
+        raise UsageError("--format masks reads --data-dir; pass the folder holding classes.txt, train/ and val/")
+    if cfg.dataset == "voc2012":
+        return voc.voc_root(None)
     if cfg.dataset == "photos":
         return photo_segmentation.photo_voc(seed=cfg.data_seed)
     return voc.shapes_voc(cfg.shapes_train, cfg.shapes_val, cfg.shapes_size, seed=cfg.data_seed)
 
 
+def class_names(root):
+    """The class names of a dataset root: the mask-folder layout's classes.txt, else VOC's (`voc.class_names`)."""
+    return mask_folders.class_names(root) if mask_folders.is_layout(root) else voc.class_names(root)
+
+
 def _split(root, split, names=None):
-    """Image paths, label paths and (N, 2) sizes of `split`, every label checked against the set's `names`
-    (`voc.class_names(root)` when not given)."""
-    names = names or voc.class_names(root)
-    names_file = Path(root) / voc.CLASS_NAMES_FILE
-    images, labels = voc.read_split(root, split)
+    """Image paths, label paths and (N, 2) sizes of `split` (VOC's or the mask-folder layout's), every label
+    checked against the set's `names` (`class_names(root)` when not given)."""
+    names = names or class_names(root)
+    if mask_folders.is_layout(root):
+        names_file, formats = Path(root) / mask_folders.CLASSES_FILE, tuple(sorted(mask_folders.IMAGE_FORMATS))
+        images, labels = mask_folders.read_split(root, split)
+    else:
+        names_file, formats = Path(root) / voc.CLASS_NAMES_FILE, ("JPEG",)
+        images, labels = voc.read_split(root, split)
     return images, labels, voc.check_split(images, labels, num_classes=len(names),
-                                           names_file=names_file if names_file.exists() else None)
+                                           names_file=names_file if names_file.exists() else None, formats=formats)
 
 
 def make_scorer(model, trimap_px=4):
@@ -161,16 +178,17 @@ def make_scorer(model, trimap_px=4):
     `voc.PAD_LABEL`, so neither scored nor taken for a boundary); one traced function serves every batch.
     """
     spec = (tf.TensorSpec((None, None, None, 3), tf.float32), tf.TensorSpec((None, None, None), tf.int32))
+    num_classes = int(model.output_shape[-1])
 
     @tf.function(input_signature=spec)
     def batch_counts(x, y):
         predicted = tf.argmax(model(x, training=False), axis=-1)
         band = trimap_labels(y, trimap_px, outside_index=voc.PAD_LABEL)
         y = tf.where(tf.equal(y, voc.PAD_LABEL), voc.IGNORE_INDEX, y)
-        return (confusion_matrix(y, predicted, voc.NUM_CLASSES), confusion_matrix(band, predicted, voc.NUM_CLASSES))
+        return confusion_matrix(y, predicted, num_classes), confusion_matrix(band, predicted, num_classes)
 
     def scorer(images, labels, sizes, batch_size):
-        cm = np.zeros((2, voc.NUM_CLASSES, voc.NUM_CLASSES), np.int64)
+        cm = np.zeros((2, num_classes, num_classes), np.int64)
         pad_to = voc.padded_size(sizes, FEATURE_STRIDE)
         for x, y in voc.eval_dataset(images, labels, batch_size, pad_to, label_pad=voc.PAD_LABEL):
             cm += np.stack([c.numpy() for c in batch_counts(x, y)])
@@ -189,12 +207,16 @@ def _scores(cms, prefix=""):
 def train(ctx):
     cfg = ctx.config
     root = dataset_root(ctx)
-    names = voc.class_names(root)
+    names = class_names(root)
     images, labels, sizes = _split(root, "train", names)
     rescale = cfg.scale != (1.0, 1.0)
     if not rescale:
         images, labels = voc.filter_by_size(images, labels, sizes, cfg.crop)
     val = _split(root, "val", names)
+    if cfg.num_classes and cfg.num_classes < len(names):
+        raise DatasetError(f"{root} names {len(names)} classes; pass --num-classes {len(names)} or more, or 0 (as many "
+                           "as the data names)")
+    cfg.num_classes = cfg.num_classes or len(names)  # recorded in config.json
     per_replica_batch_size(cfg.batch_size, ctx.strategy)
     steps = len(images) // cfg.batch_size
     if steps == 0:
@@ -202,7 +224,7 @@ def train(ctx):
     with ctx.strategy.scope():
         model = build(cfg, steps)
     run = ctx.run()
-
+    run.write_json("classes.json", list(names))  # what evaluate, predict and export call the indices
     scorer = make_scorer(model, cfg.trimap_px)
 
     def on_epoch_end(epoch, logs):
@@ -224,7 +246,8 @@ def train(ctx):
 
 def restore(ctx):
     """The FCN of `ctx.run_dir`, rebuilt from its config and restored from its newest intact checkpoint."""
-    model = build_fcn(voc.NUM_CLASSES, ctx.config.backbone, "none", ctx.config.width, ctx.config.head)
+    cfg = ctx.config
+    model = build_fcn(cfg.num_classes or voc.NUM_CLASSES, cfg.backbone, "none", cfg.width, cfg.head)
     ctx.restore(model)
     return model
 
@@ -232,7 +255,7 @@ def restore(ctx):
 def evaluate(ctx):
     cfg = ctx.config
     root = dataset_root(ctx)
-    names = voc.class_names(root)  # the set's class_names.txt, else the 21 VOC names
+    names = evaluation_names(ctx.run_dir, root)
     images, labels, sizes = _split(root, ctx.args.split, names)
     model = restore(ctx)
     tic = time.perf_counter()
@@ -240,6 +263,19 @@ def evaluate(ctx):
     return {**_scores(cms), "split": ctx.args.split, "images": len(images), "trimap_px": cfg.trimap_px,
             "images_per_s": round(len(images) / (time.perf_counter() - tic), 2),
             "iou": iou_by_name(cms[0], names), "trimap_iou": iou_by_name(cms[1], names)}
+
+
+def evaluation_names(run_dir, root):
+    """The class names to score a run with on `root`: the run's (classes.json), which a set that names its
+    classes (classes.txt, class_names.txt) must repeat; a run without classes.json takes the set's."""
+    trained = read_class_names(run_dir)
+    named = mask_folders.is_layout(root) or (Path(root) / voc.CLASS_NAMES_FILE).exists()
+    if trained is None or not named:
+        return trained or class_names(root)
+    if class_names(root) != trained:
+        raise DatasetError(f"{root} names its classes {', '.join(class_names(root))}, but the run was trained on "
+                           f"{', '.join(trained)}; evaluate on data with the run's classes")
+    return trained
 
 
 def segment(model, image):

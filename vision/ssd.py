@@ -1,4 +1,4 @@
-"""TinySSD single-shot multibox detection (D2L 14.7): `python -m vision.ssd train|evaluate|predict`.
+"""TinySSD single-shot multibox detection (D2L 14.7): `python -m vision.ssd train|evaluate|predict|export`.
 
 The book's model: a base network (three down-sampling blocks, 16/32/64 channels), three
 more down-sampling blocks (128 channels) and a global max pool give five feature maps;
@@ -19,7 +19,8 @@ the same global batch. `--ignore-iou 0.4` leaves background anchors that overlap
 almost enough to be positive out of the class loss (RetinaNet's band); `--pos-iou` sets the IoU
 from which anchors are positives (the book's 0.5). `--demo` uses positives from 0.4 and ignores 0.3-0.4.
 
-Data: `--data-dir` with the banana-detection layout, else `--source generated` (the
+Data: `--data-dir` in COCO's layout, Pascal VOC's XML or the banana-detection layout (detected, or
+`--format`; `vision.detection_data`), any number of named classes, else `--source generated` (the
 default: the offline generated banana set, written once into the cache; it depends on
 `--data-seed` only, so `--seed` varies training, not the data) or `--source download`
 (the book's archive, SHA-1 checked).
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from common import cli
 from common.errors import UsageError
+from common.export import add_arguments as export_arguments
 from vision.detection_draw import DRAW_THRESHOLD
 
 # the --class-loss choices, the class losses of `vision.ssd_loss.ssd_loss`
@@ -61,7 +63,11 @@ class Config(cli.TrainConfig):
         "anchors whose IoU with an object is at least this are assigned to it (positives; each object's "
         "best anchor always is): the book's 0.5")))
     image_size: int = field(default=256, metadata={"help": "square input side in pixels, a multiple of 64"})
-    num_classes: int = field(default=1, metadata=cli.at_least(1, "object classes (the banana set has 1)"))
+    num_classes: int = field(default=0, metadata=cli.at_least(0, "object classes; 0: as many as the data has"))
+    format: str = field(default="auto", metadata={
+        "choices": ["auto", "coco", "voc", "banana"],
+        "help": "layout of --data-dir: COCO (annotations/instances_<split>.json + <split>/), Pascal VOC XML "
+                "(Annotations/, JPEGImages/, ImageSets/Main/) or banana (bananas_train/label.csv); auto: detected"})
     flip: bool = field(default=True, metadata={"help": "random horizontal flips (boxes flipped too)"})
     source: str = field(default="generated", metadata={
         "choices": ["generated", "download"],
@@ -109,6 +115,13 @@ def _predict_arguments(parser):
                         help="draw boxes scoring at least this in white; an image with none gets its best box in grey")
 
 
+def _export_arguments(parser):
+    export_arguments(parser)
+    parser.add_argument("--max-detections", type=cli.positive_int, default=100,
+                        help="detections per image after NMS; the outputs are padded to this many (default: 100)")
+
+
+TFDS = {"voc": "Pascal VOC detection, voc/2012 or voc/2007: 20 classes"}  # --tfds: what train/evaluate read
 MODEL = cli.ModelModule("vision.ssd_model")  # the model, its training and evaluation, imported when a command runs
 __getattr__ = MODEL.forward  # vision.ssd.TinySSD, .build, .make_detector, .SIZES, ... from vision.ssd_model
 
@@ -121,16 +134,21 @@ def _predict(ctx):
 
 
 COMMANDS = {
-    "train": cli.Command(MODEL.command("train"), "train TinySSD on banana-detection data", trains=True),
+    "train": cli.Command(MODEL.command("train"), "train TinySSD on COCO, VOC or banana-detection data", trains=True),
     "evaluate": cli.Command(MODEL.command("evaluate"),
-                            "mAP@.5, COCO mAP, class_err and bbox_mae on the validation split"),
+                            "mAP@.5, COCO mAP (and per named class), class_err and bbox_mae on the validation split"),
     "predict": cli.Command(_predict, "draw predicted boxes on images",
                            add_arguments=_predict_arguments),
+    "export": cli.Command(cli.ModelModule("vision.serving").command("ssd_export"),
+                          "write a SavedModel (and TFLite) detecting boxes on encoded images, to serve",
+                          add_arguments=_export_arguments),
 }
 PRESETS = {"book": BOOK}
-SPEC = cli.Spec("vision.ssd", "TinySSD object detection (D2L 14.7)", Config, COMMANDS, DEMO, PRESETS, MODEL)
+SPEC = cli.Spec("vision.ssd", "TinySSD object detection (D2L 14.7)", Config, COMMANDS, DEMO, PRESETS, MODEL,
+                tfds=TFDS)
 main, load = SPEC.main, SPEC.load
 train, evaluate, predict = SPEC.api("train"), SPEC.api("evaluate"), SPEC.api("predict")
+export = SPEC.api("export")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ import tensorflow as tf
 from common import training
 from common.data import epoch_seed
 from common.distribute import per_replica_batch_size, scale_loss, use_xla
-from common.errors import DatasetError
+from common.errors import DatasetError, UsageError
 from common.files import writable_dir
-from vision import banana
+from vision import banana, detection_data
 from vision.boxes import multibox_prior, multibox_target, top_detections
 from vision.detection_draw import draw_detections, read_images, write_detection_grid
 from vision.detection_eval import bbox_abs_errors, class_errors, coco_map
@@ -126,13 +126,14 @@ class TinySSD(keras.Model):
 def build(config, total_steps=None):
     """A compiled TinySSD for `config` (call under the strategy scope); `total_steps` is the
     length of the run, which the cosine schedule (`training.CosineSchedule`) decays over."""
-    model = TinySSD(config.num_classes, config.image_size, config.bbox_loss, config.class_loss, config.neg_ratio,
+    num_classes = config.num_classes or 1  # 0 ("from the data") before any data is read: the banana set's 1
+    model = TinySSD(num_classes, config.image_size, config.bbox_loss, config.class_loss, config.neg_ratio,
                     config.ignore_iou, config.pos_iou, name="tinyssd")
     model(tf.zeros([1, config.image_size, config.image_size, 3], tf.uint8))
     if config.class_loss == "focal":  # start every anchor at background probability 0.99 (RetinaNet)
         for i in range(5):
             head = getattr(model, f"cls_{i}")
-            head.bias.assign(prior_bias(model.num_anchors, config.num_classes))
+            head.bias.assign(prior_bias(model.num_anchors, num_classes))
     lr = config.lr
     if config.lr_schedule == "cosine" and total_steps:
         lr = training.CosineSchedule(config.lr, total_steps)
@@ -174,24 +175,62 @@ def detect_dataset(detector, dataset):
 
 
 # --- data ------------------------------------------------------------------------------
-def load_split(ctx, config, split):
-    """`(paths, labels, sizes)` of a split from --data-dir, the generated set or the download."""
+def load_split(ctx, config, split, classes=None):
+    """The split as a `vision.detection_data.DetectionSet`: `--data-dir` in its format (COCO, VOC or banana;
+    `--format` or detected), else the generated banana set or the download. `classes`: the names the run's
+    class indices mean (its `classes.json`), which the split must use. `--tfds voc/2012`: TFDS's prepared
+    VOC, written once into the cache in COCO's layout (`detection_data.tfds_voc`)."""
+    if getattr(ctx, "tfds", None) is not None:
+        return _tfds_split(ctx, split, classes)
+    fmt = None
+    if ctx.data_dir is not None:
+        fmt, root = detection_data.detect_format(ctx.data_dir, config.format)
+    elif config.format not in ("auto", "banana"):
+        raise UsageError(f"--format {config.format} reads --data-dir; pass the folder holding the dataset")
+    if fmt in ("coco", "voc"):
+        return (detection_data.read_coco if fmt == "coco" else detection_data.read_voc)(root, split, classes)
     root = banana.banana_root(ctx.data_dir, config.source, config.train_images, config.val_images,
                               config.data_seed, config.max_objects, config.generated_size)
-    paths, labels, sizes = banana.read_bananas(root, split)
-    top = int(labels[..., 0].max())
-    if top >= config.num_classes:
-        raise DatasetError(f"{root / banana.SPLITS[split] / 'label.csv'} has class {top}; "
-                           f"pass --num-classes {top + 1} or more")
-    return paths, labels, sizes
+    return detection_data.DetectionSet(*banana.read_bananas(root, split))
+
+
+def _tfds_split(ctx, split, classes):
+    """A split of the `--tfds` VOC dataset through its cached COCO copy (keyed by name, version and folder)."""
+    import hashlib
+
+    from common import tfds_source
+    from common.data import cache_root
+
+    name, folder = ctx.tfds["name"], ctx.tfds["data_dir"]
+    version = tfds_source.describe(name, folder)["version"]
+    key = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
+    root = cache_root() / "tfds-detection" / f"{tfds_source.dataset_name(name).replace('/', '-')}-{version}-{key}"
+    examples = ctx.tfds_examples(detection_data.TFDS_SPLITS[split])
+    data = detection_data.read_coco(detection_data.tfds_voc(examples, root, split), split, classes)
+    return data._replace(ignore_kind="difficult")  # VOC's difficult objects, kept as COCO's ignored boxes
+
+
+def data_classes(data, config):
+    """The number of classes a run on `data` (DetectionSets) has: `--num-classes`, or with 0 the data's (its
+    class names, else the largest class index + 1); a class beyond `--num-classes` is one line."""
+    named = data[0].classes
+    top = [int(d.labels[..., 0].max()) for d in data]
+    found = len(named) if named else max(top) + 1
+    if config.num_classes and found > config.num_classes:
+        where = (f"{Path(data[0].paths[0]).parent.parent} has classes {', '.join(named)}" if named else
+                 f"{Path(data[int(np.argmax(top))].paths[0]).parent.parent / 'label.csv'} has class {found - 1}")
+        raise DatasetError(f"{where}; pass --num-classes {found} or more, or 0 (the number in the data)")
+    return config.num_classes or found
 
 
 # --- commands --------------------------------------------------------------------------
 def train(ctx):
     cfg = ctx.config
     per_replica_batch_size(cfg.batch_size, ctx.strategy)
-    train_paths, train_labels, train_sizes = load_split(ctx, cfg, "train")
-    val_paths, val_labels, val_sizes = load_split(ctx, cfg, "val")
+    train_set = load_split(ctx, cfg, "train")
+    val_set = load_split(ctx, cfg, "val", train_set.classes)
+    (train_paths, train_labels, train_sizes), (val_paths, val_labels, val_sizes) = train_set[:3], val_set[:3]
+    cfg.num_classes = data_classes((train_set, val_set), cfg)  # recorded in config.json
     train_decoded = banana.decoded_dataset(train_paths, train_labels, train_sizes, cfg.image_size)
     val_data = banana.batches(banana.decoded_dataset(val_paths, val_labels, val_sizes, cfg.image_size),
                               cfg.batch_size)
@@ -199,6 +238,8 @@ def train(ctx):
     with ctx.strategy.scope():
         model = build(cfg, total_steps=cfg.epochs * steps_per_epoch)
     run = ctx.run()
+    if train_set.classes is not None:
+        run.write_json(detection_data.class_names_file(run.path).name, list(train_set.classes))
     detector = make_detector(model, cfg.nms_threshold)
 
     def data(epoch):
@@ -210,13 +251,15 @@ def train(ctx):
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
             return lr
         dets, labels = detect_dataset(detector, val_data)
-        return {**lr, **{"val_" + k: v for k, v in coco_map(labels, dets, val_sizes).items()}}
+        scores = coco_map(labels, dets, val_sizes, ignored=val_set.ignored, ignore_kind=val_set.ignore_kind)
+        return {**lr, **{"val_" + k: v for k, v in scores.items()}}
 
     tic = time.perf_counter()
     history = training.fit(model, data, run, epochs=cfg.epochs, validation_data=val_data,
                            on_epoch_end=validation_map)
     wall = time.perf_counter() - tic
-    write_detection_grid(detector, val_paths[:8], cfg.image_size, run.file("detections.png"))
+    write_detection_grid(detector, val_paths[:8], cfg.image_size, run.file("detections.png"),
+                         classes=train_set.classes)
     last = history[-1]
     keys = ("loss", "class_err", "bbox_mae", "val_loss", "val_class_err", "val_bbox_mae", "val_map50", "val_map")
     epoch_s = float(np.median([h["time_s"] for h in history]))
@@ -234,12 +277,16 @@ def restore(ctx):
 
 def evaluate(ctx):
     cfg = ctx.config
-    paths, labels, sizes = load_split(ctx, cfg, "val")
+    classes = detection_data.read_class_names(ctx.run_dir)
+    val_set = load_split(ctx, cfg, "val", classes)
+    paths, labels, sizes = val_set[:3]
+    data_classes((val_set,), cfg)
     model = restore(ctx)
     data = banana.batches(banana.decoded_dataset(paths, labels, sizes, cfg.image_size), cfg.batch_size)
     errors = model.evaluate(data, verbose=0, return_dict=True)
     dets, labels = detect_dataset(make_detector(model, cfg.nms_threshold), data)
-    return {**coco_map(labels, dets, sizes), "class_err": errors["class_err"], "bbox_mae": errors["bbox_mae"],
+    scores = coco_map(labels, dets, sizes, classes, val_set.ignored, val_set.ignore_kind)
+    return {**scores, "class_err": errors["class_err"], "bbox_mae": errors["bbox_mae"],
             "loss": errors["loss"], "images": len(paths)}
 
 
@@ -248,6 +295,7 @@ def predict(ctx):
     cfg, args = ctx.config, ctx.args
     originals, batch = read_images(args.images, cfg.image_size)
     out = writable_dir(args.out or Path(ctx.run_dir) / "predictions")  # before the model is built
+    classes = detection_data.read_class_names(ctx.run_dir)
     detector = make_detector(restore(ctx), cfg.nms_threshold)
     tic = time.perf_counter()
     dets = np.concatenate([detector(tf.constant(batch[i:i + cfg.batch_size])).numpy()
@@ -256,8 +304,11 @@ def predict(ctx):
     found = 0
     below = 0
     for path, im, d in zip(args.images, originals, dets):
-        draw_detections(np.asarray(im), d, args.threshold, best=True).save(out / f"{path.stem}_pred.png")
+        picture = draw_detections(np.asarray(im), d, args.threshold, best=True, classes=classes)
+        picture.save(out / f"{path.stem}_pred.png")
         above = int(np.sum((d[:, 0] >= 0) & (d[:, 1] >= args.threshold)))
         found, below = found + above, below + int(above == 0 and d[0, 0] >= 0)
-    return {"images": len(originals), "detections": found, "threshold": args.threshold,
+    kept = dets[(dets[..., 0] >= 0) & (dets[..., 1] >= args.threshold)][:, 0].astype(int)
+    per_class = {(classes[c] if classes else str(c)): int(n) for c, n in zip(*np.unique(kept, return_counts=True))}
+    return {"images": len(originals), "detections": found, "per_class": per_class, "threshold": args.threshold,
             "grey_boxes": below, "out": str(out), "detect_s": round(seconds, 3)}

@@ -141,9 +141,9 @@ def read_split(root, split):
     return images, labels
 
 
-def _check_pair(pair, num_classes=NUM_CLASSES, names_file=None):
+def _check_pair(pair, num_classes=NUM_CLASSES, names_file=None, formats=("JPEG",)):
     image, label = pair
-    size = checked_image_size(image, {"JPEG"}, "VOC image")
+    size = checked_image_size(image, set(formats), "VOC image" if formats == ("JPEG",) else "image")
     try:
         values = read_label(label)
     except (OSError, SyntaxError, ValueError) as e:
@@ -165,15 +165,15 @@ def _check_pair(pair, num_classes=NUM_CLASSES, names_file=None):
     return values.shape
 
 
-def check_split(images, labels, workers=4, num_classes=NUM_CLASSES, names_file=None):
-    """Check every image and label decodes whole (`checked_image_size`: the images are JPEG, what the
-    pipeline's decoder reads), each label matches its image's size and holds only 0..`num_classes` - 1 and 255.
+def check_split(images, labels, workers=4, num_classes=NUM_CLASSES, names_file=None, formats=("JPEG",)):
+    """Check every image and label decodes whole (`checked_image_size`: the images are JPEG, or one of
+    `formats`), each label matches its image's size and holds only 0..`num_classes` - 1 and 255.
 
     `num_classes` is the number of names of the set (`class_names`), and `names_file` the
     class-names file they came from, if any (named in the error). Returns the (H, W) of each
     pair as an (N, 2) int array. Raises `DatasetError` naming the first bad file.
     """
-    check = lambda pair: _check_pair(pair, num_classes, names_file)
+    check = lambda pair: _check_pair(pair, num_classes, names_file, formats)
     with ThreadPoolExecutor(workers) as pool:
         return np.array(list(pool.map(check, zip(images, labels))), np.int64).reshape(-1, 2)
 
@@ -193,7 +193,7 @@ def filter_by_size(images, labels, sizes, crop, split="train"):
 def _load_pair(image_path, label_path):
     import tensorflow as tf
 
-    image = tf.image.decode_jpeg(tf.io.read_file(image_path), channels=3)
+    image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)  # JPEG or PNG
     label = tf.numpy_function(lambda p: read_label(p.decode()), [label_path], tf.uint8, stateful=False)
     label = tf.reshape(label, tf.shape(image)[:2])
     return image, label

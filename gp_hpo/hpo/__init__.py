@@ -16,6 +16,7 @@ from common import cli
 from gp_hpo.hpo.command import COMMANDS, DEMO, DESCRIPTION, Config
 
 VERBS = {"train": "run"}  # the field's word: a study is run, not trained
-SPEC = cli.Spec("gp_hpo.hpo", DESCRIPTION, Config, COMMANDS, DEMO)
+TFDS = {"fashion_mnist": "Fashion-MNIST, for the fashion_mnist objective"}  # --tfds
+SPEC = cli.Spec("gp_hpo.hpo", DESCRIPTION, Config, COMMANDS, DEMO, tfds=TFDS)
 main = SPEC.main  # `python -m gp_hpo.hpo run ...`; returns the exit code (see `gp_hpo.hpo.command`)
 run = SPEC.api("run")

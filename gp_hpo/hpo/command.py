@@ -189,11 +189,14 @@ def run(ctx):
             raise UsageError(f"--resume: {study_dir} holds no {JOURNAL}; pass the --study-dir of an earlier run")
     if ctx.data_dir is not None:
         os.environ[objectives.DATA_DIR_ENV] = str(Path(ctx.data_dir).resolve())
+    if ctx.tfds is not None:
+        use_tfds(ctx)
     settings = settings_from(config, study_dir)
     check_existing_study(settings, study_dir, resume)
     writable_dir(study_dir, "--study-dir")
     write_json(study_dir / "config.json", {**dataclasses.asdict(config), "module": ctx.prog,
-                                           "command": " ".join(["python -m", ctx.prog, *ctx.argv])})
+                                           "command": " ".join(["python -m", ctx.prog, *ctx.argv]),
+                                           **({"data": ctx.data_source()} if ctx.tfds is not None else {})})
     tuner = Tuner(settings)
     try:
         summary = tuner.run(config.workers, study_dir=study_dir)
@@ -206,6 +209,19 @@ def run(ctx):
     write_json(study_dir / "summary.json", summary)
     check_outcome(summary, tuner, study_dir)
     return summary
+
+
+def use_tfds(ctx):
+    """Give the trials (in any worker process) the TFDS dataset `--tfds` chose; it must feed the
+    `fashion_mnist` objective and be prepared (one line otherwise, before the study is written)."""
+    import json
+
+    from common import tfds_source
+
+    if ctx.config.objective != "gp_hpo.hpo.objectives:fashion_mnist":
+        raise UsageError(f"--tfds {ctx.tfds['name']} feeds the fashion_mnist objective, not {ctx.config.objective}")
+    tfds_source.load(ctx.tfds["name"], "train", ctx.tfds["data_dir"])
+    os.environ[objectives.TFDS_ENV] = json.dumps(ctx.tfds)
 
 
 def _arguments(parser):

@@ -11,9 +11,10 @@ is required.
 Shipped objectives:
 - `fashion_mnist`: the book's HPO objective (19.1: LeNet, SGD, learning rate and batch
   size tuned, epochs the resource), made small for a 2-core CPU: a fixed 4,000-image
-  subset of Fashion-MNIST's training file, 2,000 further training images for
-  validation, and LeNet with ReLU and max pooling (the book's sigmoid LeNet does not
-  leave chance level in the few hundred SGD steps this budget allows). An epoch takes
+  subset of Fashion-MNIST's training file (or of TFDS's `fashion_mnist` train split with
+  `--tfds`), 2,000 further training images for validation, and LeNet with ReLU and max
+  pooling (the book's sigmoid LeNet does not leave chance level in the few hundred SGD steps
+  this budget allows). An epoch takes
   about a second. The test file is never read (it is not ours to tune on).
 - `demo`: a Keras MLP on an offline generated 5-class problem (`--demo`).
 - `branin`, `hartmann6`: the analytic functions with an artificial epoch resource:
@@ -33,6 +34,7 @@ import numpy as np
 from common.errors import DatasetError, UsageError
 
 DATA_DIR_ENV = "DLSUITE_HPO_DATA_DIR"
+TFDS_ENV = "DLSUITE_HPO_TFDS"  # JSON {"name", "data_dir"}: the TFDS dataset `--tfds` chose, for every worker
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_FILES = {
     "train-images-idx3-ubyte.gz": "f3b839f14745c4e79b8fd3c612c99de71320e861",
@@ -170,11 +172,26 @@ def fashion_mnist_dir(data_dir=None):
     return target
 
 
+def fashion_mnist_train(data_dir=None):
+    """Fashion-MNIST's training images `(n, 28, 28)` uint8 and labels `(n,)`: from TFDS's `fashion_mnist` when
+    $DLSUITE_HPO_TFDS names it (`--tfds`), else from the IDX files (`fashion_mnist_dir`)."""
+    chosen = os.environ.get(TFDS_ENV)
+    if chosen:
+        import json
+
+        from common import tfds_source
+
+        chosen = json.loads(chosen)
+        examples = list(tfds_source.load(chosen["name"], "train", chosen["data_dir"]))
+        return (np.stack([e["image"][..., 0] for e in examples]).astype(np.uint8),
+                np.asarray([e["label"] for e in examples], np.uint8))
+    root = Path(fashion_mnist_dir(data_dir))
+    return _read_idx(root / "train-images-idx3-ubyte.gz", 3), _read_idx(root / "train-labels-idx1-ubyte.gz", 1)
+
+
 def fashion_mnist_subset(data_dir=None):
     """(x_train (4000, 28, 28, 1) float32 in [0, 1], y_train, x_val (2000, ...), y_val), a fixed seeded draw."""
-    root = Path(fashion_mnist_dir(data_dir))
-    images = _read_idx(root / "train-images-idx3-ubyte.gz", 3)
-    labels = _read_idx(root / "train-labels-idx1-ubyte.gz", 1)
+    images, labels = fashion_mnist_train(data_dir)
     idx = np.random.default_rng(0).permutation(len(images))[:FASHION_TRAIN + FASHION_VAL]
     x = (images[idx] / 255.0).astype("float32")[..., None]
     y = labels[idx].astype("int64")

@@ -13,7 +13,8 @@ def test_textcnn_learns_demo_and_two_replicas_match_one(capsys, monkeypatch):
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=2e-2, abs=2e-3)
     assert mirrored["accuracy"] == pytest.approx(single["accuracy"], abs=2e-2)
     reads = []  # evaluate reads the test reviews once; the vocabulary comes from the run
-    monkeypatch.setattr(imdb, "read_imdb", lambda d, split, read=imdb.read_imdb: reads.append(split) or read(d, split))
+    monkeypatch.setattr(imdb, "read_imdb", lambda d, split, *classes, read=imdb.read_imdb: reads.append(split)
+                        or read(d, split, *classes))
     code, evaluated, _ = run(sentiment.main, ["evaluate", "--run-dir", "single"], capsys)
     assert code == 0 and evaluated == {"accuracy": single["accuracy"], "test_reviews": 500}
     assert reads == ["test"]

@@ -54,7 +54,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
     with pytest.raises(DatasetError, match=r"SNLI file .*labels.dev does not exist"):
         snli.read_tokenised(tmp_path, "dev")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="no snli_1.0_<split>.txt nor s1/s2/labels"):
+    with pytest.raises(DatasetError, match="no snli_1.0_<split>.txt, <split>.jsonl nor s1/s2/labels"):
         snli.snli_directory(tmp_path / "empty")
 
 
@@ -63,8 +63,8 @@ def test_data_dir_is_the_files_folder_or_the_zips_snli_1_0_nothing_deeper(tmp_pa
     assert {snli.snli_directory(given) for given in (extracted.parent, extracted)} == {extracted}
     # a folder that only holds a copy further down (e.g. /tmp and some run's cache) is no SNLI directory
     snli.generate_demo(tmp_path / "other" / "cache" / "snli-demo", sizes=(10, 10, 10))
-    with pytest.raises(DatasetError, match=r"no snli_1.0_<split>.txt nor s1/s2/labels.<split> files in .*other "
-                                           r"\(nor in its snli_1.0/\)"):
+    with pytest.raises(DatasetError, match=r"no snli_1.0_<split>.txt, <split>.jsonl nor s1/s2/labels.<split> files "
+                                           r"in .*other \(nor in its snli_1.0/ or multinli_1.0/\)"):
         snli.snli_directory(tmp_path / "other")
 
 

@@ -70,6 +70,39 @@ def test_coco_map_averages_over_the_classes_with_objects():
     assert coco_map(empty, extra_class, sizes[:1]) == {"map": 0.0, "map50": 0.0}
 
 
+def test_coco_map_per_class_ap_by_name():
+    sizes = np.array([[100, 100], [100, 100]])
+    labels = np.array([[[0, *A]], [[1, *B]]], np.float32)
+    wrong_class = np.array([[[0, 0.9, *A]], [[0, 0.8, *B]]], np.float32)  # cat AP 1, dog AP 0 (see above)
+    result = coco_map(labels, wrong_class, sizes, classes=("cat", "dog", "bird"))
+    assert result["class_ap50"] == {"cat": pytest.approx(1.0), "dog": 0.0}  # bird: no objects, not listed
+    assert result["class_ap"] == {"cat": pytest.approx(1.0), "dog": 0.0}
+    assert np.mean(list(result["class_ap50"].values())) == pytest.approx(result["map50"])
+    nothing = coco_map(labels, np.full((2, 1, 6), -1, np.float32), sizes, classes=("cat", "dog"))
+    assert nothing["class_ap50"] == {"cat": 0.0, "dog": 0.0}
+
+
+D = [0.5, 0.5, 0.7, 0.7]  # inside B, a quarter of its area: IoU 0.25, COCO's crowd IoU (over D's area) 1
+
+
+@pytest.mark.parametrize("kind", ["crowd", "difficult"])
+def test_coco_map_ignores_crowd_and_difficult_boxes(kind):
+    labels, ignored = np.array([[[0, *A]]], np.float32), np.array([[[0, *B]]], np.float32)
+    # a detection on the ignored box above the hit: a false positive if B were nothing (AP 0.5), ignored here
+    on_ignored = np.array([[[0, 0.9, *B], [0, 0.5, *A]]], np.float32)
+    assert coco_map(labels, on_ignored, SQUARE)["map50"] == pytest.approx(0.5)
+    assert coco_map(labels, on_ignored, SQUARE, ignored=ignored, ignore_kind=kind)["map50"] == pytest.approx(1.0)
+    # the ignored box missed costs no recall (as an object: recall 0.5 -> 51/101)
+    only_a = np.array([[[0, 0.9, *A]]], np.float32)
+    both = np.concatenate([labels, ignored], axis=1)
+    assert coco_map(both, only_a, SQUARE)["map50"] == pytest.approx(51 / 101)
+    assert coco_map(labels, only_a, SQUARE, ignored=ignored, ignore_kind=kind)["map50"] == pytest.approx(1.0)
+    # a box on part of the region: COCO's crowd rule ignores it, VOC's difficult rule (IoU 0.25) does not
+    part = np.array([[[0, 0.9, *D], [0, 0.5, *A]]], np.float32)
+    expected = 1.0 if kind == "crowd" else 0.5
+    assert coco_map(labels, part, SQUARE, ignored=ignored, ignore_kind=kind)["map50"] == pytest.approx(expected)
+
+
 def test_boxes_go_to_pycocotools_in_pixels_of_each_image():
     boxes = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]])
     sizes = np.array([[200, 100], [64, 32]])  # (width, height)
