@@ -96,3 +96,16 @@ def saved_model_cli_show(out):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
+
+
+def check_refusals(main, capsys, run_dir="run", out="served"):
+    """An export into the non-empty `out` and a TFLite export of a SavedModel-only model are each one line,
+    exit 2, and leave `out` byte-identical (a TFLite target is not created)."""
+    from tests.cli_helpers import one_line, run, tree_digest
+
+    before = tree_digest(Path(out))
+    code, _, err = run(main, ["export", "--run-dir", run_dir, "--out", out], capsys)
+    assert code == 2 and one_line(err, f"--out {out} is not empty")
+    code, _, err = run(main, ["export", "--run-dir", run_dir, "--out", "t", "--format", "tflite"], capsys)
+    assert code == 2 and one_line(err, "exports a SavedModel only") and not Path("t").exists()
+    assert tree_digest(Path(out)) == before

@@ -54,22 +54,9 @@ def detect_format(data_dir, fmt="auto"):
 def class_names(root):
     """The names in `root/classes.txt`, index order: 2 to `MAX_CLASSES` distinct non-empty names; a malformed
     file is one `DatasetError` naming it and the line."""
-    path = Path(root) / CLASSES_FILE
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"cannot read {path} ({e}); write one class name per line, index 0 first") from None
-    while names and not names[-1]:
-        names.pop()
-    if not 2 <= len(names) <= MAX_CLASSES:
-        raise DatasetError(f"{path} names {len(names)} classes; write 2-{MAX_CLASSES} names, index 0 first")
-    if "" in names:
-        raise DatasetError(f"{path}: line {names.index('') + 1} is empty; write one class name per line")
-    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if repeated is not None:
-        raise DatasetError(f"{path} names {repeated!r} twice (lines {names.index(repeated) + 1} and "
-                           f"{names.index(repeated, names.index(repeated) + 1) + 1})")
-    return tuple(names)
+    return voc.read_class_list(Path(root) / CLASSES_FILE, MAX_CLASSES,
+                               f"write 2-{MAX_CLASSES} distinct class names, one per line, index 0 first",
+                               encoding="utf-8-sig")
 
 
 def _by_name(folder, suffixes):

@@ -84,6 +84,27 @@ def write_class_names(root, names):
         tmp.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
 
 
+def read_class_list(path, max_classes, fix, encoding="utf-8"):
+    """The names in the text file `path`, one per line in index order (trailing blank lines ignored): 2 to
+    `max_classes` distinct non-empty names; a malformed file raises one `DatasetError` naming it, the line
+    and `fix`."""
+    try:
+        names = [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {path} ({e}); {fix}") from None
+    while names and not names[-1]:
+        names.pop()
+    if not 2 <= len(names) <= max_classes:
+        raise DatasetError(f"{path} names {len(names)} classes; {fix}")
+    if "" in names:
+        raise DatasetError(f"{path}: line {names.index('') + 1} is empty; {fix}")
+    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if repeated is not None:
+        raise DatasetError(f"{path} names {repeated!r} twice (lines {names.index(repeated) + 1} and "
+                           f"{names.index(repeated, names.index(repeated) + 1) + 1}); {fix}")
+    return tuple(names)
+
+
 def class_names(root):
     """The names of class indices 0, 1, ... of the VOC2012 directory `root`, as a tuple.
 
@@ -94,24 +115,12 @@ def class_names(root):
     path = Path(root) / CLASS_NAMES_FILE
     if not path.exists():
         return VOC_CLASSES
-    fix = (f"write one class name per line, background first, 2-{NUM_CLASSES} lines, or delete it to use the "
-           f"{NUM_CLASSES} VOC names")
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"cannot read {path} ({e}); {fix}") from None
-    while names and not names[-1]:
-        names.pop()
-    if not 2 <= len(names) <= NUM_CLASSES:
-        raise DatasetError(f"{path} names {len(names)} classes; the model has {NUM_CLASSES} outputs, so {fix}")
-    if "" in names:
-        raise DatasetError(f"{path}: line {names.index('') + 1} is empty; {fix}")
+    fix = (f"the model has {NUM_CLASSES} outputs: write one class name per line, background first, "
+           f"2-{NUM_CLASSES} lines, or delete it to use the {NUM_CLASSES} VOC names")
+    names = read_class_list(path, NUM_CLASSES, fix)
     if names[0] != "background":
         raise DatasetError(f"{path}: the first name is {names[0]!r}, but index 0 is the background; {fix}")
-    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if repeated is not None:
-        raise DatasetError(f"{path} names {repeated!r} twice; {fix}")
-    return tuple(names)
+    return names
 
 
 def voc_root(data_dir=None):

@@ -9,8 +9,7 @@ import pytest
 
 from nlp import classify, imdb, nli, sentiment, serving, snli
 from nlp.text import encode_padded
-from tests.cli_helpers import one_line, run, tree_digest
-from tests.export_helpers import call_exported, saved_model_cli_show
+from tests.export_helpers import call_exported, check_refusals, saved_model_cli_show
 
 TRICKY = ["Hello, WORLD!! <br />It's 10/10?!", "", "   ", "Ünïcode café naïve Straße", "a<BR />b<br/>c",
           "tab\tsep\nnew\x0bline\x1cfs", "A\u00a0man\u2003is\u3000here", "ÉCOLE", "?!?", "don't-stop 3.14"]
@@ -61,12 +60,7 @@ def test_sentiment_export_equals_predict_in_a_fresh_process(tmp_path, capsys):
     shown = saved_model_cli_show("served")
     assert "signature_def['serving_default']" in shown
     assert "inputs['text'] tensor_info" in shown and "outputs['label'] tensor_info" in shown
-    before = tree_digest(Path("served"))
-    code, _, err = run(sentiment.main, ["export", "--run-dir", "run", "--out", "served"], capsys)
-    assert code == 2 and one_line(err, "--out served is not empty")
-    code, _, err = run(sentiment.main, ["export", "--run-dir", "run", "--out", "t", "--format", "tflite"], capsys)
-    assert code == 2 and one_line(err, "exports a SavedModel only") and not Path("t").exists()
-    assert tree_digest(Path("served")) == before
+    check_refusals(sentiment.main, capsys)
 
 
 @pytest.mark.slow  # over the fast suite's time budget (minutes of 2-core CPU for the new tests)

@@ -2,15 +2,13 @@
 the data's user ids and returns `predict`'s top-k unrated items exactly and their scores within 1e-4; with k = all
 items, exactly the user's unrated items come back (the rated ones padded with -1 / -inf); an unknown user id fails
 that request with the documented error while the process goes on serving; `saved_model_cli` lists the signature."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recsys import caser, caser_model, mf, mf_model, movielens, neumf, neumf_model
 from recsys.splits import load_splits
-from tests.cli_helpers import one_line, run, tree_digest
-from tests.export_helpers import call_exported, saved_model_cli_show
+from tests.export_helpers import call_exported, check_refusals, saved_model_cli_show
 
 MODELS = {"mf": (mf, mf_model, "predicted_ratings"), "neumf": (neumf, neumf_model, "scores"),
           "caser": (caser, caser_model, "scores")}
@@ -63,12 +61,7 @@ def test_mf_export_equals_predict_and_excludes_exactly_the_rated_items(monkeypat
         assert set(got["items"][row][finite].tolist()) == set(train_set.file_ids("item", np.arange(400))) - rated
         assert (got["items"][row][~finite] == -1).all() and (~finite).sum() == len(rated) > 0
         assert (np.diff(got["scores"][row][finite]) <= 0).all()  # best first
-    before = tree_digest(Path("served"))
-    code, _, err = run(mf.main, ["export", "--run-dir", "run", "--out", "served"], capsys)
-    assert code == 2 and one_line(err, "--out served is not empty")
-    code, _, err = run(mf.main, ["export", "--run-dir", "run", "--out", "t", "--format", "tflite"], capsys)
-    assert code == 2 and one_line(err, "exports a SavedModel only") and not Path("t").exists()
-    assert tree_digest(Path("served")) == before
+    check_refusals(mf.main, capsys)
 
 
 @pytest.mark.slow  # over the fast suite's time budget (minutes of 2-core CPU for the new tests)

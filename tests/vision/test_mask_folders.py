@@ -88,4 +88,4 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, drawn, capsys):
     (root / "train" / "images" / "p3.png").unlink()
     fails(f"{mask} has no image", "add it or remove the mask")
     (root / "classes.txt").write_text("background\n")
-    fails("classes.txt names 1 classes; write 2-254 names")
+    fails("classes.txt names 1 classes; write 2-254 distinct class names")
