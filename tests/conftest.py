@@ -1,5 +1,6 @@
 """Test-session set-up: two logical CPU devices, real-data fixture, isolated run/cache dirs."""
 import os
+import signal
 
 import pytest
 import tensorflow as tf
@@ -26,10 +27,18 @@ def shared_data():
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Every test gets its own working directory (runs/ lands there), dataset cache and record of the datasets
-    resolved (`common.data.resolved_datasets`, which config.json records)."""
+    resolved (`common.data.resolved_datasets`, which config.json records), and leaves the process as it found
+    it: the environment (commands set variables for their worker processes, e.g. gp_hpo.hpo's data source)
+    and the SIGINT handler (a test of Ctrl-C needs Python's own)."""
     import common.data
 
+    environment, handler = dict(os.environ), signal.getsignal(signal.SIGINT)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DLSUITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(common.data, "_RESOLVED", {})
     yield
+    for name in set(os.environ) - set(environment):
+        del os.environ[name]
+    os.environ.update(environment)
+    if handler is not None:
+        signal.signal(signal.SIGINT, handler)

@@ -291,8 +291,9 @@ def test_ctrl_c_fails_the_running_trial_at_once_and_queues_its_retry(tmp_path, m
     monkeypatch.setenv(LOG_ENV, str(tmp_path / "calls.jsonl"))
     d = tmp_path / "s"
     flags = ["--objective", f"{HERE}:interrupted_once", "--trials", "3", "--max-epochs", "3", "--study-dir", str(d)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own: Ctrl-C raises
     code, out, err = cli(*flags, capsys=capsys)
-    assert code == 130 and not out
+    assert code == 130 and not out, (code, out, err)
     assert err.strip().splitlines()[-1] == (
         "python -m gp_hpo.hpo run: error: interrupted: trial 0 marked failed and queued for retry; continue with: "
         f"python -m gp_hpo.hpo run --resume --study-dir {d}")
