@@ -86,6 +86,12 @@ def interrupted_once(config, report):
 interrupted_once.space = SPACE
 
 
+def _sigint_as_in_a_terminal():
+    """Before a child process starts: SIGINT's default action, so Python installs its own handler (a process
+    started in the background by a non-interactive shell, nohup ... &, would pass SIGINT on ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def calls(path):
     return [json.loads(line) for line in open(path)] if os.path.exists(path) else []
 
@@ -291,7 +297,9 @@ def test_ctrl_c_fails_the_running_trial_at_once_and_queues_its_retry(tmp_path, m
     monkeypatch.setenv(LOG_ENV, str(tmp_path / "calls.jsonl"))
     d = tmp_path / "s"
     flags = ["--objective", f"{HERE}:interrupted_once", "--trials", "3", "--max-epochs", "3", "--study-dir", str(d)]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own: Ctrl-C raises
+    # a terminal's Ctrl-C reaches Python's own handler; a process started in the background by a
+    # non-interactive shell (nohup ... &) inherits SIGINT ignored, and then nothing would be raised
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # tests/conftest.py puts the old one back
     code, out, err = cli(*flags, capsys=capsys)
     assert code == 130 and not out, (code, out, err)
     assert err.strip().splitlines()[-1] == (
@@ -326,7 +334,8 @@ def test_ctrl_c_on_two_worker_processes(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "gp_hpo.hpo", "run", "--objective", f"{HERE}:slow_epochs",
                              "--space", str(_space_file(tmp_path)), "--workers", "2", "--trials", "6",
                              "--max-epochs", "30", "--study-dir", str(d)],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     TS = optuna.trial.TrialState
     try:
         deadline = time.time() + 240
