@@ -307,10 +307,11 @@ def evaluate(ctx):
     epoch = restore(ctx, model)
     calibrate(model, cfg)
     images = generate_images(model, z)
-    index, distance, medians = meter.memorisation(images)
+    generated = quality.features(extractor, images)  # once, for the scores and the memorisation check
+    index, distance, medians = meter.memorisation(generated)
     pairs = np.stack([images[:MEMORISATION_SAMPLES], real[index[:MEMORISATION_SAMPLES]]], axis=1)
     save_grid(pairs.reshape(-1, *images.shape[1:]), Path(ctx.run_dir) / NEAREST_PNG)
-    result = {**meter.scores(images), "floor": meter.floor, "kid_floor": meter.kid_floor,
+    result = {**meter.compare(generated), "floor": meter.floor, "kid_floor": meter.kid_floor,
               "ceiling": untrained["quality"], "kid_ceiling": untrained["kid"]}
     if model.ema_generator is not None:
         result["raw"] = meter.scores(generate_images(model, z, generator=model.generator))

@@ -131,14 +131,18 @@ class QualityMeter:
 
     def scores(self, images):
         """{"quality": Frechet distance, "kid": KID, "kid_std": its spread over subsets} of images (n, H, W, 3)."""
-        generated = features(self.extractor, images)
+        return self.compare(features(self.extractor, images))
+
+    def compare(self, generated):
+        """`scores` of generated images given by their features (n, d)."""
         kid, kid_std = kernel_distance(self.real_features, generated)
         return {"quality": frechet_distance(self.real_features, generated), "kid": kid, "kid_std": kid_std}
 
-    def memorisation(self, images):
-        """Nearest training image in feature space of each image (n, H, W, 3): (index (n,), distance (n,)),
-        and the median nearest-training distance of the generated and of the held-out real images."""
-        index, distance = nearest_neighbours(features(self.extractor, images), self.real_features)
+    def memorisation(self, generated):
+        """Nearest training image in feature space of each generated image, given by its features (n, d):
+        (index (n,), distance (n,)), and the median nearest-training distance of the generated and of the
+        held-out real images."""
+        index, distance = nearest_neighbours(generated, self.real_features)
         held_out = nearest_neighbours(self.held_out_features, self.real_features)[1]
         return index, distance, {"sample_nn_median": float(np.median(distance)),
                                  "held_out_nn_median": float(np.median(held_out))}
