@@ -157,10 +157,6 @@ def main(argv=None):
         if "ssd" in args.models:
             bench_ssd(args.ssd_run or train_tiny_ssd(work), args.images, work, args.batch, args.repeat)
         if "sentiment" in args.models:
-            from nlp import sentiment
-
-            if "export" not in sentiment.COMMANDS:
-                return skipped("sentiment", "nlp.sentiment has no export command yet")
             bench_sentiment(args.sentiment_run or train_tiny_sentiment(work), work, args.batch, args.repeat)
 
 

@@ -103,13 +103,10 @@ def save_vocab(run, vocab):
 
 
 def save_classes(run, names):
-    """Write the class names (index order) into the run directory as `classes.json`, a JSON list (atomically,
-    the chief only); `evaluate`, `predict` and `export` name the model's outputs by it."""
-    import json
-
-    if run.chief:
-        with atomic_path(run.file(CLASSES_FILE)) as tmp:
-            tmp.write_text(json.dumps(list(names)), encoding="utf-8")
+    """Write the class names (index order) into the run directory as `classes.json`, a JSON list, through
+    `Run.write_json` (the chief only; on --resume not before the checkpoint is restored, so a failed resume
+    leaves the run's file as it was); `evaluate`, `predict` and `export` name the model's outputs by it."""
+    run.write_json(CLASSES_FILE, list(names))
 
 
 def load_vocab(run_dir):

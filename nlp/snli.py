@@ -191,6 +191,8 @@ def tfds_readers(name, examples):
     """Split name (`train`, `dev`, `test`; MultiNLI's `dev_matched`, `dev_mismatched`) -> reader of the
     TFDS dataset `name` (`snli` or `multi_nli`), `examples(tfds_split)` giving its numpy dicts (`premise`,
     `hypothesis`, `label` in `TFDS_LABELS` order, -1 dropped); sentences lower-cased and split on whitespace."""
+    from common import tfds_source
+
     to_ours = np.asarray([LABELS.index(n) for n in TFDS_LABELS] + [-1], np.int32)  # TFDS's -1 -> -1
 
     def read(split):
@@ -200,7 +202,8 @@ def tfds_readers(name, examples):
         return Pairs([_tokens(rows[i]["premise"].decode("utf-8")) for i in keep],
                      [_tokens(rows[i]["hypothesis"].decode("utf-8")) for i in keep], ids[keep])
 
-    return {ours: lambda split=split: read(split) for ours, split in TFDS_SPLITS[name.split("/")[0]].items()}
+    splits = TFDS_SPLITS[tfds_source.base_name(name)]  # `snli:1.1.0` names a version of snli
+    return {ours: lambda split=split: read(split) for ours, split in splits.items()}
 
 
 def _holds_splits(directory):

@@ -16,6 +16,8 @@ The id maps are the run's `ids.npz` (`recsys.movielens.load_id_maps`, checked ag
 import numpy as np
 import tensorflow as tf
 
+from recsys.criteo import NA
+
 UNKNOWN_USER = "unknown user id: not a user of the data the run was trained on"
 
 
@@ -117,7 +119,7 @@ def check_export(ctx):
 
 
 # --- click-through rate: recsys.fm / recsys.deepfm ------------------------------------------------------------
-NA_TOKEN = -(2 ** 62)  # recsys.criteo.NA: the token of an empty Criteo field
+NA_TOKEN = int(NA)  # the token of an empty Criteo field
 
 
 def _number_tokens(values, floor):

@@ -154,14 +154,12 @@ def fcn_class_names(ctx):
     """The names of the FCN's class indices: the run's classes.json, else the class_names.txt of the
     --data-dir it trained on, else its generated set's (both offline sets: `voc.SHAPE_NAMES`), else
     VOC's 21. Reads no images and generates or downloads nothing."""
-    import json
-
     from common.errors import DatasetError
     from vision import voc
 
-    path = ctx.run_dir / "classes.json"
-    if path.exists():
-        return [str(n) for n in json.loads(path.read_text(encoding="utf-8"))]
+    names = detection_data.read_class_names(ctx.run_dir)
+    if names is not None:
+        return list(names)
     if ctx.data_dir is not None:
         try:
             return list(voc.class_names(voc.voc_root(ctx.data_dir)))
